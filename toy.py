@@ -1,0 +1,276 @@
+"""The embedded toy corpus: many English voices from eSpeak NG, with exact phoneme timings.
+
+NaturalSpeech 2 (§4.1) trains on 44K hours of MLS with phonemes from G2P, durations from an aligner and pitch
+from PyWorld. None of that fits in a laptop demo, so this project ships a corpus that *generates itself* in
+seconds on any machine: the formant synthesizer eSpeak NG (bundled with its voices in the PyPI package
+`espeakng-loader`, driven here through ctypes) reads sentences in many voices. Because we drive the synthesizer,
+we get for free what real corpora need an aligner for: the exact phoneme sequence and the start of every phoneme
+in samples (eSpeak's PHONEME events). And because it can render *any* text in *any* voice, every evaluation has a
+ground truth (same text, same voice), including for voices never seen in training.
+
+A *voice* is an eSpeak variant (a formant set: the timbre) plus a base pitch, a pitch range and a speaking rate.
+Held-out voices use variants that no training voice uses, so zero-shot tests meet a timbre the model never heard.
+All voices speak with the `en-us` language, so the text front end (text -> phonemes) is the same for every
+speaker: `EspeakPhonemizer` returns exactly the phoneme tokens that appear in training.
+
+Determinism: eSpeak has internal randomness (e.g. in some variants' voicing); `espeak_ng_SetRandSeed` is called
+before every utterance, so an utterance's audio depends only on (voice, text, seed), not on the order of work.
+"""
+from __future__ import annotations
+
+import ctypes
+import random
+import threading
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+SAMPLE_RATE = 16000          # the project's audio rate (the codec's, §3.1)
+PAUSE = "_"                  # token for eSpeak's pause phonemes (they come as empty strings)
+LANGUAGE = "en-us"
+
+# eSpeak variants kept for the corpus. Dropped: whisper/whisperf/croak/announcer/david/robosoft/caleb/klatt/klatt2
+# (PyWorld finds almost no voicing in them), Demonic/UniRobot/anikaRobot/Tweaky/Storm/Mr serious (effects, not
+# voices), fast (identical to the default). Near-duplicates (e.g. steph2/steph3) stay: they differ once each voice
+# gets its own pitch and rate.
+TRAIN_VARIANTS = [
+    "Alex", "Alicia", "Andrea", "Andy", "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2", "Henrique",
+    "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "RicishayMax", "RicishayMax2", "Reed", "adam",
+    "anika", "antonio", "belinda", "benjamin", "boris", "ed", "edward", "f1", "f3", "f4",
+    "grandpa", "gustave", "ian", "iven", "iven2", "iven3", "john", "klatt3", "klatt5", "klatt6",
+    "linda", "m1", "m2", "m4", "m5", "m6", "m7", "m8", "marcelo", "max",
+    "michel", "miguel", "norbert", "pablo", "paul", "pedro", "quincy", "rob", "sandro", "shelby",
+    "steph", "steph3", "travis", "victor",
+]
+# Never used by a training voice: the zero-shot test set. Chosen spread over timbre and pitch.
+HELDOUT_VARIANTS = ["f2", "f5", "Annie", "aunty", "grandma", "steph2", "Nguyen", "m3", "Hugo", "klatt4",
+                    "edward2", "zac"]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One toy speaker: eSpeak variant + prosody settings (eSpeak's 0-100 pitch/range scales, words per minute)."""
+    name: str
+    variant: str
+    pitch: int
+    range: int
+    rate: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def make_voices(variants: list[str], seed: int, prefix: str) -> list[Voice]:
+    """One voice per variant with pitch/range/rate drawn from a seeded RNG (deterministic for `seed`)."""
+    voices = []
+    for i, variant in enumerate(variants):
+        rng = random.Random(f"{seed}-{prefix}-{i}")
+        voices.append(Voice(name=f"{prefix}{i:02d}_{variant}", variant=variant, pitch=rng.randint(30, 70),
+                            range=rng.randint(30, 80), rate=rng.randint(145, 195)))
+    return voices
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sentences: a small deterministic generator. Several sentence shapes over a vocabulary chosen to cover the common
+# English phonemes (every consonant incl. /ʒ ð θ ŋ tʃ dʒ/, monophthongs and diphthongs), plus numbers.
+# ----------------------------------------------------------------------------------------------------------------
+_WORDS = {
+    "adj": "quiet bright yellow cheerful tired clever ancient wooden frozen gentle noisy smooth purple curious "
+           "heavy hungry lazy lucky modern polite rough shiny sleepy tiny usual vivid warm young zealous awkward "
+           "beige thorough genuine pleasant",
+    "noun": "teacher garden violin kitten engine village farmer mirror pilot window blanket rabbit station "
+            "library dolphin journey measure treasure bridge thunder pencil orchestra chimney giraffe oyster "
+            "mountain voyage cushion shepherd vision feather judge wagon",
+    "verb": "painted carried watched visited borrowed measured followed pushed cleaned noticed joined shared "
+            "thanked passed reached enjoyed opened fixed chose showed",
+    "adv": "slowly quietly yesterday often happily nearly sometimes early together outside gracefully again",
+    "place": "near the harbour|behind the old church|under a thick blanket|across the frozen river|at the "
+             "village fair|inside the mountain cave|by the yellow window|on the noisy train|beyond the "
+             "northern hills|in the busy kitchen",
+    "name": "Joseph Martha Oliver Ruth Timothy Grace Hugo Judith Vincent Zoe Charles Sheila Boyd Nigel",
+    "time": "on Monday|at noon|every morning|last autumn|in the evening|before the storm|after lunch|in June",
+}
+_W = {k: v.split("|") if "|" in v else v.split() for k, v in _WORDS.items()}
+_SHAPES = [
+    "The {adj} {noun} {verb} the {noun2} {place}.",
+    "{name} {verb} a {adj} {noun} {time}.",
+    "Did the {noun} {adv} watch the {adj} {noun2} {place}?",
+    "{name} and {name2} {adv} {verb} {num} {adj} {noun}s.",
+    "Why does the {adj} {noun} sound so {adj2} {time}?",
+    "{time}, the {noun} {verb} the {adj} {noun2}, and {name} laughed.",
+    "Please bring the {adj} {noun} to {name} {time}.",
+    "There were {num} {noun}s {place}, all of them {adj}.",
+    "{name} thought the {noun} was {adj}, but the {noun2} was {adj2}.",
+    "Measure the {noun} {adv}, then leave it {place}.",
+]
+
+
+def sentence(rng: random.Random) -> str:
+    """One sentence drawn from the shapes and vocabulary above."""
+    shape = rng.choice(_SHAPES)
+    fill = {k: rng.choice(_W[k]) for k in _W}
+    fill.update(noun2=rng.choice(_W["noun"]), adj2=rng.choice(_W["adj"]), name2=rng.choice(_W["name"]),
+                num=str(rng.randint(2, 99)))
+    s = shape.format(**fill)
+    return s[0].upper() + s[1:]
+
+
+def sentences(n: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
+    """`n` distinct sentences for `seed`, none of them in `exclude` (to keep test texts unseen in training)."""
+    rng, out, seen = random.Random(seed), [], set(exclude)
+    while len(out) < n:
+        s = sentence(rng)
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# eSpeak NG through ctypes (speak_lib.h): synchronous synthesis into a callback that receives int16 chunks and events.
+# ----------------------------------------------------------------------------------------------------------------
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):       # espeak_EVENT
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_EVENT_LIST_END, _EVENT_PHONEME = 0, 7
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA, _INIT_DONT_EXIT = 0x0001, 0x0002, 0x8000
+_PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
+_CHARS_UTF8 = 1
+VOLUME = 60                           # eSpeak's 0-200 scale; 100 clips a few variants, 60 leaves headroom
+
+
+class Espeak:
+    """The eSpeak NG engine (one per process: the C library keeps global state).
+
+    `synth(text, voice, seed)` returns (audio int16 at `self.rate` Hz, [(phoneme, start_sample), ...]); phonemes are
+    IPA with stress marks attached (e.g. "ˈeɪ"); pauses are `PAUSE`.
+    """
+    _instance = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        import espeakng_loader
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+                                               _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT)
+        if self.rate <= 0:
+            raise RuntimeError(f"eSpeak NG failed to initialise (code {self.rate})")
+        self._chunks, self._events = [], []
+        self._cb = _CALLBACK(self._on_audio)   # keep a reference: ctypes callbacks must outlive the C side's use
+        self.lib.espeak_SetSynthCallback(self._cb)
+        import os
+        self.variants = set(os.listdir(os.path.join(espeakng_loader.get_data_path(), "voices", "!v")))
+
+    @classmethod
+    def get(cls) -> "Espeak":
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _on_audio(self, wav, n, events):
+        if n > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, (n,)).copy())
+        i = 0
+        while events[i].type != _EVENT_LIST_END:
+            e = events[i]
+            if e.type == _EVENT_PHONEME:
+                self._events.append((e.id.string.decode("utf-8", "replace") or PAUSE, e.sample))
+            i += 1
+        return 0
+
+    def set_voice(self, voice: Voice):
+        # eSpeak silently accepts unknown variant names: check against the installed list ourselves.
+        if voice.variant not in self.variants:
+            raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
+        if self.lib.espeak_SetVoiceByName(f"{LANGUAGE}+{voice.variant}".encode()) != 0:
+            raise RuntimeError(f"eSpeak could not select voice {LANGUAGE}+{voice.variant}")
+        for key in ("rate", "pitch", "range"):
+            self.lib.espeak_SetParameter(_PARAM[key], getattr(voice, key), 0)
+        self.lib.espeak_SetParameter(_PARAM["volume"], VOLUME, 0)
+
+    def synth(self, text: str, voice: Voice, seed: int = 0):
+        with self._lock:
+            self.set_voice(voice)
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+            self._chunks, self._events = [], []
+            data = text.encode("utf-8") + b"\0"
+            self.lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
+            audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+            return audio, list(self._events)
+
+
+def merge_pauses(events: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Consecutive pause events become one pause (eSpeak emits e.g. two empty phonemes at a clause end)."""
+    out = []
+    for ph, start in events:
+        if out and ph == PAUSE and out[-1][0] == PAUSE:
+            continue
+        out.append((ph, start))
+    return out
+
+
+def frame_durations(starts: list[int], sample_rate: int, n_frames: int, hop: int) -> np.ndarray:
+    """Phoneme start samples (at `sample_rate`) -> durations in frames of `hop` samples at SAMPLE_RATE.
+
+    Boundaries are rounded to the nearest frame, the first is pinned to 0 and the last to `n_frames`, so the
+    durations are non-negative integers that sum *exactly* to the number of frames (a phoneme shorter than half a
+    frame may get 0 frames, as in FastSpeech-style length regulators).
+    """
+    scale = SAMPLE_RATE / sample_rate / hop
+    bounds = np.rint(np.asarray(starts, np.float64) * scale).astype(np.int64)
+    bounds[0] = 0
+    bounds = np.clip(np.maximum.accumulate(bounds), 0, n_frames)
+    return np.diff(np.append(bounds, n_frames))
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Anti-aliased polyphase resampling (scipy's Kaiser-windowed FIR); float in, float32 out."""
+    if sr_in == sr_out:
+        return x.astype(np.float32)
+    from math import gcd
+    from scipy.signal import resample_poly
+    g = gcd(sr_in, sr_out)
+    return resample_poly(x.astype(np.float64), sr_out // g, sr_in // g).astype(np.float32)
+
+
+def render(text: str, voice: Voice, seed: int = 0, hop: int = 200):
+    """Speak `text` in `voice`: (wav float32 at 16 kHz padded to a multiple of `hop`, phonemes, frame durations)."""
+    engine = Espeak.get()
+    audio, events = engine.synth(text, voice, seed)
+    if len(audio) == 0 or not events:
+        raise ValueError(f"eSpeak produced no audio for {text!r}")
+    events = merge_pauses(events)
+    wav = resample(audio / 32768.0, engine.rate, SAMPLE_RATE)
+    n_frames = -(-len(wav) // hop)                              # ceil: pad the tail with silence
+    wav = np.pad(wav, (0, n_frames * hop - len(wav)))
+    phonemes = [p for p, _ in events]
+    durations = frame_durations([s for _, s in events], engine.rate, n_frames, hop)
+    return wav, phonemes, durations
+
+
+class EspeakPhonemizer:
+    """Text -> the toy corpus's phoneme tokens, exactly as they appear in training (eSpeak `en-us` events).
+
+    The phonemes do not depend on the variant or prosody, so a fixed neutral voice is used.
+    """
+    name = "espeak-en-us-ipa"
+    voice = Voice("frontend", "m1", 50, 50, 175)
+
+    def __call__(self, text: str) -> list[str]:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text is empty: give a sentence to speak")
+        _, events = Espeak.get().synth(text, self.voice, 0)
+        phonemes = [p for p, _ in merge_pauses(events)]
+        if not any(p != PAUSE for p in phonemes):
+            raise ValueError(f"text {text!r} has nothing to pronounce")
+        return phonemes
