@@ -19,8 +19,9 @@ before every utterance, so an utterance's audio depends only on (voice, text, se
 from __future__ import annotations
 
 import ctypes
+import os
+import pickle
 import random
-import threading
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -149,13 +150,13 @@ VOLUME = 60                           # eSpeak's 0-200 scale; 100 clips a few va
 
 
 class Espeak:
-    """The eSpeak NG engine (one per process: the C library keeps global state).
+    """The eSpeak NG engine of *this* process (the C library keeps global state; one engine per process).
 
-    `synth(text, voice, seed)` returns (audio int16 at `self.rate` Hz, [(phoneme, start_sample), ...]); phonemes are
-    IPA with stress marks attached (e.g. "ˈeɪ"); pauses are `PAUSE`.
+    `synth_here(text, voice, seed)` returns (audio int16 at `self.rate` Hz, [(phoneme, start_sample), ...]);
+    phonemes are IPA with stress marks attached (e.g. "ˈeɪ"); pauses are `PAUSE`. Use `synth` below instead: the
+    engine keeps state that no API call resets (see there).
     """
     _instance = None
-    _lock = threading.Lock()
 
     def __init__(self):
         import espeakng_loader
@@ -167,15 +168,13 @@ class Espeak:
         self._chunks, self._events = [], []
         self._cb = _CALLBACK(self._on_audio)   # keep a reference: ctypes callbacks must outlive the C side's use
         self.lib.espeak_SetSynthCallback(self._cb)
-        import os
-        self.variants = set(os.listdir(os.path.join(espeakng_loader.get_data_path(), "voices", "!v")))
+        self.lib.espeak_SetVoiceByName(LANGUAGE.encode())   # load the language's dictionary once (no synthesis)
 
     @classmethod
     def get(cls) -> "Espeak":
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
 
     def _on_audio(self, wav, n, events):
         if n > 0:
@@ -188,25 +187,65 @@ class Espeak:
             i += 1
         return 0
 
-    def set_voice(self, voice: Voice):
-        # eSpeak silently accepts unknown variant names: check against the installed list ourselves.
-        if voice.variant not in self.variants:
-            raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
+    def synth_here(self, text: str, voice: Voice, seed: int):
         if self.lib.espeak_SetVoiceByName(f"{LANGUAGE}+{voice.variant}".encode()) != 0:
             raise RuntimeError(f"eSpeak could not select voice {LANGUAGE}+{voice.variant}")
         for key in ("rate", "pitch", "range"):
             self.lib.espeak_SetParameter(_PARAM[key], getattr(voice, key), 0)
         self.lib.espeak_SetParameter(_PARAM["volume"], VOLUME, 0)
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+        self._chunks, self._events = [], []
+        data = text.encode("utf-8") + b"\0"
+        self.lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return audio, self.rate, list(self._events)
 
-    def synth(self, text: str, voice: Voice, seed: int = 0):
-        with self._lock:
-            self.set_voice(voice)
-            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
-            self._chunks, self._events = [], []
-            data = text.encode("utf-8") + b"\0"
-            self.lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
-            audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-            return audio, list(self._events)
+
+def variants() -> set[str]:
+    """Names of the installed eSpeak variants (eSpeak itself silently accepts unknown names)."""
+    import espeakng_loader
+    return set(os.listdir(os.path.join(espeakng_loader.get_data_path(), "voices", "!v")))
+
+
+def synth(text: str, voice: Voice, seed: int = 0):
+    """Speak `text` -> (audio int16, sample rate, [(phoneme, start sample), ...]), reproducibly.
+
+    Why a child process: `espeak_ng_SetRandSeed` fixes eSpeak's noise generator, but the engine also keeps a
+    pitch-flutter phase in a function-local static (`Flutter_ix` in wavegen.c) that nothing resets, not even
+    `espeak_Terminate`: the same call gives different audio depending on what the process synthesized before.
+    So every utterance is rendered in a forked child of a process that initialised the engine but never synthesized:
+    fresh state each time,
+    and an utterance's audio depends only on (text, voice, seed). A fork costs about a millisecond. On systems
+    without fork (Windows) the engine runs in-process, and audio then depends on the order of calls.
+    """
+    if voice.variant not in variants():
+        raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
+    if not hasattr(os, "fork"):
+        return Espeak.get().synth_here(text, voice, seed)
+    Espeak.get()                                      # initialise here (no synthesis): children inherit it ready
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                      # child: render, send the result, exit without cleanup
+        try:
+            os.close(r)
+            try:
+                result = (True, Espeak.get().synth_here(text, voice, seed))
+            except Exception as e:                    # noqa: BLE001 - re-raised in the parent
+                result = (False, e)
+            with os.fdopen(w, "wb") as f:
+                pickle.dump(result, f)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        payload = f.read()
+    os.waitpid(pid, 0)
+    if not payload:
+        raise RuntimeError("the eSpeak child process died without an answer")
+    ok, result = pickle.loads(payload)
+    if not ok:
+        raise result
+    return result
 
 
 def merge_pauses(events: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -245,16 +284,15 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 def render(text: str, voice: Voice, seed: int = 0, hop: int = 200):
     """Speak `text` in `voice`: (wav float32 at 16 kHz padded to a multiple of `hop`, phonemes, frame durations)."""
-    engine = Espeak.get()
-    audio, events = engine.synth(text, voice, seed)
+    audio, rate, events = synth(text, voice, seed)
     if len(audio) == 0 or not events:
         raise ValueError(f"eSpeak produced no audio for {text!r}")
     events = merge_pauses(events)
-    wav = resample(audio / 32768.0, engine.rate, SAMPLE_RATE)
+    wav = resample(audio / 32768.0, rate, SAMPLE_RATE)
     n_frames = -(-len(wav) // hop)                              # ceil: pad the tail with silence
     wav = np.pad(wav, (0, n_frames * hop - len(wav)))
     phonemes = [p for p, _ in events]
-    durations = frame_durations([s for _, s in events], engine.rate, n_frames, hop)
+    durations = frame_durations([s for _, s in events], rate, n_frames, hop)
     return wav, phonemes, durations
 
 
@@ -269,7 +307,7 @@ class EspeakPhonemizer:
     def __call__(self, text: str) -> list[str]:
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text is empty: give a sentence to speak")
-        _, events = Espeak.get().synth(text, self.voice, 0)
+        _, _, events = synth(text, self.voice, 0)
         phonemes = [p for p, _ in merge_pauses(events)]
         if not any(p != PAUSE for p in phonemes):
             raise ValueError(f"text {text!r} has nothing to pronounce")

@@ -1,0 +1,178 @@
+"""Feature pipeline: audio checks, pitch, durations, the cache (resumable), Dataset/collate, CLI errors."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import data
+
+ROOT = data.Path(__file__).resolve().parents[1]
+
+
+def harmonic_tone(f0, seconds=1.0, sr=16000, n_harmonics=6):
+    t = np.arange(int(seconds * sr)) / sr
+    return sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, n_harmonics + 1)).astype(np.float32) * 0.3
+
+
+@pytest.mark.parametrize("f0", [110.0, 150.0, 237.0, 400.0])
+def test_pitch_of_harmonic_tone_within_one_percent(f0):
+    wav = harmonic_tone(f0)[: 79 * data.HOP]
+    lf0, voiced = data.extract_pitch(wav)
+    assert lf0.shape == voiced.shape == (79,)
+    assert voiced[2:-2].all()
+    est = np.exp(lf0[voiced])
+    assert np.abs(np.median(est) / f0 - 1) < 0.01
+    assert np.abs(est[2:-2] / f0 - 1).max() < 0.01
+
+
+def test_pitch_frames_sit_on_codec_frames():
+    """A tone that jumps 120 -> 240 Hz at frame 40 changes pitch at frame 40, not half a frame off."""
+    a, b = harmonic_tone(120.0, 40 * data.HOP / 16000), harmonic_tone(240.0, 40 * data.HOP / 16000)
+    lf0, voiced = data.extract_pitch(np.concatenate([a, b]))
+    f = np.exp(lf0)
+    assert abs(f[37] / 120 - 1) < 0.02 and abs(f[42] / 240 - 1) < 0.02
+    assert np.argmax(np.diff(f)) in (38, 39, 40)
+
+
+def test_unvoiced_frames_are_interpolated_never_log_zero():
+    f0 = np.array([0, 0, 100, 0, 0, 0, 200, 0], float)
+    lf0 = data.interpolate_log_f0(f0, f0 > 0)
+    assert np.isfinite(lf0).all()
+    assert np.allclose(np.exp(lf0[[0, 1, 2, 6, 7]]), [100, 100, 100, 200, 200])
+    assert np.allclose(lf0[4], (np.log(100) + np.log(200)) / 2)      # linear in log F0
+    with pytest.raises(data.AudioError, match="no voiced"):
+        data.extract_pitch(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+
+
+def test_load_audio_downmixes_and_resamples(tmp_path):
+    tone = harmonic_tone(200.0, 1.0, sr=44100)
+    sf.write(tmp_path / "stereo44k.wav", np.stack([tone, 0.5 * tone], 1), 44100)
+    wav = data.load_audio(tmp_path / "stereo44k.wav")
+    assert wav.ndim == 1 and wav.dtype == np.float32 and abs(len(wav) - 16000) <= 1
+    lf0, _ = data.extract_pitch(wav[: len(wav) // 200 * 200])
+    assert abs(np.median(np.exp(lf0)) / 200 - 1) < 0.01                 # resampling kept the pitch
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: np.zeros(16000, np.float32), "silent"),
+    (lambda: np.clip(harmonic_tone(150.0) * 10, -1, 1), "clipped"),
+    (lambda: np.zeros(0, np.float32), "empty"),
+    (lambda: np.where(np.arange(16000) == 5, np.nan, harmonic_tone(150.0)).astype(np.float32), "NaN"),
+])
+def test_bad_audio_gets_a_clear_error(tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    sf.write(path, make(), 16000, subtype="FLOAT")
+    with pytest.raises(data.AudioError, match=message):
+        data.load_audio(path)
+
+
+def test_unreadable_audio(tmp_path):
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    with pytest.raises(data.AudioError, match="cannot read"):
+        data.load_audio(tmp_path / "junk.wav")
+    with pytest.raises(data.AudioError, match="cannot read"):
+        data.load_audio(tmp_path / "missing.wav")
+
+
+def test_features_reject_broken_durations():
+    wav = harmonic_tone(150.0)[: 80 * data.HOP]
+    with pytest.raises(ValueError, match="sum to 80"):
+        data.features(wav, [1, 2, 3], [10, 20, 30], "s", "t")
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        data.features(wav[:-1], [1], [80], "s", "t")
+
+
+def test_every_item_durations_sum_to_frame_count(toy_cache):
+    manifest = data.read_manifest(toy_cache)
+    for u in manifest["utterances"]:
+        f = data.load_features(toy_cache / "feats" / f"{u['id']}.npz")
+        n_samples = sf.info(toy_cache / u["wav"]).frames
+        assert f["durations"].sum() == len(f["lf0"]) == len(f["voiced"]) == u["n_frames"] == n_samples // data.HOP
+        assert n_samples % data.HOP == 0 and len(f["durations"]) == len(f["phonemes"]) and (f["durations"] >= 0).all()
+        assert np.isfinite(f["lf0"]).all() and str(f["speaker"]) == u["speaker"] and str(f["text"]) == u["text"]
+
+
+def test_manifest_and_stats(toy_cache):
+    st = data.stats(data.read_manifest(toy_cache))
+    assert st["train_speakers"] == 64 and st["heldout_speakers"] == 12
+    assert set(st["splits"]) == {"train", "valid", "test"} and st["splits"]["test"]["speakers"] == 12
+    assert "_" in st["phonemes"] and len(st["phonemes"]) > 40
+    assert "12 held out" in data.format_stats(st)
+
+
+def test_dataset_and_collate_masks(toy_cache):
+    ds = data.FeatureDataset(toy_cache, "train")
+    items = [ds[i] for i in range(4)]
+    batch = data.collate(items)
+    B, N = batch["phonemes"].shape
+    T = batch["lf0"].shape[1]
+    assert B == 4 and N == max(len(it["phonemes"]) for it in items) and T == max(len(it["lf0"]) for it in items)
+    for b, it in enumerate(items):
+        n, t = len(it["phonemes"]), len(it["lf0"])
+        assert batch["phoneme_mask"][b].sum() == n and batch["frame_mask"][b].sum() == t
+        assert batch["phoneme_mask"][b, :n].all() and not batch["phoneme_mask"][b, n:].any()
+        assert (batch["phonemes"][b, n:] == 0).all() and (batch["lf0"][b, t:] == 0).all()
+        assert not batch["voiced"][b, t:].any()
+        assert batch["durations"][b].sum() == t          # padding phonemes have duration 0
+        assert ds.phoneme_set.decode(batch["phonemes"][b, :n]) == ds.phoneme_set.decode(it["phonemes"])
+    with pytest.raises(KeyError, match="data.py encode"):
+        data.FeatureDataset(toy_cache, "train", with_codes=True)[0]
+    with pytest.raises(ValueError, match="empty"):
+        data.FeatureDataset(toy_cache, "nosuchsplit")
+
+
+def test_collate_pads_codes():
+    import torch
+    items = [dict(id=str(t), speaker=torch.tensor(0), phonemes=torch.ones(2, dtype=torch.long),
+                  durations=torch.tensor([t - 1, 1]), lf0=torch.ones(t), voiced=torch.ones(t, dtype=torch.bool),
+                  codes=torch.full((3, t), 7)) for t in (5, 9)]
+    batch = data.collate(items)
+    assert batch["codes"].shape == (2, 3, 9)
+    assert (batch["codes"][0, :, :5] == 7).all() and (batch["codes"][0, :, 5:] == 0).all()
+
+
+def test_prepare_resumes_where_it_stopped(tmp_path, toy_cache):
+    """Remove some outputs (an interrupted run): a re-run redoes only those, and gets identical files."""
+    import shutil
+    out = tmp_path / "toy"
+    shutil.copytree(toy_cache, out)
+    (out / "manifest.json").unlink()
+    feats = sorted((out / "feats").glob("*.npz"))
+    removed = [feats[3], feats[50], feats[-1]]
+    before = {p: p.read_bytes() for p in removed}
+    for p in removed:
+        p.unlink()
+    untouched = feats[10]
+    mtime = untouched.stat().st_mtime_ns
+    data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=1, jobs=1))
+    assert untouched.stat().st_mtime_ns == mtime
+    for p in removed:
+        new = data.load_features(p)
+        old = np.load(io.BytesIO(before[p]))
+        for k in ("phonemes", "durations", "lf0", "voiced"):
+            assert np.array_equal(new[k], old[k]), (p.name, k)
+    assert data.read_manifest(out)["utterances"] == data.read_manifest(toy_cache)["utterances"]
+    assert not list(out.rglob("*.tmp"))                        # atomic writes leave no temp files
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "data.py", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["stats", "--data", "/nonexistent/cache"], "no feature cache"),
+    (["prepare", "--corpus", "toy", "--utts-per-voice", "0", "--out", "/tmp/x"], "at least 1"),
+    (["prepare", "--corpus", "libritts", "--out", "/tmp/x"], "--root"),
+])
+def test_cli_user_errors_are_one_line(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_help():
+    r = run_cli("prepare", "--help")
+    assert r.returncode == 0 and "--utts-per-voice" in r.stdout

@@ -1,0 +1,99 @@
+"""LibriTTS reader on a small fixture in the official layout (24 kHz audio, MFA-style TextGrids)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import data
+import libritts
+import toy
+from text import phonemize_en, PUNCTUATION
+
+ROOT = data.Path(__file__).resolve().parents[1]
+
+
+def write_textgrid(path, duration, phones):
+    """A long-format TextGrid like MFA's: words + phones tiers; phones spread evenly after 0.1 s of silence."""
+    edges = np.linspace(0.1, duration - 0.1, len(phones) + 1)
+    items = [(0.0, 0.1, "")] + [(a, b, p) for a, b, p in zip(edges[:-1], edges[1:], phones)] + \
+            [(duration - 0.1, duration, "sil")]
+    iv = "".join(f'        intervals [{i + 1}]:\n            xmin = {a}\n            xmax = {b}\n'
+                 f'            text = "{t}"\n' for i, (a, b, t) in enumerate(items))
+    path.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = %s\ntiers? <exists>\n'
+                    'size = 2\nitem []:\n    item [1]:\n        class = "IntervalTier"\n        name = "words"\n'
+                    '        xmin = 0\n        xmax = %s\n        intervals: size = 0\n    item [2]:\n'
+                    '        class = "IntervalTier"\n        name = "phones"\n        xmin = 0\n        xmax = %s\n'
+                    '        intervals: size = %d\n%s' % (duration, duration, duration, len(items), iv))
+
+
+@pytest.fixture(scope="module")
+def libritts_fixture(tmp_path_factory):
+    root, grids = tmp_path_factory.mktemp("LibriTTS"), tmp_path_factory.mktemp("mfa")
+    voices = toy.make_voices(toy.HELDOUT_VARIANTS, 0, "x")
+    rows = [("train-clean-100", "1001", "10", "The farmer fixed the wagon."),
+            ("train-clean-100", "1001", "10", "Did Martha read 3 books?"),
+            ("train-clean-100", "1002", "20", "Zoe chose the purple cushion."),
+            ("dev-clean", "1003", "30", "A quiet dolphin joined the voyage."),
+            ("test-clean", "1004", "40", "Grace measured the frozen river."),
+            ("train-clean-100", "1002", "20", "This one has an unaligned word."),     # spn
+            ("train-clean-100", "1002", "20", "This one is clipped."),                # clipped audio
+            ("train-clean-100", "1002", "20", "This one was never aligned.")]         # no TextGrid
+    for k, (subset, spk, chap, text) in enumerate(rows):
+        folder = root / subset / spk / chap
+        folder.mkdir(parents=True, exist_ok=True)
+        uid = f"{spk}_{chap}_{k:06d}_000000"
+        wav, _, _ = toy.render(text, voices[int(spk) % len(voices)], seed=k)
+        wav = toy.resample(wav, 16000, 24000)
+        if "clipped" in text:
+            wav = np.clip(wav * 50, -1, 1)
+        sf.write(folder / f"{uid}.wav", wav, 24000)
+        (folder / f"{uid}.normalized.txt").write_text(text)
+        phones = [p for p in phonemize_en(text) if p not in PUNCTUATION]
+        if "unaligned" in text:
+            phones[3] = "spn"
+        if "never aligned" not in text:
+            write_textgrid(grids / f"{uid}.TextGrid", len(wav) / 24000, phones)
+    return root, grids
+
+
+def test_prepare_libritts(libritts_fixture, tmp_path):
+    root, grids = libritts_fixture
+    manifest = libritts.prepare(root, tmp_path, ["train-clean-100", "dev-clean", "test-clean"], grids, jobs=1)
+    assert manifest["front_end"] == "g2p_en-arpabet"
+    assert {u["split"] for u in manifest["utterances"]} == {"train", "valid", "test"}
+    assert manifest["speakers"] == {"train": ["1001", "1002", "1003"], "heldout": ["1004"]}
+    reasons = {s["id"].split("_")[2]: s["reason"] for s in manifest["skipped"]}
+    assert "spn" in reasons["000005"] and "clipped" in reasons["000006"] and "TextGrid" in reasons["000007"]
+    pset = data.PhonemeSet.from_list(manifest["phonemes"])
+    for u in manifest["utterances"]:
+        f = data.load_features(tmp_path / "feats" / f"{u['id']}.npz")
+        n16 = int(round(sf.info(u["wav"]).frames * 16000 / 24000))
+        assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] == n16 // data.HOP
+        ph = pset.decode(f["phonemes"])
+        assert ph[0] == ph[-1] == data.PAUSE and all(p == data.PAUSE or p[:2].isupper() for p in ph)
+    past = next(u for u in manifest["utterances"] if "read" in u["text"])
+    assert "EH1" in pset.decode(data.load_features(tmp_path / "feats" / f"{past['id']}.npz")["phonemes"])
+
+
+def test_textgrid_without_phones_tier(tmp_path):
+    (tmp_path / "x.TextGrid").write_text('File type = "ooTextFile"\nitem [1]:\n name = "words"\n')
+    with pytest.raises(ValueError, match="phones"):
+        libritts.read_textgrid_phones(tmp_path / "x.TextGrid")
+
+
+def test_cli_requires_textgrids(libritts_fixture, tmp_path):
+    root, _ = libritts_fixture
+    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(root),
+                        "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "--textgrids" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_libritts_end_to_end(libritts_fixture, tmp_path):
+    root, grids = libritts_fixture
+    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(root),
+                        "--textgrids", str(grids), "--out", str(tmp_path), "--jobs", "1"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "held out" in r.stdout and "3 utterances skipped" in r.stdout

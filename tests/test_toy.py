@@ -1,0 +1,110 @@
+"""The eSpeak toy corpus: voices, determinism, exact phoneme timings, front end = training phonemes."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data
+import toy
+
+ROOT = data.Path(__file__).resolve().parents[1]
+
+
+def test_voices_many_and_heldout_disjoint():
+    plan = data.plan_toy(seed=0, utts_per_voice=1, heldout_utts=1)
+    train, heldout = plan["speakers"]["train"], plan["speakers"]["heldout"]
+    assert len(train) >= 40 and len(heldout) >= 8
+    train_variants = {plan["voices"][v]["variant"] for v in train}
+    heldout_variants = {plan["voices"][v]["variant"] for v in heldout}
+    assert not train_variants & heldout_variants, "a held-out voice shares its timbre with a training voice"
+    assert all(u["split"] == "test" for u in plan["utterances"] if u["speaker"] in heldout)
+    assert all(u["split"] != "test" for u in plan["utterances"] if u["speaker"] in train)
+
+
+def test_test_sentences_unseen_in_training():
+    plan = data.plan_toy(seed=0, utts_per_voice=4, heldout_utts=4)
+    train_texts = {u["text"] for u in plan["utterances"] if u["split"] == "train"}
+    other = [u["text"] for u in plan["utterances"] if u["split"] != "train"]
+    assert other and not train_texts & set(other)
+
+
+def test_sentences_deterministic_and_cover_phonemes():
+    assert toy.sentences(50, 3) == toy.sentences(50, 3)
+    assert toy.sentences(50, 3) != toy.sentences(50, 4)
+    phonemizer = toy.EspeakPhonemizer()
+    seen = {p.lstrip("ˈˌ") for s in toy.sentences(200, 0) for p in phonemizer(s)}
+    # every English consonant, including the rare ones, and the main vowels/diphthongs
+    for p in "p b t d k ɡ f v θ ð s z ʃ ʒ h tʃ dʒ m n ŋ l ɹ w j æ ɪ ɛ ʌ ʊ iː uː ɑː ɔː ɜː eɪ aɪ oʊ aʊ ɔɪ".split():
+        assert p in seen, p
+
+
+def test_render_is_deterministic_across_processes():
+    voice = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[5]
+    text = "Joseph measured the frozen river at noon."
+    here, _, _ = toy.render(text, voice, seed=11)
+    code = ("import sys, numpy as np, toy; v = toy.Voice(**%r); "
+            "w, _, _ = toy.render(%r, v, seed=11); sys.stdout.buffer.write(w.tobytes())") % (voice.to_dict(), text)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True).stdout
+    assert np.array_equal(np.frombuffer(out, np.float32), here)
+
+
+def test_corpus_files_match_in_process_render(toy_cache):
+    """The cache was built by 2 spawned workers in arbitrary order; each utterance equals a fresh render."""
+    manifest = data.read_manifest(toy_cache)
+    for u in manifest["utterances"][::37]:
+        wav, phonemes, durations = toy.render(u["text"], toy.Voice(**manifest["voices"][u["speaker"]]), u["seed"])
+        f = data.load_features(toy_cache / "feats" / f"{u['id']}.npz")
+        assert np.abs(data.load_audio(toy_cache / u["wav"]) - wav).max() < 1 / 32768 + 1e-6   # 16-bit rounding
+        assert data.PhonemeSet.from_list(manifest["phonemes"]).decode(f["phonemes"]) == phonemes
+        assert np.array_equal(f["durations"], durations)
+
+
+def test_phonemizer_matches_training_phonemes_for_every_voice():
+    text = "Did the curious giraffe borrow 42 yellow pencils?"
+    expected = toy.EspeakPhonemizer()(text)
+    voices = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr") + toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")
+    for v in voices[::5]:
+        assert toy.render(text, v, seed=1)[1] == expected, v.name
+
+
+def test_durations_are_frames_and_sum_exactly():
+    starts = [0, 130, 450, 451, 1999]
+    d = toy.frame_durations(starts, 22050, n_frames=40, hop=200)
+    assert d.sum() == 40 and (d >= 0).all() and len(d) == len(starts)
+
+
+def _high_band_ratio(wav, hop=200):
+    """Per frame: energy above 4 kHz / total energy."""
+    frames = wav[: len(wav) // hop * hop].reshape(-1, hop) * np.hanning(hop)
+    spec = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(512, 1 / 16000)
+    return spec[:, freqs > 4000].sum(1) / (spec.sum(1) + 1e-12)
+
+
+def test_phoneme_timing_lines_up_with_audio():
+    """Fricative /s/ frames are dominated by > 4 kHz energy, vowel frames are not; shifting the timings breaks it."""
+    text = "Sam sees six sisters sipping sweet soup, so Susan smiles."
+    voice = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[0]
+    wav, phonemes, durations = toy.render(text, voice, seed=0)
+    ratio = _high_band_ratio(wav)
+    starts = np.concatenate([[0], np.cumsum(durations)[:-1]])
+
+    def frames_of(pred, shift=0):
+        idx = [np.arange(s + 1, s + d - 1) + shift for p, s, d in zip(phonemes, starts, durations) if pred(p) and d >= 3]
+        return np.clip(np.concatenate(idx), 0, len(ratio) - 1)
+
+    is_s, is_vowel = (lambda p: p == "s"), (lambda p: p.lstrip("ˈˌ")[:1] in "aeiouæɑɔəɚɛɜɪʊʌ")
+    s_ratio, v_ratio = ratio[frames_of(is_s)].mean(), ratio[frames_of(is_vowel)].mean()
+    assert s_ratio > 0.5 and v_ratio < 0.1, (s_ratio, v_ratio)
+    assert ratio[frames_of(is_s, shift=8)].mean() < 0.5 * s_ratio   # misaligned timings would be caught
+
+
+def test_unknown_variant_is_rejected():
+    with pytest.raises(ValueError, match="unknown eSpeak variant"):
+        toy.render("Hello.", toy.Voice("x", "nonexistent", 50, 50, 175))
+
+
+def test_phonemizer_bad_text():
+    with pytest.raises(ValueError, match="empty"):
+        toy.EspeakPhonemizer()("   ")
