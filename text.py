@@ -40,7 +40,7 @@ class TextError(ValueError):
 def nltk_data_dir() -> pathlib.Path:
     """Where the rebuilt NLTK data lives: $NS2_CACHE_DIR/nltk_data or <repo>/.cache/nltk_data."""
     cache = os.environ.get("NS2_CACHE_DIR") or pathlib.Path(__file__).resolve().parent / ".cache"
-    return pathlib.Path(cache) / "nltk_data"
+    return pathlib.Path(cache).absolute() / "nltk_data"
 
 
 def _write_cmudict(dest: pathlib.Path) -> None:
@@ -131,7 +131,8 @@ def ensure_nltk_data() -> pathlib.Path:
 
 # --------------------------------------------------------------------------- normalisation
 _CHAR_MAP = str.maketrans({  # typographic quotes and dashes -> ASCII (after NFKC)
-    **dict.fromkeys("‘’‚‛′`´", "'"), **dict.fromkeys("“”„‟″«»", '"'), **dict.fromkeys("‐‑‒–—―−", "-")})
+    **dict.fromkeys("‘’‚‛′`´", "'"), **dict.fromkeys("“”„‟″«»", '"'),
+    **dict.fromkeys("‐‑‒–—―−", "-")})
 # (pattern, spoken form), case-sensitive: "No. 5" but not "no.". Known limit: "St." before
 # a capital is "Saint" ("St. Louis"), so "on Baker St. Then ..." reads "Saint Then".
 _ABBREVIATIONS = [(re.compile(p), s) for p, s in [
@@ -210,14 +211,14 @@ class EnglishG2P:
         tokens = []
         for tok in model(spoken):  # phonemes, " " between words, punctuation passed through
             tok = tok + "1" if tok in _VOWELS else tok  # its vocabulary has a bare "UW" too (never seen)
+            mark = next((m for m in _PUNCT_RANK if m in tok), None)  # of "...", "?!", "," ...
             if tok in _PHONEME_SET:
                 tokens.append(tok)
-            elif any(mark in tok for mark in _PUNCT_RANK):  # "...", "?", "!", ",", "?!" ...
-                mark = next(mark for mark in _PUNCT_RANK if mark in tok)
-                if tokens and tokens[-1] in PUNCTUATION:  # a run of marks becomes one mark
-                    mark = min(mark, tokens.pop(), key=_PUNCT_RANK.index)
+            elif mark and tokens and tokens[-1] in PUNCTUATION:  # a run of marks becomes one mark
+                tokens[-1] = min(mark, tokens[-1], key=_PUNCT_RANK.index)
+            elif mark:
                 tokens.append(mark)
-            # anything else g2p_en passes through (a lone "'") is not pronounced: dropped
+            # anything else g2p_en passes through (" ", a lone "'") is not pronounced: dropped
         if not any(tok in _PHONEME_SET for tok in tokens):
             raise TextError(f"{text!r} has nothing to pronounce")
         return tokens
@@ -249,9 +250,10 @@ class PhonemeSet:
         """Phoneme strings -> IDs. An unknown symbol is an error, never silently dropped."""
         for p in phonemes:
             if p not in self._ids:
-                known = EnglishG2P.name if self.symbols[1:] == EnglishG2P().symbols() else "this"
-                raise TextError(f"phoneme {p!r} is not in the {known} inventory ({len(self)} symbols); "
-                                f"was the text phonemized by another front end?")
+                which = EnglishG2P.name if self.symbols[1:] == EnglishG2P().symbols() else "this"
+                raise TextError(f"phoneme {p!r} is not in the {which} inventory ({len(self)} symbols: "
+                                f"{' '.join(self.symbols[1:6])} ...); was the text phonemized by "
+                                f"another front end?")
         return [self._ids[p] for p in phonemes]
 
     def decode(self, ids) -> list:
