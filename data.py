@@ -301,6 +301,40 @@ class FeatureDataset:
         return item
 
 
+class WaveSegments:
+    """Random fixed-length audio crops of one split, for codec training.
+
+    `batch(step)` is a pure function of (seed, step): a resumed run sees exactly the batches an uninterrupted
+    one would, with no sampler state to save. Audio is held in memory as int16 when the split is small (the toy
+    corpus: ~110 MB), otherwise read (and resampled) on demand.
+    """
+
+    def __init__(self, root, split: str = "train", segment: int = 16000, batch_size: int = 8, seed: int = 0,
+                 in_memory_limit_hours: float = 4.0):
+        self.root, self.segment, self.batch_size, self.seed = Path(root), segment, batch_size, seed
+        self.utts = [u for u in read_manifest(root)["utterances"] if u["split"] == split]
+        if not self.utts:
+            raise ValueError(f"split {split!r} of {root} is empty")
+        hours = sum(u["n_frames"] for u in self.utts) * HOP / SAMPLE_RATE / 3600
+        self.cache = [self._read(u) for u in self.utts] if hours <= in_memory_limit_hours else None
+
+    def _read(self, u) -> np.ndarray:
+        wav = load_audio(self.root / u["wav"])                  # absolute paths (LibriTTS) stay absolute
+        return (np.clip(wav, -1, 1) * 32767).astype(np.int16)
+
+    def batch(self, step: int):
+        """(batch_size, segment) float32 tensor; clips shorter than a segment are zero-padded at the end."""
+        import torch
+        rng = np.random.default_rng([self.seed, step])
+        out = np.zeros((self.batch_size, self.segment), np.float32)
+        for b, i in enumerate(rng.integers(len(self.utts), size=self.batch_size)):
+            wav = self.cache[i] if self.cache is not None else self._read(self.utts[i])
+            start = rng.integers(max(1, len(wav) - self.segment + 1))
+            piece = wav[start:start + self.segment]
+            out[b, :len(piece)] = piece / 32767.0
+        return torch.from_numpy(out)
+
+
 def collate(items: list[dict]) -> dict:
     """Pad a list of items into a batch. Masks are True on real positions, False on padding:
     phonemes/durations (B, N) with phoneme_mask (B, N); lf0/voiced (B, T) with frame_mask (B, T); codes (B, R, T).

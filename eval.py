@@ -1,0 +1,141 @@
+"""Evaluation metrics of the project (paper §4): small library functions, one number per clip.
+
+Every metric compares a reference waveform `ref` (ground truth, 16 kHz mono) with an estimate `est` (the codec's
+reconstruction, or later the synthesised speech) and returns a plain float; averaging over a test set is the caller's
+job (`mean_metrics`). For now the file holds the codec reconstruction metrics (the codec evaluation of §4.4):
+
+    mel      mean |log mel(ref) − log mel(est)|, with the codec's own log-mel       0 = identical, lower is better
+    si_sdr   scale-invariant signal-to-distortion ratio (Le Roux et al. 2019), dB  higher is better, capped at 100
+    pesq     wide-band PESQ (ITU-T P.862.2), MOS-LQO                               about 1.0 (bad) .. 4.64 (identical)
+    stoi     short-time objective intelligibility (Taal et al. 2011)              0 .. 1, higher is better
+
+Later: speaker similarity, WER, prosody and MCD for the TTS evaluation.
+
+Usage:
+    rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
+    print(mean_metrics(rows))                   # {"mel": ..., "si_sdr": ..., "pesq": ..., "stoi": ...}
+
+Inputs are 1-D numpy arrays or torch tensors. Pairs whose lengths differ by at most 1 % (a codec pads to a multiple
+of its 200-sample hop) are cropped to the shorter one; anything else (NaN/inf, empty, 2-D, longer mismatches) raises
+ValueError, so a mismatched pair never yields a silently wrong number.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import codec
+
+SAMPLE_RATE = 16000       # the project's audio rate; wide-band PESQ is defined only at 16 kHz
+LENGTH_TOLERANCE = 0.01   # relative length difference that is cropped instead of refused
+HOP_SLACK = 200           # ... or up to one codec hop, whichever is larger (codecs pad to a multiple of 200)
+SI_SDR_CAP = 100.0        # dB returned for a perfect (or perfectly scaled) copy instead of +inf
+
+
+def _as_array(x, name: str, dtype) -> np.ndarray:
+    """One signal -> 1-D finite numpy array of `dtype`; ValueError otherwise."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D waveform, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    x = x.astype(dtype)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf samples")
+    return x
+
+
+def _pair(ref, est, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert a (reference, estimate) pair; crop both to the shorter length if they differ by ≤ 1 %
+    or by at most one codec hop (200 samples) of padding."""
+    ref, est = _as_array(ref, "ref", dtype), _as_array(est, "est", dtype)
+    n, m = len(ref), len(est)
+    if abs(n - m) > max(LENGTH_TOLERANCE * max(n, m), HOP_SLACK):
+        raise ValueError(f"ref has {n} samples but est has {m}: they differ by more than "
+                         f"{LENGTH_TOLERANCE:.0%}, so they are probably not the same utterance")
+    k = min(n, m)
+    return ref[:k], est[:k]
+
+
+def _check_rate(sample_rate: int, metric: str) -> None:
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"{metric} is computed at {SAMPLE_RATE} Hz only, got sample_rate={sample_rate}: resample first")
+
+
+def si_sdr(ref, est) -> float:
+    """Scale-invariant SDR in dB, after removing the mean of both signals (Le Roux et al. 2019):
+
+        α = <est, ref> / ||ref||²,    SI-SDR = 10 log10(||α ref||² / ||α ref − est||²)
+
+    Any rescaling of est leaves it unchanged; for est = ref + noise uncorrelated with ref it equals the SNR.
+    Range: (−∞, 100]; an exact (scaled) copy gives the cap of 100 dB instead of +inf.
+    """
+    ref, est = _pair(ref, est)
+    ref, est = ref - ref.mean(), est - est.mean()
+    ref_energy = np.dot(ref, ref)
+    if ref_energy == 0:
+        raise ValueError("ref is silent (constant): SI-SDR is undefined")
+    target = np.dot(est, ref) / ref_energy * ref
+    error = np.dot(target - est, target - est)
+    if error == 0:
+        return SI_SDR_CAP
+    return float(min(SI_SDR_CAP, 10 * np.log10(np.dot(target, target) / error)))
+
+
+def mel_distance(ref, est, sample_rate: int = SAMPLE_RATE) -> float:
+    """Mean absolute log-mel difference, mean_{mel, frame} |log mel(ref) − log mel(est)|, in nats (≥ 0, 0 = identical).
+
+    Uses the codec's own features, `codec.log_mel(wav, n_fft=1024)`: 80 HTK mel bands, hop 256,
+    log(max(mel magnitude, codec.MAG_FLOOR)), so differences below the floor (digital silence) do not count.
+    """
+    _check_rate(sample_rate, "mel_distance")
+    ref, est = _pair(ref, est, np.float32)
+    mels = codec.log_mel(torch.from_numpy(np.stack([ref, est])), n_fft=1024)
+    return float((mels[0] - mels[1]).abs().mean())
+
+
+def pesq_wb(ref, est, sample_rate: int = SAMPLE_RATE) -> float:
+    """Wide-band PESQ (ITU-T P.862.2) from PyPI `pesq`: pesq(16000, ref, est, 'wb').
+
+    MOS-LQO from about 1.0 (bad) to 4.64 (identical). PESQ aligns the pair itself, so small delays barely count.
+    Needs 16 kHz, at least 0.25 s and audible speech in ref; ValueError otherwise.
+    """
+    from pesq import pesq, PesqError
+    _check_rate(sample_rate, "wide-band PESQ")
+    ref, est = _pair(ref, est)
+    if not np.any(ref) or not np.any(est):
+        raise ValueError("PESQ needs speech: ref or est is all zeros")
+    try:
+        return float(pesq(SAMPLE_RATE, ref, est, "wb"))
+    except PesqError as e:
+        raise ValueError(f"PESQ refused this pair ({len(ref) / SAMPLE_RATE:.2f} s): "
+                         f"{e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else e}; "
+                         "it needs at least 0.25 s of audio containing speech") from None
+
+
+def stoi(ref, est, sample_rate: int = SAMPLE_RATE) -> float:
+    """STOI (Taal et al. 2011) from PyPI `pystoi`: mean correlation of one-third-octave band envelopes over ~384 ms
+    windows, after removing silent frames. Range [0, 1], higher = more intelligible; ~1 for identical audio."""
+    from pystoi import stoi as _stoi
+    ref, est = _pair(ref, est)
+    return float(_stoi(ref, est, sample_rate, extended=False))
+
+
+def codec_metrics(ref, est, sample_rate: int = SAMPLE_RATE) -> dict:
+    """All four codec reconstruction metrics of one clip: {"mel", "si_sdr", "pesq", "stoi"}."""
+    return {"mel": mel_distance(ref, est, sample_rate), "si_sdr": si_sdr(ref, est),
+            "pesq": pesq_wb(ref, est, sample_rate), "stoi": stoi(ref, est, sample_rate)}
+
+
+def mean_metrics(rows: list[dict]) -> dict:
+    """Key-wise mean of several metric dicts (e.g. one `codec_metrics` row per test clip); all must share keys."""
+    if not rows:
+        raise ValueError("no rows to average")
+    keys = set(rows[0])
+    if any(set(r) != keys for r in rows):
+        raise ValueError("the rows do not all have the same metric names")
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

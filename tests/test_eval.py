@@ -1,0 +1,142 @@
+"""Codec reconstruction metrics (eval.py): perfect scores for identical audio, the analytic SI-SDR, monotone noise
+ladders on a synthetic and a real toy utterance, and clear errors for inputs that would give meaningless numbers."""
+import numpy as np
+import pytest
+import torch
+from scipy.signal import butter, sosfilt
+
+import toy
+from eval import codec_metrics, mean_metrics, mel_distance, pesq_wb, si_sdr, stoi
+
+SR = 16000
+SNRS = (30, 10, 0)
+
+
+def speechlike(seconds: float = 3.0) -> np.ndarray:
+    """A voiced 'speech' stand-in: 45 harmonics (∝ 1/√k, up to ~7 kHz) of a pitch gliding 80-160 Hz, gated by a
+    4 Hz syllable envelope with true pauses in between. Enough for PESQ's and STOI's speech detectors."""
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.4 * t)) / SR
+    x = sum(np.sin(k * phase) / np.sqrt(k) for k in range(1, 46)) * np.sin(np.pi * 4 * t) ** 2
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def add_noise(ref: np.ndarray, snr_db: float, seed: int = 1) -> np.ndarray:
+    """ref + white Gaussian noise scaled so that 10 log10(||ref||² / ||noise||²) = snr_db exactly."""
+    noise = np.random.default_rng(seed).standard_normal(len(ref))
+    noise *= np.sqrt(np.sum(ref.astype(np.float64) ** 2) / np.sum(noise ** 2) / 10 ** (snr_db / 10))
+    return ref + noise
+
+
+@pytest.fixture(scope="module")
+def signals():
+    voice = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[0]
+    wav, _, _ = toy.render("The quiet teacher painted the pencil near the harbour.", voice, seed=0)
+    return {"tone": speechlike(), "toy": wav}
+
+
+@pytest.fixture(scope="module")
+def ladders(signals):
+    """codec_metrics of each signal against itself + noise at 30, 10 and 0 dB SNR."""
+    return {name: {snr: codec_metrics(ref, add_noise(ref, snr)) for snr in SNRS} for name, ref in signals.items()}
+
+
+@pytest.mark.parametrize("name", ["tone", "toy"])
+def test_identical_audio_scores_perfect(signals, name):
+    ref = signals[name]
+    m = codec_metrics(ref, ref.copy())
+    assert m["pesq"] >= 4.4 and m["stoi"] > 0.99 and m["si_sdr"] > 60
+    assert m["mel"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_si_sdr_is_scale_invariant_but_mel_is_not(signals):
+    ref = signals["toy"]
+    assert si_sdr(ref, 0.5 * ref) > 60 and si_sdr(ref, -2.0 * ref) > 60
+    assert mel_distance(ref, 0.5 * ref) > 0.01                     # log mel moves by log 2 wherever above the floor
+
+
+def test_si_sdr_analytic_values(signals):
+    # worked example: zero-mean ref, error orthogonal to it with equal energy -> 10 log10(4 / 4) = 0 dB
+    assert si_sdr(np.array([1.0, -1, 1, -1]), np.array([2.0, 0, 0, -2])) == pytest.approx(0.0, abs=1e-9)
+    ref = signals["tone"].astype(np.float64)
+    ref -= ref.mean()
+    noise = np.random.default_rng(2).standard_normal(len(ref))
+    noise -= noise.mean() + np.dot(noise, ref) / np.dot(ref, ref) * ref    # exactly uncorrelated: SI-SDR == SNR
+    noise *= np.sqrt(np.dot(ref, ref) / np.dot(noise, noise) / 10 ** (7 / 10))
+    assert si_sdr(ref, ref + noise) == pytest.approx(7.0, abs=1e-6)
+    assert si_sdr(ref, 3.0 * (ref + noise)) == pytest.approx(7.0, abs=1e-6)
+    for snr in SNRS:                                                       # random noise: only nearly uncorrelated
+        assert si_sdr(ref, add_noise(ref, snr)) == pytest.approx(snr, abs=0.5)
+
+
+@pytest.mark.parametrize("name", ["tone", "toy"])
+def test_noise_ladder_is_monotone(ladders, name):
+    hi, mid, lo = (ladders[name][snr] for snr in SNRS)
+    assert hi["pesq"] > mid["pesq"] > lo["pesq"] >= 1.0
+    assert hi["stoi"] > mid["stoi"] > lo["stoi"]
+    assert hi["mel"] < mid["mel"] < lo["mel"]
+    assert hi["si_sdr"] > mid["si_sdr"] > lo["si_sdr"]
+
+
+@pytest.mark.parametrize("name", ["tone", "toy"])
+def test_lowpass_and_delay_lower_the_scores(signals, name):
+    ref = signals[name]
+    perfect = codec_metrics(ref, ref)
+    low = codec_metrics(ref, sosfilt(butter(8, 2000, fs=SR, output="sos"), ref))          # 2 kHz low-pass
+    assert low["pesq"] < perfect["pesq"] - 0.2 and low["stoi"] < perfect["stoi"]
+    assert low["si_sdr"] < 20 and low["mel"] > 1e-3
+    late = codec_metrics(ref, np.concatenate([np.zeros(16), ref[:-16]]))                  # 1 ms delay
+    assert late["si_sdr"] < 0 and late["stoi"] < perfect["stoi"] and late["mel"] > 1e-3
+    assert late["pesq"] > 4.4                     # PESQ aligns the pair itself: a pure delay costs (almost) nothing
+
+
+def test_lengths_within_one_percent_are_cropped(signals):
+    ref = signals["toy"]
+    est = add_noise(ref, 10)[: len(ref) - 200]                                  # one codec hop short: 0.5 %
+    n = len(est)
+    assert si_sdr(ref, est) == si_sdr(ref[:n], est)
+    assert mel_distance(ref, est) == mel_distance(ref[:n], est)
+    assert pesq_wb(est, ref) == pesq_wb(est, ref[:n]) and stoi(ref, est) == stoi(ref[:n], est)
+    for metric in (si_sdr, mel_distance, pesq_wb, stoi, codec_metrics):
+        with pytest.raises(ValueError, match="differ"):
+            metric(ref, ref[: int(0.9 * len(ref))])
+
+
+@pytest.mark.parametrize("bad", [np.full(8000, np.nan), np.full(8000, np.inf), np.zeros((2, 8000)), np.zeros(0)],
+                         ids=["nan", "inf", "2-D", "empty"])
+def test_bad_input_raises(bad):
+    good = speechlike(0.5)
+    for metric in (si_sdr, mel_distance, pesq_wb, stoi):
+        with pytest.raises(ValueError):
+            metric(good, bad)
+        with pytest.raises(ValueError):
+            metric(bad, good)
+
+
+def test_torch_tensors_accepted(signals):
+    ref = signals["tone"]
+    est = add_noise(ref, 10).astype(np.float32)
+    expected = codec_metrics(ref, est)
+    got = codec_metrics(torch.from_numpy(ref), torch.from_numpy(est))
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert si_sdr(torch.from_numpy(ref).half(), est) == pytest.approx(expected["si_sdr"], abs=0.1)
+
+
+def test_pesq_refusals_are_clear_value_errors(signals):
+    ref = signals["tone"]
+    with pytest.raises(ValueError, match="16000 Hz"):
+        pesq_wb(ref, ref, sample_rate=8000)
+    with pytest.raises(ValueError, match="0.25 s"):
+        pesq_wb(ref[:1600], ref[:1600])                                           # 0.1 s
+    with pytest.raises(ValueError, match="speech"):
+        pesq_wb(np.zeros(SR), np.zeros(SR))
+
+
+def test_mean_metrics_is_keywise():
+    rows = [{"mel": 1.0, "si_sdr": 10.0, "pesq": 2.0, "stoi": 0.5},
+            {"mel": 3.0, "si_sdr": 20.0, "pesq": 4.0, "stoi": 0.7}]
+    assert mean_metrics(rows) == pytest.approx({"mel": 2.0, "si_sdr": 15.0, "pesq": 3.0, "stoi": 0.6})
+    with pytest.raises(ValueError):
+        mean_metrics([])
+    with pytest.raises(ValueError):
+        mean_metrics([rows[0], {"mel": 1.0}])
