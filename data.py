@@ -6,6 +6,7 @@ the first three and serves all four to training:
 
     python data.py prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
     python data.py prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT
+    python data.py encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
     python data.py stats                                    # hours, speakers, phoneme inventory
 
 Conventions, shared with every other file:
@@ -18,7 +19,8 @@ Conventions, shared with every other file:
 Feature cache layout (`--out`, default data/<corpus>):
     manifest.json         corpus, front end, phoneme inventory, speakers (train / held-out), utterances with splits
     wavs/<id>.wav         16 kHz audio (toy corpus only; LibriTTS audio is read from --root and resampled)
-    feats/<id>.npz        phonemes (int16 IDs), durations (int16 frames), lf0 (float32), voiced (bool), speaker, text
+    feats/<id>.npz        phonemes (int16 IDs), durations (int16 frames), lf0 (float32), voiced (bool), speaker, text,
+                          and after `encode`: codes (int16, (R, T)) + codec_sha (the codec that made them)
 Every file is written atomically (temp file + rename) and `prepare` skips utterances already done, so an
 interrupted run continues where it stopped.
 """
@@ -251,7 +253,7 @@ def stats(manifest: dict) -> dict:
         s["speakers"] = len(s["speakers"])
     return dict(corpus=manifest["corpus"], front_end=manifest["front_end"], splits=per,
                 train_speakers=len(manifest["speakers"]["train"]), heldout_speakers=len(manifest["speakers"]["heldout"]),
-                phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])))
+                phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])), codec=manifest.get("codec"))
 
 
 def format_stats(st: dict) -> str:
@@ -260,9 +262,44 @@ def format_stats(st: dict) -> str:
     for name, s in st["splits"].items():
         lines.append(f"  {name:6s} {s['utterances']:6d} utterances {s['hours'] * 60:8.1f} min  {s['speakers']} speakers")
     lines.append(f"  {len(st['phonemes'])} phonemes: {' '.join(st['phonemes'])}")
+    if st.get("codec"):
+        lines.append(f"  codec IDs: {st['codec']['n_q']} x {st['codec']['codebook_size']} from {st['codec']['checkpoint']}")
     if st["skipped"]:
         lines.append(f"  {st['skipped']} utterances skipped (see manifest.json 'skipped')")
     return "\n".join(lines)
+
+
+def encode_cache(root, ckpt, device: str = "cpu") -> dict:
+    """Add the codec's token IDs to every utterance of a feature cache: feats/<id>.npz gains `codes` (int16,
+    (R, T)) and `codec_sha` (which codec made them). The diffusion stage rebuilds z = Σ_j C_j[i_j] from these IDs
+    and the codebooks (§3.1), as the paper stores IDs, not continuous latents. Resumable: files already encoded by
+    the same checkpoint are skipped; a different checkpoint re-encodes everything.
+    """
+    import hashlib
+    import torch
+    from tqdm import tqdm
+    import codec as codec_lib
+    root, ckpt = Path(root), Path(ckpt)
+    model = codec_lib.load_codec(ckpt, device)
+    if model.cfg.hop != HOP or model.cfg.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"{ckpt}: codec hop/rate {model.cfg.hop}/{model.cfg.sample_rate} != cache {HOP}/{SAMPLE_RATE}")
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16]
+    manifest = read_manifest(root)
+    for u in tqdm(manifest["utterances"], desc="encode", unit="utt"):
+        path = root / "feats" / f"{u['id']}.npz"
+        f = load_features(path)
+        if "codes" in f and str(f["codec_sha"]) == sha:
+            continue
+        wav = load_audio(root / u["wav"])[: u["n_frames"] * HOP]          # LibriTTS: cropped as in prepare
+        with torch.no_grad():
+            _, ids = model.encode(torch.from_numpy(wav)[None].to(device))  # (1, R, T)
+        if ids.shape[-1] != u["n_frames"]:
+            raise ValueError(f"{u['id']}: codec gave {ids.shape[-1]} frames, the cache has {u['n_frames']}")
+        save_features(path, dict(f, codes=ids[0].cpu().numpy().astype(np.int16), codec_sha=np.str_(sha)))
+    cfg = model.cfg
+    manifest["codec"] = dict(checkpoint=str(ckpt), sha256=sha, n_q=cfg.n_q, codebook_size=cfg.codebook_size, dim=cfg.dim)
+    write_manifest(root, manifest)
+    return manifest["codec"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -380,6 +417,10 @@ def main(argv=None):
     p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
     p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")
     p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations)")
+    e = sub.add_parser("encode", help="add codec token IDs to a feature cache (resumable)")
+    e.add_argument("--codec", type=Path, required=True, help="codec checkpoint (train.py codec / export)")
+    e.add_argument("--data", type=Path, default=Path("data/toy"))
+    e.add_argument("--device", default="cpu")
     s = sub.add_parser("stats", help="print corpus statistics of a feature cache")
     s.add_argument("--data", type=Path, default=Path("data/toy"))
     args = ap.parse_args(argv)
@@ -393,9 +434,14 @@ def main(argv=None):
             else:
                 import libritts
                 manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs)
+            if (out / "manifest.json").exists() and read_manifest(out).get("codec"):
+                manifest["codec"] = read_manifest(out)["codec"]           # codes already in the npz files stay valid
             write_manifest(out, manifest)
             print(format_stats(stats(read_manifest(out))))
             print(f"feature cache: {out}/manifest.json")
+        elif args.cmd == "encode":
+            info = encode_cache(args.data, args.codec, args.device)
+            print(f"codec IDs ({info['n_q']} x {info['codebook_size']} codes per frame) added to {args.data}")
         elif args.cmd == "stats":
             print(format_stats(stats(read_manifest(args.data))))
     except (AudioError, TextError, ValueError, FileNotFoundError) as e:

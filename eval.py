@@ -11,11 +11,14 @@ job (`mean_metrics`). For now the file holds the codec reconstruction metrics (t
 
 Later: speaker similarity, WER, prosody and MCD for the TTS evaluation.
 
+Command line (the codec's bitrate/quality table on held-out voices, codebook usage, quality against steps):
+    python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --n-q 1,4,8,16 --out out/codec
+
 Usage:
     rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
     print(mean_metrics(rows))                   # {"mel": ..., "si_sdr": ..., "pesq": ..., "stoi": ...}
 
-Inputs are 1-D numpy arrays or torch tensors. Pairs whose lengths differ by at most 1 % (a codec pads to a multiple
+Inputs are 1-D numpy arrays or torch tensors. Pairs whose lengths differ by at most 1 % or one 200-sample hop (a codec pads to a multiple
 of its 200-sample hop) are cropped to the shorter one; anything else (NaN/inf, empty, 2-D, longer mismatches) raises
 ValueError, so a mismatched pair never yields a silently wrong number.
 """
@@ -139,3 +142,106 @@ def mean_metrics(rows: list[dict]) -> dict:
     if any(set(r) != keys for r in rows):
         raise ValueError("the rows do not all have the same metric names")
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line: codec evaluation
+# ---------------------------------------------------------------------------------------------------------------
+def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None) -> dict:
+    """Reconstruct each (id, wav) clip with the first n quantizers for every n in `n_qs`.
+
+    Returns {"rows": [{n_q, kbps, mel, si_sdr, pesq, stoi}], "perplexity": [...], "dead": [...]} where the
+    bitrate is n · log2(V) · frames/s, perplexity is per quantizer over all clips' codes (at full R), and "dead"
+    is each quantizer's fraction of codes never used on these clips. Writes a few wavs to out_dir if given.
+    """
+    import soundfile as sf
+    cfg, rows, ids_all = model.cfg, [], []
+    frames_per_s = cfg.sample_rate / cfg.hop
+    for n in n_qs:
+        per_clip = []
+        for k, (uid, wav) in enumerate(clips):
+            _, ids = model.encode(torch.from_numpy(wav)[None], n_q=n)                 # (1, n, T)
+            rec = model.decode_ids(ids)[0, :len(wav)].numpy()
+            per_clip.append(codec_metrics(wav, rec))
+            if n == cfg.n_q:
+                ids_all.append(ids)
+            if out_dir is not None and k < 3:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                sf.write(out_dir / f"{uid}_R{n}.wav", rec, cfg.sample_rate)
+                sf.write(out_dir / f"{uid}_original.wav", wav, cfg.sample_rate)
+        rows.append(dict(n_q=n, kbps=n * np.log2(cfg.codebook_size) * frames_per_s / 1000, **mean_metrics(per_clip)))
+    ids = torch.cat(ids_all, -1) if ids_all else model.encode(torch.from_numpy(clips[0][1])[None])[1]
+    used = [len(torch.unique(ids[:, j])) for j in range(ids.shape[1])]
+    return dict(rows=rows, perplexity=[round(float(p), 1) for p in model.rvq.perplexity(ids)],
+                dead=[round(1 - u / cfg.codebook_size, 3) for u in used])
+
+
+def format_codec_table(result: dict) -> str:
+    lines = ["| quantizers R | kbit/s | mel distance ↓ | SI-SDR dB ↑ | PESQ ↑ | STOI ↑ |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['n_q']} | {r['kbps']:.1f} | {r['mel']:.3f} | {r['si_sdr']:.2f} | {r['pesq']:.2f} | {r['stoi']:.3f} |"
+              for r in result["rows"]]
+    lines.append(f"\nperplexity per quantizer: {result['perplexity']}")
+    lines.append(f"fraction of codes never used, per quantizer: {result['dead']} (max {max(result['dead']):.0%})")
+    return "\n".join(lines)
+
+
+def plot_history(history: list[dict], path):
+    """Validation metrics (recorded during training) against training steps -> PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    for ax, key in zip(axes, ("pesq", "stoi", "si_sdr", "mel")):
+        ax.plot(steps, [h[key] for h in history], marker="o")
+        ax.set_title(key)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+    ap = argparse.ArgumentParser(description="Evaluation (paper §4)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("codec", help="codec reconstruction quality on held-out voices, by number of quantizers")
+    c.add_argument("--ckpt", type=Path, required=True)
+    c.add_argument("--data", type=Path, default=Path("data/toy"))
+    c.add_argument("--split", default="test", help="test = held-out voices (default)")
+    c.add_argument("--n-q", default="1,4,8,16", help="comma-separated numbers of quantizers")
+    c.add_argument("--max-utts", type=int, default=48, help="clips to score (0 = all)")
+    c.add_argument("--out", type=Path, default=Path("out/codec"), help="wavs, results.json, quality plot")
+    args = ap.parse_args(argv)
+    try:
+        import data
+        model = codec.load_codec(args.ckpt)
+        n_qs = [int(n) for n in args.n_q.split(",")]
+        if not all(1 <= n <= model.cfg.n_q for n in n_qs):
+            raise ValueError(f"--n-q values must be in 1..{model.cfg.n_q}")
+        utts = [u for u in data.read_manifest(args.data)["utterances"] if u["split"] == args.split]
+        if not utts:
+            raise ValueError(f"split {args.split!r} of {args.data} is empty")
+        utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
+        clips = [(u["id"], data.load_audio(args.data / u["wav"])) for u in utts]
+        result = evaluate_codec(model, clips, n_qs, args.out)
+        history = torch.load(args.ckpt, weights_only=True).get("history") or []
+        if history:
+            plot_history(history, args.out / "quality_vs_steps.png")
+        (args.out / "results.json").write_text(json.dumps(dict(result, clips=len(clips), ckpt=str(args.ckpt)), indent=1))
+        print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
+        print(format_codec_table(result))
+        print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

@@ -179,3 +179,28 @@ def test_lr_schedule():
     t = train.CodecTrainConfig(lr=1.0, warmup_steps=10, steps=110, min_lr_ratio=0.1)
     assert train.lr_at(0, t) == pytest.approx(0.1) and train.lr_at(9, t) == pytest.approx(1.0)
     assert train.lr_at(60, t) == pytest.approx(0.55) and train.lr_at(110, t) == pytest.approx(0.1)
+
+
+def test_encode_adds_codes_to_the_cache(toy_cache, tmp_path):
+    import shutil
+    import data
+    cache = tmp_path / "cache"
+    shutil.copytree(toy_cache, cache)
+    cfg = codec.make_config("tiny")
+    train.train_codec(cfg, tiny_train_config(steps=2, val_every=100), cache, tmp_path / "run", progress=False)
+    train.export(tmp_path / "run" / "last.pt", tmp_path / "codec.pt")
+    info = data.encode_cache(cache, tmp_path / "codec.pt")
+    assert info["n_q"] == 4 and data.read_manifest(cache)["codec"]["sha256"] == info["sha256"]
+    model = codec.load_codec(tmp_path / "codec.pt")
+    for u in data.read_manifest(cache)["utterances"][::20]:
+        f = data.load_features(cache / "feats" / f"{u['id']}.npz")
+        assert f["codes"].shape == (4, u["n_frames"]) and f["codes"].dtype == np.int16
+        wav = torch.from_numpy(data.load_audio(cache / u["wav"]))[None]
+        assert np.array_equal(model.encode(wav)[1][0].numpy(), f["codes"])
+    batch = data.collate([data.FeatureDataset(cache, "train", with_codes=True)[i] for i in range(3)])
+    assert batch["codes"].shape[:2] == (3, 4) and batch["codes"].shape[2] == batch["lf0"].shape[1]
+    one = cache / "feats" / f"{data.read_manifest(cache)['utterances'][0]['id']}.npz"
+    mtime = one.stat().st_mtime_ns
+    data.encode_cache(cache, tmp_path / "codec.pt")                      # same codec: nothing redone
+    assert one.stat().st_mtime_ns == mtime
+    assert "codec IDs: 4 x 32" in data.format_stats(data.stats(data.read_manifest(cache)))
