@@ -165,32 +165,6 @@ def load_features(path: Path) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Corpora
 # ----------------------------------------------------------------------------------------------------------------
-def plan_toy(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, heldout_utts: int = 8) -> dict:
-    """Which voice says which sentence: train voices get train + valid utterances, held-out voices test ones.
-
-    Test sentences never occur in the training split (zero-shot means unseen voice *and* unseen text).
-    """
-    train_voices = toy.make_voices(toy.TRAIN_VARIANTS, seed, "tr")
-    heldout_voices = toy.make_voices(toy.HELDOUT_VARIANTS, seed, "ho")
-    n_train = len(train_voices) * utts_per_voice
-    n_other = len(train_voices) * valid_per_voice + len(heldout_voices) * heldout_utts
-    texts = toy.sentences(n_train + n_other, seed)
-    train_texts, other_texts = iter(texts[:n_train]), iter(texts[n_train:])
-    utts = []
-    for voices, per_split in ((train_voices, {"train": utts_per_voice, "valid": valid_per_voice}),
-                              (heldout_voices, {"test": heldout_utts})):
-        for v in voices:
-            for split, n in per_split.items():
-                for _ in range(n):
-                    k = len(utts)
-                    text = next(train_texts if split == "train" else other_texts)
-                    utts.append(dict(id=f"{v.name}_{k:05d}", speaker=v.name, text=text, split=split,
-                                     seed=seed * 1_000_003 + k))
-    return dict(voices={v.name: v.to_dict() for v in train_voices + heldout_voices},
-                speakers={"train": [v.name for v in train_voices], "heldout": [v.name for v in heldout_voices]},
-                utterances=utts)
-
-
 def _toy_worker(args):
     """Render one planned utterance, extract its features, write wav + npz (npz last: it marks 'done')."""
     utt, voice, inventory, out = args
@@ -203,7 +177,7 @@ def _toy_worker(args):
 
 def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None) -> dict:
     from tqdm import tqdm
-    plan = plan_toy(seed, utts_per_voice, heldout_utts=heldout_utts)
+    plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts)
     phonemizer = toy.EspeakPhonemizer()
     texts = sorted({u["text"] for u in plan["utterances"]})
     symbols = sorted({p for t in tqdm(texts, desc="phonemize", unit="text", leave=False) for p in phonemizer(t)})

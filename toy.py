@@ -127,6 +127,32 @@ def sentences(n: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
     return out
 
 
+def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, heldout_utts: int = 8) -> dict:
+    """Which voice says which sentence: train voices get train + valid utterances, held-out voices test ones.
+
+    Test sentences never occur in the training split (zero-shot means unseen voice *and* unseen text).
+    """
+    train_voices = make_voices(TRAIN_VARIANTS, seed, "tr")
+    heldout_voices = make_voices(HELDOUT_VARIANTS, seed, "ho")
+    n_train = len(train_voices) * utts_per_voice
+    n_other = len(train_voices) * valid_per_voice + len(heldout_voices) * heldout_utts
+    texts = sentences(n_train + n_other, seed)
+    train_texts, other_texts = iter(texts[:n_train]), iter(texts[n_train:])
+    utts = []
+    for voices, per_split in ((train_voices, {"train": utts_per_voice, "valid": valid_per_voice}),
+                              (heldout_voices, {"test": heldout_utts})):
+        for v in voices:
+            for split, n in per_split.items():
+                for _ in range(n):
+                    k = len(utts)
+                    text = next(train_texts if split == "train" else other_texts)
+                    utts.append(dict(id=f"{v.name}_{k:05d}", speaker=v.name, text=text, split=split,
+                                     seed=seed * 1_000_003 + k))
+    return dict(voices={v.name: v.to_dict() for v in train_voices + heldout_voices},
+                speakers={"train": [v.name for v in train_voices], "heldout": [v.name for v in heldout_voices]},
+                utterances=utts)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # eSpeak NG through ctypes (speak_lib.h): synchronous synthesis into a callback that receives int16 chunks and events.
 # ----------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ ROOT = data.Path(__file__).resolve().parents[1]
 
 
 def test_voices_many_and_heldout_disjoint():
-    plan = data.plan_toy(seed=0, utts_per_voice=1, heldout_utts=1)
+    plan = toy.plan(seed=0, utts_per_voice=1, heldout_utts=1)
     train, heldout = plan["speakers"]["train"], plan["speakers"]["heldout"]
     assert len(train) >= 40 and len(heldout) >= 8
     train_variants = {plan["voices"][v]["variant"] for v in train}
@@ -23,7 +23,7 @@ def test_voices_many_and_heldout_disjoint():
 
 
 def test_test_sentences_unseen_in_training():
-    plan = data.plan_toy(seed=0, utts_per_voice=4, heldout_utts=4)
+    plan = toy.plan(seed=0, utts_per_voice=4, heldout_utts=4)
     train_texts = {u["text"] for u in plan["utterances"] if u["split"] == "train"}
     other = [u["text"] for u in plan["utterances"] if u["split"] != "train"]
     assert other and not train_texts & set(other)
