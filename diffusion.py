@@ -13,8 +13,8 @@ NaturalSpeech 2's network predicts the clean latent ẑ_0 = s_θ(z_t, t, c), not
     score from ẑ_0     ∇log p_t(z_t) ≈ Σ_t⁻¹ (ρ(ẑ_0, t) − z_t)
 
 The paper does not state its β schedule: the linear β_t = β_0 + (β_1 − β_0) t with β_0 = 0.05, β_1 = 20 is the
-common reading (Grad-TTS). Status: this file holds the SDE and the samplers (issue [3]); the WaveNet denoiser
-(Fig. 4) and the loss with its CE-RVQ term arrive next, with the rest of issue [3].
+common reading (Grad-TTS). The denoiser is the WaveNet of Fig. 4 (`WaveNet`). Status (issue [3]): the SDE, the samplers and the
+denoiser are here and tested; the diffusion loss with its CE-RVQ term and the composition (model.py) come next.
 
 Samplers are pure functions with one signature, `sample_*(denoise, z1, ts, ...)`: `denoise(z_t, t) -> ẑ_0` is any
 data predictor (a trained network with its conditions bound, or an exact formula in the tests), `z1` the starting
@@ -23,9 +23,14 @@ samplers ignore it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from prompt import FiLM, PromptAttention, QueryAttention
 
 
 @dataclass
@@ -75,6 +80,31 @@ def score_from_z0(z_t: torch.Tensor, z0_hat: torch.Tensor, t, cfg: SDEConfig) ->
     With ẑ_0 = z_0 it is the conditional score ∇log p(z_t | z_0) = −ε / √Σ_t (tested).
     """
     return (rho(z0_hat, t, cfg) - z_t) / sigma2(t, cfg, z_t)
+
+
+def sample_times(batch: int, t_min: float = 0.01, generator=None, device=None) -> torch.Tensor:
+    """Training times t ~ U[t_min, 1] (B,): part of the guard against the score term's blow-up near t = 0."""
+    return t_min + (1 - t_min) * torch.rand(batch, generator=generator, device=device)
+
+
+def diffusion_loss_terms(z0, z0_hat, z_t, eps, t, cfg: SDEConfig, mask) -> dict:
+    """The first two terms of L_diff (§3.2), each a mean over real frames (`mask` (B, T)) and dimensions:
+
+        data   ||ẑ_0 − z_0||²
+        score  ||Σ_t⁻¹(ρ(ẑ_0, t) − z_t) − ∇log p(z_t | z_0)||²,  weighted by λ(t) = Σ_t
+
+    Guard against the blow-up near t = 0: unweighted, the score term equals exp(−∫β)/Σ_t² · ||ẑ_0 − z_0||², which
+    grows like 1/t² (at t = 0.01 it is ~4·10⁵ times the data term). Weighting it by λ(t) = Σ_t, the usual
+    score-matching weight (Song et al. 2021), turns it into the noise-prediction loss ||ε̂ − ε||² with
+    ε̂ = (z_t − ρ(ẑ_0, t)) / √Σ_t, which stays O(1) for a good predictor; training times are also kept ≥ t_min
+    (`sample_times`). The CE-RVQ term needs the codebooks and is added by the composer (rvq.ce_rvq_loss).
+    """
+    m = mask[:, None].to(z0.dtype)
+    denom = m.sum() * z0.shape[1]
+    sig = sigma2(t, cfg, z0)
+    eps_hat = (z_t - rho(z0_hat, t, cfg)) / sig.sqrt()                 # = −√Σ_t · (score from ẑ_0)
+    return dict(data=(((z0_hat - z0) ** 2) * m).sum() / denom,
+                score=(((eps_hat - eps) ** 2) * m).sum() / denom)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,3 +161,112 @@ def sample_sde(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, gene
 
 
 SAMPLERS = {"ode": sample_euler_ode, "heun": sample_heun, "sde": sample_sde}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The denoiser s_θ(z_t, t, c, prompt) -> ẑ_0: a WaveNet (Fig. 4)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class DenoiserConfig:
+    latent_dim: int = 256           # D: codec latent dimension (Table 11)
+    channels: int = 512             # WaveNet hidden width
+    layers: int = 40
+    kernel: int = 3                 # dilated conv kernel
+    dilation_cycle: int = 2         # dilation 2^(i mod cycle): 1, 2, 1, 2, ... ("dilation cycle 2")
+    cond_dim: int = 512             # width of the prior's condition c
+    prompt_dim: int = 512           # width of the prompt hiddens / the m query vectors
+    film_every: int = 3             # attention + FiLM in every 3rd layer (i % 3 == 2): 40 layers -> 13, Table 11
+    m: int = 32                     # learned query tokens
+    heads: int = 8
+    dropout: float = 0.2
+    use_prompt: bool = True         # ablation "no prompt in diffusion": no attention, no FiLM
+    use_query_attention: bool = True  # ablation "no query attention": layers attend to the prompt hiddens directly
+
+
+DENOISER_CONFIGS = {
+    "paper": DenoiserConfig(),
+    "libritts": DenoiserConfig(channels=256, layers=20, cond_dim=256, prompt_dim=256),
+    "toy": DenoiserConfig(latent_dim=64, channels=96, layers=12, cond_dim=64, prompt_dim=64, m=16, heads=4, dropout=0.1),
+    "tiny": DenoiserConfig(latent_dim=16, channels=16, layers=3, cond_dim=16, prompt_dim=16, m=4, heads=2, dropout=0.0),
+}
+
+
+def make_denoiser_config(name: str = "toy", **overrides) -> DenoiserConfig:
+    if name not in DENOISER_CONFIGS:
+        raise ValueError(f"unknown denoiser config {name!r}; choose from {sorted(DENOISER_CONFIGS)}")
+    return replace(DENOISER_CONFIGS[name], **overrides)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of t ∈ [0, 1] (scaled by 1000, as DDPM's integer steps): (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device) / half)
+    args = 1000 * t.float()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], 1)
+
+
+class WaveNetLayer(nn.Module):
+    """One layer of Fig. 4:
+        y = DilatedConv(x + W_t e(t)) + Conv(c)                     (2C channels)
+        y = FiLM(y, Linear(Attention(Q = x, K = V = prompt vectors)))   (every `film_every` layers)
+        g = tanh(y_a) ⊙ σ(y_b)                                       (gated activation)
+        residual: (x + W_r g) / √2,   skip: W_s g
+    """
+
+    def __init__(self, cfg: DenoiserConfig, dilation: int, film: bool):
+        super().__init__()
+        C = cfg.channels
+        self.time = nn.Linear(C, C)
+        self.conv = nn.Conv1d(C, 2 * C, cfg.kernel, dilation=dilation, padding=dilation * (cfg.kernel - 1) // 2)
+        self.cond = nn.Conv1d(cfg.cond_dim, 2 * C, cfg.kernel, padding=(cfg.kernel - 1) // 2)
+        self.attn = PromptAttention(C, cfg.prompt_dim, cfg.heads) if film else None
+        self.attn_out = nn.Conv1d(C, C, 1) if film else None
+        self.film = FiLM(2 * C, C) if film else None
+        self.out = nn.Conv1d(C, 2 * C, 1)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, t_emb, c, mask, memory=None, memory_mask=None):
+        y = self.conv(self.dropout(x + self.time(t_emb)[:, :, None]) * mask) + self.cond(c)      # (B, 2C, T)
+        if self.film is not None:
+            y = self.film(y, self.attn_out(self.attn(x, memory, memory_mask)))
+        a, b = y.chunk(2, 1)
+        res, skip = self.out(torch.tanh(a) * torch.sigmoid(b)).chunk(2, 1)
+        return (x + res) * mask / math.sqrt(2), skip * mask
+
+
+class WaveNet(nn.Module):
+    """s_θ(z_t, t, c, prompt hiddens) -> ẑ_0 (B, D, T): input 1x1 conv, `layers` WaveNet layers, then the skip sum
+    -> ReLU -> 1x1 conv (Fig. 4). The prompt hiddens are summarised by `QueryAttention` into m vectors, which the
+    FiLM layers attend to."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.channels
+        self.inp = nn.Conv1d(cfg.latent_dim, C, 1)
+        self.time_mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.SiLU(), nn.Linear(4 * C, C))
+        use_film = cfg.use_prompt
+        self.layers = nn.ModuleList([WaveNetLayer(cfg, 2 ** (i % cfg.dilation_cycle), use_film and i % cfg.film_every == cfg.film_every - 1)
+                                     for i in range(cfg.layers)])
+        self.query = QueryAttention(cfg.prompt_dim, cfg.m, cfg.heads) if use_film and cfg.use_query_attention else None
+        self.skip_out = nn.Conv1d(C, C, 1)
+        self.final = nn.Conv1d(C, cfg.latent_dim, 1)
+
+    def forward(self, z_t, t, c, mask, prompt_h=None, prompt_mask=None):
+        """z_t (B, D, T), t (B,) or (), c (B, cond_dim, T), mask (B, T); prompt_h (B, prompt_dim, Tp) + its mask."""
+        if z_t.shape[1] != self.cfg.latent_dim:
+            raise ValueError(f"latent dimension {z_t.shape[1]} != the denoiser's {self.cfg.latent_dim}")
+        if self.cfg.use_prompt and prompt_h is None:
+            raise ValueError("this denoiser is conditioned on a prompt: pass prompt_h and prompt_mask")
+        t = torch.as_tensor(t, device=z_t.device, dtype=z_t.dtype).expand(len(z_t))
+        t_emb = self.time_mlp(timestep_embedding(t, self.cfg.channels))
+        memory, memory_mask = None, None
+        if self.cfg.use_prompt:
+            memory, memory_mask = (self.query(prompt_h, prompt_mask), None) if self.query is not None \
+                else (prompt_h, prompt_mask)
+        m = mask[:, None].to(z_t.dtype)
+        x, skips = self.inp(z_t) * m, 0
+        for layer in self.layers:
+            x, skip = layer(x, t_emb, c * m, m, memory, memory_mask)
+            skips = skips + skip
+        return self.final(F.relu(self.skip_out(skips / math.sqrt(len(self.layers))))) * m

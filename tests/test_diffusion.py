@@ -110,3 +110,107 @@ def test_start_noise_temperature_and_grid():
     assert len(ts) == 151 and ts[0] == 1 and abs(ts[-1] - CFG.t_end) < 1e-7 and (ts.diff() < 0).all()
     with pytest.raises(ValueError, match="at least 1"):
         D.time_grid(0, CFG)
+
+
+# ----------------------------------------------------------------------------- the WaveNet denoiser (Fig. 4)
+def tiny_wavenet(**kw):
+    torch.manual_seed(0)
+    net = D.WaveNet(D.make_denoiser_config("tiny", **kw)).eval()
+    with torch.no_grad():                      # FiLM starts as the identity: make the prompt path matter
+        for layer in net.layers:
+            if layer.film is not None:
+                layer.film.proj.weight.normal_(0, 0.5)
+    return net
+
+
+def wavenet_inputs(B=2, T=20, Tp=7):
+    g = torch.Generator().manual_seed(1)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 15:] = False
+    pmask = torch.ones(B, Tp, dtype=torch.bool)
+    pmask[0, 5:] = False
+    return (torch.randn(B, 16, T, generator=g), torch.tensor([0.3, 0.8]), torch.randn(B, 16, T, generator=g), mask,
+            torch.randn(B, 16, Tp, generator=g), pmask)
+
+
+def test_paper_wavenet_size():
+    with torch.device("meta"):
+        net = D.WaveNet(D.make_denoiser_config("paper"))
+    n = sum(p.numel() for p in net.parameters())
+    assert abs(n / 183e6 - 1) < 0.15, n
+    assert sum(layer.film is not None for layer in net.layers) == 13          # Table 11: 13 attention layers
+
+
+def test_wavenet_padding_changes_nothing():
+    net = tiny_wavenet()
+    z, t, c, mask, p, pmask = wavenet_inputs()
+    out = net(z, t, c, mask, p, pmask)
+    assert out.shape == z.shape and (out[1, :, 15:] == 0).all()
+    z2, c2, p2 = z.clone(), c.clone(), p.clone()
+    z2[1, :, 15:], c2[1, :, 15:], p2[0, :, 5:] = 9.0, -9.0, 50.0            # garbage in every padding
+    assert torch.allclose(net(z2, t, c2, mask, p2, pmask), out, atol=1e-5)
+
+
+def test_wavenet_ablation_switches_remove_their_pathway():
+    z, t, c, mask, p, pmask = wavenet_inputs()
+    full = tiny_wavenet()
+    assert not torch.allclose(full(z, t, c, mask, p, pmask), full(z, t, c, mask, torch.randn_like(p), pmask))
+    no_prompt = tiny_wavenet(use_prompt=False)
+    assert not any("attn" in n or "film" in n or "query" in n for n, _ in no_prompt.named_parameters())
+    out = no_prompt(z, t, c, mask)
+    assert torch.equal(out, no_prompt(z, t, c, mask, torch.randn_like(p), pmask))   # prompt ignored entirely
+    direct = tiny_wavenet(use_query_attention=False)
+    assert direct.query is None
+    out = direct(z, t, c, mask, p, pmask)
+    assert not torch.allclose(out, direct(z, t, c, mask, torch.randn_like(p), pmask))
+    p2 = p.clone(); p2[0, :, 5:] = 50.0                                     # attends to prompt frames: mask used
+    assert torch.allclose(direct(z, t, c, mask, p2, pmask), out, atol=1e-5)
+
+
+def test_wavenet_depends_on_time_and_condition_and_checks_inputs():
+    net = tiny_wavenet()
+    z, t, c, mask, p, pmask = wavenet_inputs()
+    out = net(z, t, c, mask, p, pmask)
+    assert not torch.allclose(out, net(z, t * 0.5, c, mask, p, pmask))
+    assert not torch.allclose(out, net(z, t, torch.randn_like(c), mask, p, pmask))
+    with pytest.raises(ValueError, match="prompt"):
+        net(z, t, c, mask)
+    with pytest.raises(ValueError, match="latent dimension"):
+        net(torch.randn(2, 8, 20), t, c, mask, p, pmask)
+
+
+def test_loss_terms_zero_at_truth_and_score_term_is_the_weighted_formula():
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(3, 4, 10, generator=g)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2, 6:] = False
+    t = D.sample_times(3, generator=g)
+    assert (t >= 0.01).all() and (t <= 1).all()
+    z_t, eps = D.forward_noise(z0, t, CFG)
+    terms = D.diffusion_loss_terms(z0, z0, z_t, eps, t, CFG, mask)
+    assert terms["data"] == 0 and terms["score"] < 1e-10
+    z0_hat = z0 + 0.1 * torch.randn(z0.shape, generator=g)
+    terms = D.diffusion_loss_terms(z0, z0_hat, z_t, eps, t, CFG, mask)
+    # the paper's score term, written out, then weighted by λ(t) = Σ_t
+    sig = D.sigma2(t, CFG, z0)
+    paper = (D.score_from_z0(z_t, z0_hat, t, CFG) - (D.rho(z0, t, CFG) - z_t) / sig) ** 2 * sig
+    m = mask[:, None].float()
+    assert torch.allclose(terms["score"], (paper * m).sum() / (m.sum() * 4), rtol=1e-4)
+    assert torch.allclose(terms["data"], (((z0_hat - z0) ** 2) * m).sum() / (m.sum() * 4))
+    garbage = z0_hat.clone(); garbage[2, :, 6:] = 1e3                     # padding frames change nothing
+    assert torch.allclose(D.diffusion_loss_terms(z0, garbage, z_t, eps, t, CFG, mask)["data"], terms["data"])
+
+
+def test_score_term_guard_keeps_it_bounded_near_t_min():
+    """Relative to the data term, the paper's unweighted score term is a²/Σ_t² (a = exp(−½∫β)): ~4·10⁵ at t = 0.01.
+    The guarded term is a²/Σ_t: under 10³ for every t ≥ t_min = 0.01."""
+    z0 = torch.randn(1, 4, 50, generator=torch.Generator().manual_seed(0))
+    z0_hat, mask = z0 + 0.01, torch.ones(1, 50, dtype=torch.bool)
+    for t in (0.01, 0.1, 0.5, 1.0):
+        tt = torch.tensor([t])
+        z_t, eps = D.forward_noise(z0, tt, CFG)
+        terms = D.diffusion_loss_terms(z0, z0_hat, z_t, eps, tt, CFG, mask)
+        a2, sig = a_t(t) ** 2, float(D.sigma2(tt, CFG))
+        assert terms["score"] / terms["data"] == pytest.approx(a2 / sig, rel=1e-3)
+        assert terms["score"] / terms["data"] < 1e3
+    assert a_t(0.01) ** 2 / float(D.sigma2(torch.tensor(0.01), CFG)) ** 2 > 1e5    # what the guard prevents
