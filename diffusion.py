@@ -39,6 +39,7 @@ class SDEConfig:
     beta_1: float = 20.0        # β at t = 1
     t_end: float = 1e-3         # samplers stop here; Σ_t → 0 at t = 0, where the score is undefined
     temperature: float = 1.44   # τ: start noise z_1 ~ N(0, τ⁻¹ I), τ = 1.2² (§4.3)
+    snr_clamp: float = 5.0      # score-term guard: its weight relative to the data term is min(SNR(t), snr_clamp)
 
 
 def beta(t, cfg: SDEConfig):
@@ -91,20 +92,24 @@ def diffusion_loss_terms(z0, z0_hat, z_t, eps, t, cfg: SDEConfig, mask) -> dict:
     """The first two terms of L_diff (§3.2), each a mean over real frames (`mask` (B, T)) and dimensions:
 
         data   ||ẑ_0 − z_0||²
-        score  ||Σ_t⁻¹(ρ(ẑ_0, t) − z_t) − ∇log p(z_t | z_0)||²,  weighted by λ(t) = Σ_t
+        score  ||Σ_t⁻¹(ρ(ẑ_0, t) − z_t) − ∇log p(z_t | z_0)||²,  weighted by λ(t) = Σ_t · min(1, γ / SNR(t))
 
-    Guard against the blow-up near t = 0: unweighted, the score term equals exp(−∫β)/Σ_t² · ||ẑ_0 − z_0||², which
-    grows like 1/t² (at t = 0.01 it is ~4·10⁵ times the data term). Weighting it by λ(t) = Σ_t, the usual
-    score-matching weight (Song et al. 2021), turns it into the noise-prediction loss ||ε̂ − ε||² with
-    ε̂ = (z_t − ρ(ẑ_0, t)) / √Σ_t, which stays O(1) for a good predictor; training times are also kept ≥ t_min
-    (`sample_times`). The CE-RVQ term needs the codebooks and is added by the composer (rvq.ce_rvq_loss).
+    Departure from the paper (its score term has no weight): unweighted, the term equals SNR(t)/Σ_t · ||ẑ_0 − z_0||²
+    with SNR(t) = exp(−∫β)/Σ_t, which grows like 1/t² as t → 0 (at t = 0.01 it is ~4·10⁵ times the data term) and
+    wrecks training. The guard has three parts: (1) λ(t) = Σ_t, the usual score-matching weight (Song et al. 2021),
+    turns the term into the noise-prediction loss ||ε̂ − ε||², ε̂ = (z_t − ρ(ẑ_0, t)) / √Σ_t, which equals
+    SNR(t) · ||ẑ_0 − z_0||²; (2) the min-SNR clamp (Hang et al. 2023) caps that factor at γ = `snr_clamp` (without
+    it, a one-utterance overfit diverged: the ε-loss still weighs small t up to ~660×); (3) training times stay
+    ≥ t_min (`sample_times`). The CE-RVQ term needs the codebooks and is added by the composer (model.py).
     """
     m = mask[:, None].to(z0.dtype)
     denom = m.sum() * z0.shape[1]
     sig = sigma2(t, cfg, z0)
+    snr = torch.exp(-int_beta(_bcast(t, z0), cfg)) / sig
     eps_hat = (z_t - rho(z0_hat, t, cfg)) / sig.sqrt()                 # = −√Σ_t · (score from ẑ_0)
+    weight = torch.clamp(cfg.snr_clamp / snr, max=1.0)
     return dict(data=(((z0_hat - z0) ** 2) * m).sum() / denom,
-                score=(((eps_hat - eps) ** 2) * m).sum() / denom)
+                score=((weight * (eps_hat - eps) ** 2) * m).sum() / denom)
 
 
 # ---------------------------------------------------------------------------------------------------------------

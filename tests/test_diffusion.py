@@ -191,9 +191,10 @@ def test_loss_terms_zero_at_truth_and_score_term_is_the_weighted_formula():
     assert terms["data"] == 0 and terms["score"] < 1e-10
     z0_hat = z0 + 0.1 * torch.randn(z0.shape, generator=g)
     terms = D.diffusion_loss_terms(z0, z0_hat, z_t, eps, t, CFG, mask)
-    # the paper's score term, written out, then weighted by λ(t) = Σ_t
+    # the paper's score term, written out, then weighted by λ(t) = Σ_t · min(1, γ / SNR(t))
     sig = D.sigma2(t, CFG, z0)
-    paper = (D.score_from_z0(z_t, z0_hat, t, CFG) - (D.rho(z0, t, CFG) - z_t) / sig) ** 2 * sig
+    snr = torch.exp(-D.int_beta(t, CFG))[:, None, None] / sig
+    paper = (D.score_from_z0(z_t, z0_hat, t, CFG) - (D.rho(z0, t, CFG) - z_t) / sig) ** 2 * sig * (5 / snr).clamp(max=1)
     m = mask[:, None].float()
     assert torch.allclose(terms["score"], (paper * m).sum() / (m.sum() * 4), rtol=1e-4)
     assert torch.allclose(terms["data"], (((z0_hat - z0) ** 2) * m).sum() / (m.sum() * 4))
@@ -202,15 +203,14 @@ def test_loss_terms_zero_at_truth_and_score_term_is_the_weighted_formula():
 
 
 def test_score_term_guard_keeps_it_bounded_near_t_min():
-    """Relative to the data term, the paper's unweighted score term is a²/Σ_t² (a = exp(−½∫β)): ~4·10⁵ at t = 0.01.
-    The guarded term is a²/Σ_t: under 10³ for every t ≥ t_min = 0.01."""
+    """Relative to the data term, the paper's unweighted score term is SNR(t)/Σ_t (SNR = a²/Σ_t): ~4·10⁵ at t = 0.01.
+    The guarded term is min(SNR(t), γ): at most γ = 5, and equal to the ε-prediction loss where SNR < γ."""
     z0 = torch.randn(1, 4, 50, generator=torch.Generator().manual_seed(0))
     z0_hat, mask = z0 + 0.01, torch.ones(1, 50, dtype=torch.bool)
-    for t in (0.01, 0.1, 0.5, 1.0):
+    for t in (0.01, 0.1, 0.3, 0.5, 1.0):
         tt = torch.tensor([t])
         z_t, eps = D.forward_noise(z0, tt, CFG)
         terms = D.diffusion_loss_terms(z0, z0_hat, z_t, eps, tt, CFG, mask)
-        a2, sig = a_t(t) ** 2, float(D.sigma2(tt, CFG))
-        assert terms["score"] / terms["data"] == pytest.approx(a2 / sig, rel=1e-3)
-        assert terms["score"] / terms["data"] < 1e3
+        snr = a_t(t) ** 2 / float(D.sigma2(tt, CFG))
+        assert terms["score"] / terms["data"] == pytest.approx(min(snr, 5.0), rel=1e-3)
     assert a_t(0.01) ** 2 / float(D.sigma2(torch.tensor(0.01), CFG)) ** 2 > 1e5    # what the guard prevents

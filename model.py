@@ -1,0 +1,203 @@
+"""NaturalSpeech 2 (Fig. 1): the prior, the speech prompt and the latent diffusion model, wired together.
+
+No new math lives here: every formula is in the component files (rvq.py, prior.py, prompt.py, diffusion.py).
+
+Training, one batch (`NaturalSpeech2.loss`):
+    z_0  = Σ_j C_j[i_j]  rebuilt from the stored codec IDs (Eq. 1), then normalised per dimension (see below)
+    [u, v) = a random prompt span (§3.3); prompt = z_{u:v}, target = concat(z_{1:u}, z_{v:n})
+    c    = Prior(phonemes, ground-truth durations and pitch, prompt hiddens), cut like the target
+    t ~ U[t_min, 1],  z_t = ρ(z_0, t) + √Σ_t ε,  ẑ_0 = WaveNet(z_t, t, c, prompt)
+    L    = L_data + L_score + λ_ce-rvq · L_ce-rvq + L_dur + L_pitch            (λ_ce-rvq = 0.1, §3.2)
+Every term is returned, and the total is formed in one place (`total_loss`).
+
+Inference (`NaturalSpeech2.generate`): phonemes + a prompt latent -> predicted durations and pitch -> c -> z_1 ~
+N(0, τ⁻¹ I) -> a sampler of diffusion.py -> ẑ_0 -> (de-normalised) latent for the codec decoder.
+
+Latent normalisation: codec latents have an arbitrary scale per dimension (the encoder is free to output ±40, as
+one peer implementation found). The VP SDE assumes data of about unit variance: its end point N(0, I) at t = 1 and
+its noise schedule are calibrated for that. So z is standardised with per-dimension mean/std computed on the
+training set (`latent_stats`), stored in the model (and so in every checkpoint); CE-RVQ is computed on the
+de-normalised ẑ_0, where the codebooks live.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn as nn
+
+import diffusion as D
+import prior as P
+from prompt import PromptEncoder, remove_segment, sample_prompt_segment, take_segment
+from rvq import ResidualVQ
+
+
+@dataclass
+class NS2Config:
+    prior: P.PriorConfig = field(default_factory=P.PriorConfig)
+    denoiser: D.DenoiserConfig = field(default_factory=D.DenoiserConfig)
+    sde: D.SDEConfig = field(default_factory=D.SDEConfig)
+    prompt_layers: int = 6              # prompt encoder "as the phoneme encoder" (Table 11: 69M)
+    prompt_heads: int = 8
+    prompt_ffn: int = 2048
+    prompt_kernel: int = 9
+    prompt_dropout: float = 0.2
+    lambda_ce_rvq: float = 0.1          # §3.2
+    use_ce_rvq: bool = True             # ablation "no CE-RVQ loss" (Table 9)
+    t_min: float = 0.01                 # training times t ~ U[t_min, 1] (guard of the score term)
+    prompt_min_frac: float = 0.1        # prompt span: fraction of the utterance (prompt.sample_prompt_segment)
+    prompt_max_frac: float = 0.4
+    prompt_min_frames: int = 24
+    cfg_drop: float = 0.0               # beyond the paper: drop the prompt with this probability (classifier-free)
+
+
+def make_ns2_config(name: str = "toy", n_phonemes: int = 100, latent_dim: int | None = None) -> NS2Config:
+    """The presets of each component under one name; n_phonemes / latent_dim come from the data and the codec."""
+    den = D.make_denoiser_config(name)
+    den = replace(den, latent_dim=latent_dim or den.latent_dim)
+    pri = P.make_prior_config(name, n_phonemes=n_phonemes)
+    small = dict(prompt_layers=pri.enc_layers, prompt_heads=pri.enc_heads, prompt_ffn=pri.enc_ffn,
+                 prompt_kernel=pri.enc_kernel, prompt_dropout=pri.enc_dropout)
+    return NS2Config(prior=pri, denoiser=den, **({} if name == "paper" else small))
+
+
+@torch.no_grad()
+def latent_stats(rvq: ResidualVQ, codes_batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std of z = Σ_j C_j[i_j] over an iterable of (codes (B, R, T), mask (B, T))."""
+    total, sq, n = 0.0, 0.0, 0
+    for codes, mask in codes_batches:
+        z = rvq.decode(codes).transpose(1, 2)[mask]                                  # (frames, D)
+        total, sq, n = total + z.sum(0), sq + (z ** 2).sum(0), n + len(z)
+    mean = total / n
+    return mean, (sq / n - mean ** 2).clamp(min=1e-8).sqrt()
+
+
+class NaturalSpeech2(nn.Module):
+    def __init__(self, cfg: NS2Config, codebooks: torch.Tensor, latent_mean=None, latent_std=None):
+        super().__init__()
+        R, V, Dz = codebooks.shape
+        if cfg.denoiser.latent_dim != Dz:
+            raise ValueError(f"denoiser latent_dim {cfg.denoiser.latent_dim} != codec code dimension {Dz}")
+        if not cfg.prior.dim == cfg.denoiser.cond_dim:
+            raise ValueError("prior.dim must equal denoiser.cond_dim (c is the prior's output)")
+        if not cfg.prior.prompt_dim == cfg.denoiser.prompt_dim:
+            raise ValueError("prior.prompt_dim must equal denoiser.prompt_dim (both read the prompt encoder)")
+        self.cfg = cfg
+        self.rvq = ResidualVQ(R, V, Dz)
+        self.rvq.codebooks.copy_(codebooks)
+        self.rvq.requires_grad_(False)
+        self.register_buffer("latent_mean", torch.zeros(Dz) if latent_mean is None else latent_mean.clone())
+        self.register_buffer("latent_std", torch.ones(Dz) if latent_std is None else latent_std.clone())
+        self.prior = P.Prior(cfg.prior)
+        self.prompt_encoder = PromptEncoder(Dz, cfg.prior.prompt_dim, cfg.prompt_layers, cfg.prompt_heads,
+                                            cfg.prompt_ffn, cfg.prompt_kernel, cfg.prompt_dropout)
+        self.denoiser = D.WaveNet(cfg.denoiser)
+        self.null_prompt = nn.Parameter(torch.zeros(1, Dz, 1))      # the "no prompt" of classifier-free guidance
+
+    def normalize(self, z):
+        return (z - self.latent_mean[:, None]) / self.latent_std[:, None]
+
+    def denormalize(self, z):
+        return z * self.latent_std[:, None] + self.latent_mean[:, None]
+
+    def encode_prompt(self, prompt_n: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.prompt_encoder(prompt_n, mask)
+
+    def _null_prompt(self, batch: int):
+        h = self.encode_prompt(self.null_prompt.expand(batch, -1, -1), torch.ones(batch, 1, dtype=torch.bool,
+                                                                                    device=self.null_prompt.device))
+        return h, torch.ones(batch, 1, dtype=torch.bool, device=h.device)
+
+    # -- training ------------------------------------------------------------------------------------------------
+    def loss(self, batch: dict, generator=None) -> dict:
+        """Every loss term of one batch (from data.collate, with codes), plus "total" (`total_loss`)."""
+        codes, fmask, pmask_ph = batch["codes"], batch["frame_mask"], batch["phoneme_mask"]
+        z0 = self.normalize(self.rvq.decode(codes)) * fmask[:, None]                 # (B, D, T)
+        u, v = sample_prompt_segment(fmask.sum(1).cpu(), self.cfg.prompt_min_frac, self.cfg.prompt_max_frac,
+                                     self.cfg.prompt_min_frames, generator)
+        u, v = u.to(z0.device), v.to(z0.device)
+        prompt, prompt_mask = take_segment(z0, u, v)                                 # (B, D, Tp)
+        prompt_h = self.encode_prompt(prompt, prompt_mask)
+        out = self.prior(batch["phonemes"], pmask_ph, prompt_h, prompt_mask, batch["durations"], batch["lf0"])
+        # the target: everything but the prompt span, for every frame-level tensor alike
+        z0_t, tmask = remove_segment(z0, fmask, u, v)
+        c_t, _ = remove_segment(out["c"], fmask, u, v)
+        codes_t, _ = remove_segment(codes, fmask, u, v)
+        memory, memory_mask = prompt_h, prompt_mask
+        if self.training and self.cfg.cfg_drop > 0:                                  # classifier-free dropout
+            drop = torch.rand(len(z0), generator=generator).to(z0.device) < self.cfg.cfg_drop
+            null_h, _ = self._null_prompt(len(z0))
+            memory = torch.where(drop[:, None, None], torch.nn.functional.pad(null_h, (0, prompt_h.shape[-1] - 1)),
+                                 prompt_h)
+            memory_mask = torch.where(drop[:, None], torch.arange(prompt_h.shape[-1], device=z0.device) == 0,
+                                      prompt_mask)
+        t = D.sample_times(len(z0), self.cfg.t_min, generator).to(z0.device)
+        z_t, eps = D.forward_noise(z0_t, t, self.cfg.sde,
+                                   torch.randn(z0_t.shape, generator=generator).to(z0.device))
+        z0_hat = self.denoiser(z_t, t, c_t, tmask, memory, memory_mask)
+        losses = D.diffusion_loss_terms(z0_t, z0_hat, z_t, eps, t, self.cfg.sde, tmask)
+        if self.cfg.use_ce_rvq:
+            losses["ce_rvq"] = self.rvq.ce_rvq_loss(self.denormalize(z0_hat), codes_t, tmask)
+        # duration/pitch losses on the target only: phonemes lying wholly inside the prompt are left out
+        ends = batch["durations"].cumsum(1)
+        inside = (ends - batch["durations"] >= u[:, None]) & (ends <= v[:, None])
+        pos = torch.arange(fmask.shape[1], device=fmask.device)[None]
+        frame_target = fmask & ~((pos >= u[:, None]) & (pos < v[:, None]))
+        losses.update(self.prior.losses(out, batch["durations"], batch["lf0"], pmask_ph & ~inside, frame_target))
+        losses["total"] = self.total_loss(losses)
+        return losses
+
+    def total_loss(self, losses: dict) -> torch.Tensor:
+        """L = L_data + L_score + λ_ce-rvq · L_ce-rvq + L_dur + L_pitch: the one place the terms are summed."""
+        total = losses["data"] + losses["score"] + losses["dur"] + losses["pitch"]
+        return total + self.cfg.lambda_ce_rvq * losses["ce_rvq"] if "ce_rvq" in losses else total
+
+    # -- inference -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,
+                 steps: int = 150, sampler: str = "ode", temperature: float | None = None,
+                 duration_scale: float = 1.0, pitch_shift: float = 0.0, guidance: float = 1.0,
+                 generator=None) -> dict:
+        """phonemes (B, N), prompt_latent (B, D, Tp) (codec latent, not normalised) -> dict(latent (B, D, T),
+        frame_mask, durations, lf0). `guidance` > 1 applies classifier-free guidance on the prompt:
+        ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0)."""
+        if phonemes.dim() != 2 or phonemes.shape[1] == 0:
+            raise ValueError("no phonemes to speak: give a non-empty phoneme sequence (B, N)")
+        if prompt_latent.dim() != 3 or prompt_latent.shape[1] != self.cfg.denoiser.latent_dim:
+            raise ValueError(f"prompt latent must be (B, {self.cfg.denoiser.latent_dim}, frames), "
+                             f"got {tuple(prompt_latent.shape)}: was it made by another codec?")
+        if prompt_latent.shape[-1] < 8:
+            raise ValueError(f"the prompt has {prompt_latent.shape[-1]} frames; give at least 8 (0.1 s), "
+                             f"better 3 s (240 frames)")
+        if sampler not in D.SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(D.SAMPLERS)}")
+        B = len(phonemes)
+        phoneme_mask = phonemes != 0 if phoneme_mask is None else phoneme_mask
+        prompt_mask = torch.ones(B, prompt_latent.shape[-1], dtype=torch.bool, device=phonemes.device) \
+            if prompt_mask is None else prompt_mask
+        prompt_h = self.encode_prompt(self.normalize(prompt_latent) * prompt_mask[:, None], prompt_mask)
+        out = self.prior(phonemes, phoneme_mask, prompt_h, prompt_mask,
+                         duration_scale=duration_scale, pitch_shift=pitch_shift)
+        c, fmask = out["c"], out["frame_mask"]
+        sde = self.cfg.sde if temperature is None else replace(self.cfg.sde, temperature=temperature)
+        null = self._null_prompt(B) if guidance != 1.0 else None
+
+        def denoise(z, t):
+            cond = self.denoiser(z, t, c, fmask, prompt_h, prompt_mask)
+            if null is None:
+                return cond
+            return (1 - guidance) * self.denoiser(z, t, c, fmask, *null) + guidance * cond
+
+        z1 = D.start_noise(c.shape[:1] + (self.cfg.denoiser.latent_dim, c.shape[-1]), sde, generator).to(c.device)
+        z0 = D.SAMPLERS[sampler](denoise, z1 * fmask[:, None], D.time_grid(steps, sde, c.device), sde, generator)
+        return dict(latent=self.denormalize(z0) * fmask[:, None], frame_mask=fmask, durations=out["durations"],
+                    lf0=out["lf0"])
+
+
+def config_to_dict(cfg: NS2Config) -> dict:
+    return asdict(cfg)
+
+
+def config_from_dict(d: dict) -> NS2Config:
+    return NS2Config(prior=P.PriorConfig(**d["prior"]), denoiser=D.DenoiserConfig(**d["denoiser"]),
+                     sde=D.SDEConfig(**d["sde"]), **{k: v for k, v in d.items() if k not in ("prior", "denoiser", "sde")})
