@@ -147,7 +147,20 @@ def mean_metrics(rows: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Command line: codec evaluation
 # ---------------------------------------------------------------------------------------------------------------
-def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None) -> dict:
+def heldout_clips(root, n: int, split: str = "test") -> list:
+    """Up to n whole utterances of a split (test = held-out voices), one per speaker first: [(id, wav)]."""
+    import data
+    from pathlib import Path
+    utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split]
+    firsts = {}
+    for u in utts:
+        firsts.setdefault(u["speaker"], u)
+    chosen = (list(firsts.values()) + [u for u in utts if u not in firsts.values()])[:n]
+    return [(u["id"], data.load_audio(Path(root) / u["wav"])) for u in chosen]
+
+
+def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str = "", device="cpu",
+                   n_wavs: int = 3) -> dict:
     """Reconstruct each (id, wav) clip with the first n quantizers for every n in `n_qs`.
 
     Returns {"rows": [{n_q, kbps, mel, si_sdr, pesq, stoi}], "perplexity": [...], "dead": [...]} where the
@@ -160,17 +173,18 @@ def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None) -> dict:
     for n in n_qs:
         per_clip = []
         for k, (uid, wav) in enumerate(clips):
-            _, ids = model.encode(torch.from_numpy(wav)[None], n_q=n)                 # (1, n, T)
-            rec = model.decode_ids(ids)[0, :len(wav)].numpy()
+            _, ids = model.encode(torch.from_numpy(wav)[None].to(device), n_q=n)       # (1, n, T)
+            rec = model.decode_ids(ids)[0, :len(wav)].float().cpu().numpy()
             per_clip.append(codec_metrics(wav, rec))
             if n == cfg.n_q:
                 ids_all.append(ids)
-            if out_dir is not None and k < 3:
+            if out_dir is not None and k < n_wavs:
                 out_dir.mkdir(parents=True, exist_ok=True)
-                sf.write(out_dir / f"{uid}_R{n}.wav", rec, cfg.sample_rate)
-                sf.write(out_dir / f"{uid}_original.wav", wav, cfg.sample_rate)
+                sf.write(out_dir / f"{prefix}{uid}_R{n}.wav", rec, cfg.sample_rate)
+                if not prefix:
+                    sf.write(out_dir / f"{uid}_original.wav", wav, cfg.sample_rate)
         rows.append(dict(n_q=n, kbps=n * np.log2(cfg.codebook_size) * frames_per_s / 1000, **mean_metrics(per_clip)))
-    ids = torch.cat(ids_all, -1) if ids_all else model.encode(torch.from_numpy(clips[0][1])[None])[1]
+    ids = torch.cat(ids_all, -1) if ids_all else model.encode(torch.from_numpy(clips[0][1])[None].to(device))[1]
     used = [len(torch.unique(ids[:, j])) for j in range(ids.shape[1])]
     return dict(rows=rows, perplexity=[round(float(p), 1) for p in model.rvq.perplexity(ids)],
                 dead=[round(1 - u / cfg.codebook_size, 3) for u in used])

@@ -1,9 +1,12 @@
-"""Training stages (paper §4.3): `codec` (§3.1) now; `ldm` (latent diffusion + prior + prompting) with issue [3].
+"""Training stages (paper §4.3): `codec` (§3.1) and `ldm` (latent diffusion + prior + prompting, §3.2-3.3).
 
     python train.py codec --config toy --data data/toy --out runs/codec_toy            # train (resumable)
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
     python train.py export --ckpt runs/codec_toy/last.pt --out checkpoints/toy/codec.pt
-    any field of the training or model config can be overridden: --lr=5e-4 --steps=20000 --channels=32
+    python train.py ldm --config toy --data data/toy --codec checkpoints/toy/codec.pt --out runs/ldm_toy
+    any field of the training or model config can be overridden: --lr=5e-4 --steps=20000 --channels=32;
+    nested ldm fields with a dot, e.g. the ablations --use_ce_rvq=False --denoiser.use_prompt=False
+    --denoiser.use_query_attention=False --prior.use_prompt=False, or --cfg_drop=0.1
 
 What the loop guarantees: AdamW with linear warm-up then cosine decay; bf16/fp16 autocast on GPU; gradient
 clipping; no adversarial loss before `adv_start` (a warm-up on the reconstruction losses alone); a progress bar
@@ -85,8 +88,11 @@ def parse_overrides(pairs: list[str], *configs):
         except (ValueError, SyntaxError):
             value = raw
         for i, cfg in enumerate(out):
-            if key in {f.name for f in fields(cfg)}:
-                out[i] = replace(cfg, **{key: value})
+            sub, _, leaf = key.rpartition(".")                  # "denoiser.use_prompt" -> a nested config
+            target = getattr(cfg, sub) if sub and hasattr(cfg, sub) else (cfg if not sub else None)
+            if target is not None and leaf in {f.name for f in fields(target)}:
+                target = replace(target, **{leaf: value})
+                out[i] = replace(cfg, **{sub: target}) if sub else target
                 break
         else:
             raise ValueError(f"no config field named {key!r}")
@@ -125,38 +131,17 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype), scaler
 
 
-def validation_clips(root, n: int):
-    """Up to n whole utterances of the test split (held-out voices), one per speaker first: [(id, wav)]."""
-    import data
-    utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == "test"]
-    firsts = {}
-    for u in utts:
-        firsts.setdefault(u["speaker"], u)
-    chosen = (list(firsts.values()) + [u for u in utts if u not in firsts.values()])[:n]
-    return [(u["id"], data.load_audio(Path(root) / u["wav"])) for u in chosen]
-
-
 @torch.no_grad()
-def validate(model, clips, device, out_dir: Path | None = None, step: int = 0, n_q: int | None = None) -> dict:
-    """Reconstruct held-out clips; mean codec metrics (eval.py) and per-quantizer perplexity. Writes 2 clips."""
+def validate(model, clips, device, out_dir: Path | None = None, step: int = 0) -> dict:
+    """Reconstruct held-out clips with all R quantizers: mean codec metrics and per-quantizer perplexity (eval.py)."""
     import eval as metrics
-    import soundfile as sf
     was_training = model.training
     model.eval()
-    rows, ids_all = [], []
-    for k, (uid, wav) in enumerate(clips):
-        z, ids = model.encode(torch.from_numpy(wav)[None].to(device), n_q=n_q)
-        rec = model.decode(z)[0, :len(wav)].float().cpu().numpy()
-        rows.append(metrics.codec_metrics(wav, rec))
-        ids_all.append(ids)
-        if out_dir is not None and k < 2:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            sf.write(out_dir / f"step{step:07d}_{uid}.wav", rec, 16000)
+    result = metrics.evaluate_codec(model, clips, (model.cfg.n_q,), out_dir, prefix=f"step{step:07d}_", device=device,
+                                    n_wavs=2)
     model.train(was_training)
-    result = metrics.mean_metrics(rows)
-    ppl = model.rvq.perplexity(torch.cat(ids_all, -1))
-    result["perplexity"] = [round(float(p), 1) for p in ppl]
-    return result
+    row = {k: v for k, v in result["rows"][0].items() if k in ("mel", "si_sdr", "pesq", "stoi")}
+    return dict(row, perplexity=result["perplexity"])
 
 
 def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume: bool = False,
@@ -190,7 +175,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
         step, history = ck["step"], ck["history"]
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed)
-    clips = validation_clips(data_root, tcfg.val_utts)
+    clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a")
 
@@ -258,6 +243,168 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
     return history[-1] if history else {}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Stage `ldm`: prior + prompt encoder + latent diffusion (§3.2-3.3), on the codec IDs of the feature cache
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class LDMTrainConfig:
+    steps: int = 300_000                # §4: 300K steps on 16 GPUs
+    batch_size: int = 16
+    lr: float = 5e-4                    # §4: AdamW, lr 5e-4
+    betas: tuple = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 32_000          # §4: 32K warm-up steps, then inverse-square-root decay
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999            # EMA of the weights, used for sampling
+    amp: str = "auto"
+    log_every: int = 50
+    val_every: int = 2000
+    ckpt_every: int = 1000
+    sample_steps: int = 50              # sampler steps for the validation samples
+    seed: int = 0
+
+
+LDM_PRESETS = {
+    "paper": LDMTrainConfig(),
+    "libritts": LDMTrainConfig(batch_size=32, warmup_steps=8000, steps=200_000),
+    "toy": LDMTrainConfig(batch_size=16, lr=1e-3, warmup_steps=500, steps=20_000, val_every=1000, ckpt_every=500),
+    "tiny": LDMTrainConfig(batch_size=2, lr=1e-3, warmup_steps=1, steps=4, log_every=1, val_every=4, ckpt_every=2,
+                           sample_steps=2),
+}
+
+
+def inverse_sqrt_lr(step: int, t: LDMTrainConfig) -> float:
+    """lr · min(s / warmup, √(warmup / s)), s = step + 1: linear warm-up, then inverse-square-root decay (§4)."""
+    s = step + 1
+    return t.lr * min(s / t.warmup_steps, (t.warmup_steps / s) ** 0.5)
+
+
+def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
+    """A fresh NaturalSpeech2 for a feature cache whose codes came from `codec_ckpt`; latent stats from its
+    training split. Returns (model, the codec, manifest)."""
+    import hashlib
+    import data
+    import model as ns2
+    manifest = data.read_manifest(cache)
+    codec = codec_lib.load_codec(codec_ckpt)
+    sha = hashlib.sha256(Path(codec_ckpt).read_bytes()).hexdigest()[:16]
+    if manifest.get("codec", {}).get("sha256") != sha:
+        raise ValueError(f"the cache {cache} holds no codes from {codec_ckpt}: run `python data.py encode --codec "
+                         f"{codec_ckpt} --data {cache}` first")
+    cfg = ns2.make_ns2_config(preset, n_phonemes=len(manifest["phonemes"]), latent_dim=codec.cfg.dim)
+    (cfg,) = parse_overrides(list(overrides), cfg)
+    ds = data.FeatureDataset(cache, "train", with_codes=True)
+    batches = (data.collate([ds[j] for j in range(i, min(i + 32, len(ds)))]) for i in range(0, len(ds), 32))
+    mean, std = ns2.latent_stats(codec.rvq, ((b["codes"], b["frame_mask"]) for b in batches))
+    return ns2.NaturalSpeech2(cfg, codec.rvq.codebooks, mean, std), codec, manifest
+
+
+def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, resume=False, device="cpu",
+              overrides=(), progress=True) -> dict:
+    """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation."""
+    import numpy as np
+    import soundfile as sf
+    import data
+    import model as ns2
+    from tqdm import tqdm
+    device, out = torch.device(device), Path(out)
+    torch.manual_seed(tcfg.seed)
+    net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
+    net, codec = net.to(device), codec.to(device)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.AdamW(net.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
+    autocast, scaler = _autocast(device, tcfg.amp)
+    step, history = 0, []
+    if resume:
+        ck = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
+            raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
+        net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        step, history = ck["step"], ck["history"]
+    train_ds = data.FeatureDataset(cache, "train", with_codes=True)
+    valid_ds = data.FeatureDataset(cache, "valid", with_codes=True)
+    test_utts = [u for u in manifest["utterances"] if u["split"] == "test"]
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a")
+
+    def batch_at(ds, i, n):
+        rng = np.random.default_rng([tcfg.seed, i])
+        b = data.collate([ds[j] for j in rng.integers(len(ds), size=n)])
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+
+    def checkpoint():
+        save_checkpoint(out / "last.pt", dict(
+            kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
+            step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
+            scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
+            front_end=manifest["front_end"], codec=manifest["codec"], rng=dict(torch=torch.get_rng_state())))
+
+    @torch.no_grad()
+    def validate():
+        """Valid-split losses (seen voices, unseen sentences) with the EMA weights, and two zero-shot samples:
+        a held-out voice's other utterance as the prompt, decoded by the codec to out/samples/."""
+        live = {k: v.clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(ema)
+        net.eval()
+        g = torch.Generator().manual_seed(0)
+        terms = [net.loss(batch_at(valid_ds, 10 ** 9 + i, min(8, len(valid_ds))), g) for i in range(2)]  # own seeds
+        result = {k: float(sum(t[k] for t in terms) / len(terms)) for k in terms[0]}
+        for k, u in enumerate(test_utts[:2]):
+            prompt_u = next((p for p in test_utts if p["speaker"] == u["speaker"] and p["id"] != u["id"]), u)
+            f, fp = data.load_features(Path(cache) / "feats" / f"{u['id']}.npz"), \
+                data.load_features(Path(cache) / "feats" / f"{prompt_u['id']}.npz")
+            prompt = codec.rvq.decode(torch.from_numpy(fp["codes"].astype(np.int64))[None].to(device))
+            gen = net.generate(torch.from_numpy(f["phonemes"].astype(np.int64))[None].to(device), prompt,
+                               steps=tcfg.sample_steps, generator=torch.Generator().manual_seed(k))
+            (out / "samples").mkdir(exist_ok=True)
+            sf.write(out / "samples" / f"step{step:07d}_{u['id']}.wav", codec.decode(gen["latent"])[0].float().cpu().numpy(), 16000)
+        net.load_state_dict(live)
+        net.train()
+        return result
+
+    net.train()
+    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True)
+    while step < tcfg.steps:
+        b = batch_at(train_ds, step, tcfg.batch_size)
+        for group in opt.param_groups:
+            group["lr"] = inverse_sqrt_lr(step, tcfg)
+        with autocast:
+            losses = net.loss(b)
+        if not torch.isfinite(losses["total"]):
+            raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
+                                f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
+        opt.zero_grad(set_to_none=True)
+        (scaler.scale(losses["total"]) if scaler else losses["total"]).backward()
+        if scaler:
+            scaler.unscale_(opt)
+        losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.parameters(), tcfg.grad_clip)
+        scaler.step(opt) if scaler else opt.step()
+        if scaler:
+            scaler.update()
+        with torch.no_grad():
+            for k, v in net.state_dict().items():
+                ema[k].lerp_(v, 1 - tcfg.ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+        step += 1
+        bar.update(1)
+        if step % tcfg.log_every == 0 or step == tcfg.steps:
+            row = {k: round(float(v.detach()), 5) for k, v in losses.items()}
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("data", "score", "ce_rvq", "dur", "pitch")})
+            log.write(json.dumps(dict(step=step, lr=inverse_sqrt_lr(step - 1, tcfg), **row)) + "\n")
+            log.flush()
+        if step % tcfg.val_every == 0 or step == tcfg.steps:
+            history.append(dict(step=step, **validate()))
+            log.write(json.dumps(dict(step=step, val=history[-1])) + "\n")
+            log.flush()
+        if step % tcfg.ckpt_every == 0 or step == tcfg.steps:
+            checkpoint()
+    bar.close()
+    log.close()
+    return history[-1] if history else {}
+
+
 def export(ckpt_path: Path, out: Path):
     """Training checkpoint -> compact checkpoint for users: generator weights in fp16, codebooks in fp32 (exact
     nearest-code search), no discriminator, optimizer or EMA statistics."""
@@ -284,11 +431,30 @@ def main(argv=None):
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
-    sub.add_parser("ldm", help="train the latent diffusion model (§3.2-3.3): arrives with issue [3]")
+    m = sub.add_parser("ldm", help="train the latent diffusion model, prior and prompt encoder (§3.2-3.3)")
+    m.add_argument("--config", default="toy", choices=sorted(LDM_PRESETS), help="model + training preset")
+    m.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with codec IDs (data.py encode)")
+    m.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec that made the IDs")
+    m.add_argument("--out", type=Path, default=None, help="run folder (default runs/ldm_<config>)")
+    m.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
+    m.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    m.add_argument("--threads", type=int, default=None)
     args, extra = ap.parse_known_args(argv)
     try:
         if args.stage == "ldm":
-            raise ValueError("training stage 'ldm' is not implemented yet: it arrives with issue [3]")
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            train_keys = {f.name for f in fields(LDMTrainConfig)}
+            (tcfg,) = parse_overrides([e for e in extra if e[2:].split("=")[0].replace("-", "_") in train_keys],
+                                      LDM_PRESETS[args.config])
+            model_overrides = [e for e in extra if e[2:].split("=")[0].replace("-", "_") not in train_keys]
+            out = args.out or Path("runs") / f"ldm_{args.config}"
+            if args.resume != (out / "last.pt").exists():
+                raise ValueError(f"--resume needs {out / 'last.pt'}" if args.resume else
+                                 f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
+            final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides)
+            print(f"done: {out / 'last.pt'}  " + json.dumps(final))
+            return 0
         if args.stage == "export":
             if extra:
                 raise ValueError(f"unrecognised arguments {extra}")

@@ -1,0 +1,84 @@
+"""train.py ldm end to end on the tiny toy cache: checkpoints, exact resume, NaN guard, samples, CLI errors."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import codec
+import data
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def encoded_cache(toy_cache, tmp_path_factory):
+    """The tiny toy cache with codes from a tiny codec trained for 2 steps."""
+    root = tmp_path_factory.mktemp("ldm")
+    cache = root / "cache"
+    shutil.copytree(toy_cache, cache)
+    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train.train_codec(codec.make_config("tiny"), tcfg, cache, root / "codec_run", progress=False)
+    train.export(root / "codec_run" / "last.pt", root / "codec.pt")
+    data.encode_cache(cache, root / "codec.pt")
+    return cache, root / "codec.pt"
+
+
+def tiny(**kw):
+    return train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), **kw})
+
+
+def rows(path):
+    return [json.loads(l) for l in open(path) if '"val"' not in l]
+
+
+def test_ldm_trains_checkpoints_and_resumes_exactly(encoded_cache, tmp_path):
+    cache, ckpt = encoded_cache
+    final = train.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", progress=False)
+    assert {"data", "score", "ce_rvq", "dur", "pitch", "total"} <= set(final)
+    ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert ck["kind"] == "ldm" and ck["phonemes"] == data.read_manifest(cache)["phonemes"]
+    assert ck["codec"]["sha256"] and "latent_mean" in ck["model"] and ck["step"] == 4
+    assert len(list((tmp_path / "a" / "samples").glob("*.wav"))) == 2            # zero-shot validation samples
+    train.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", progress=False)
+    train.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
+    a, b = rows(tmp_path / "a" / "log.jsonl"), rows(tmp_path / "b" / "log.jsonl")
+    assert a == b                                                               # step 4 after the resume included
+    cb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert all(torch.equal(ck["model"][k], cb["model"][k]) for k in ck["model"])
+    assert all(torch.equal(ck["ema"][k], cb["ema"][k]) for k in ck["ema"])
+
+
+def test_ldm_nan_guard(encoded_cache, tmp_path, monkeypatch):
+    import model
+    cache, ckpt = encoded_cache
+    real = model.NaturalSpeech2.total_loss
+    monkeypatch.setattr(model.NaturalSpeech2, "total_loss", lambda self, l: real(self, l) * float("nan"))
+    with pytest.raises(train.NonFiniteLoss, match="non-finite ldm loss at step 0"):
+        train.train_ldm("tiny", tiny(), cache, ckpt, tmp_path, progress=False)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_ldm_needs_codes_from_that_codec(toy_cache, encoded_cache, tmp_path):
+    _, ckpt = encoded_cache
+    with pytest.raises(ValueError, match="data.py encode"):
+        train.build_ldm(toy_cache, ckpt, "tiny")
+
+
+def test_ablation_override_reaches_the_model(encoded_cache):
+    cache, ckpt = encoded_cache
+    net, _, _ = train.build_ldm(cache, ckpt, "tiny", ["--denoiser.use_prompt=False", "--use_ce_rvq=False"])
+    assert net.cfg.denoiser.use_prompt is False and net.cfg.use_ce_rvq is False and net.denoiser.query is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ldm", "--data", "/nonexistent"], "no feature cache"),
+    (["ldm", "--resume", "--out", "/nonexistent/run"], "--resume needs"),
+])
+def test_ldm_cli_errors(args, message):
+    r = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
