@@ -2,6 +2,7 @@
 
     python bench.py codec                 # encode+decode real-time factor and training step time, per config
     python bench.py codec --device cuda   # the same on a GPU (bf16 autocast for training)
+    python bench.py ldm                   # diffusion model: step time, peak memory, CE-RVQ share, sampling speed
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
 median of several repetitions after warm-up; the machine, torch version and thread count are printed with the table.
@@ -75,6 +76,49 @@ def bench_codec(configs, device: str, seconds: float, batch: int, repeats: int) 
     return rows
 
 
+def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int) -> dict:
+    """One config, in its own process (so that peak memory is its own): training step with and without the
+    CE-RVQ term, and sampling speed for 150/50/20 steps of a 3 s utterance."""
+    import resource
+    import model as ns2
+    torch.manual_seed(0)
+    cfg = ns2.make_ns2_config(name, n_phonemes=84, latent_dim={"tiny": 16, "toy": 64}.get(name, 256))
+    R, V = (4, 32) if name == "tiny" else (16, 1024)
+    net = ns2.NaturalSpeech2(cfg, torch.randn(R, V, cfg.denoiser.latent_dim) * 0.3).to(device)
+    N = frames // 6
+    durations = torch.full((batch, N), 6, device=device)
+    b = dict(phonemes=torch.randint(1, 84, (batch, N), device=device), durations=durations,
+             phoneme_mask=torch.ones(batch, N, dtype=torch.bool, device=device),
+             frame_mask=torch.ones(batch, frames, dtype=torch.bool, device=device),
+             lf0=torch.full((batch, frames), 5.0, device=device), codes=torch.randint(0, V, (batch, R, frames), device=device))
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+    amp = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+
+    def step():
+        with amp:
+            loss = net.loss(b)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with_ce = _time(step, repeats, device=device)
+    mem = torch.cuda.max_memory_allocated() / 2 ** 30 if device == "cuda" else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    net.cfg.use_ce_rvq = False
+    without_ce = _time(step, repeats, device=device)
+    net.cfg.use_ce_rvq = True
+    net.eval()
+    prompt = torch.randn(1, cfg.denoiser.latent_dim, 240, device=device)
+    phon = torch.randint(1, 84, (1, 40), device=device)
+    durs = torch.full((1, 40), 6, device=device)                         # 240 frames = 3 s
+    net.prior.duration.forward = lambda *a, **k: torch.log1p(durs.float())     # fixed length for timing
+    rtf = {s: _time(lambda: net.generate(phon, prompt, steps=s), 1, warmup=0, device=device) / 3.0 for s in (150, 50, 20)}
+    return dict(config=name, params_m=sum(p.numel() for p in net.parameters()) / 1e6, step=with_ce,
+                step_no_ce=without_ce, mem_gb=mem, **{f"rtf_{s}": v for s, v in rtf.items()})
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -84,7 +128,42 @@ def main(argv=None):
     c.add_argument("--seconds", type=float, default=10.0, help="audio length for the encode/decode RTF")
     c.add_argument("--batch", type=int, default=8, help="training batch (clips of 1 s)")
     c.add_argument("--repeats", type=int, default=5)
+    m = sub.add_parser("ldm", help="latent diffusion model speed per config")
+    m.add_argument("--configs", default="tiny,toy,libritts")
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--batch", type=int, default=4)
+    m.add_argument("--frames", type=int, default=400, help="frames per training example (400 = 5 s)")
+    m.add_argument("--repeats", type=int, default=3)
+    one = sub.add_parser("ldm-one", help=argparse.SUPPRESS)
+    for a in ("--config", "--device"):
+        one.add_argument(a)
+    for a in ("--batch", "--frames", "--repeats"):
+        one.add_argument(a, type=int)
     args = ap.parse_args(argv)
+    if args.what == "ldm-one":
+        import json
+        print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
+        return 0
+    if args.what == "ldm":
+        import json
+        import subprocess
+        print(f"# latent diffusion model on {args.device}, torch {torch.__version__}; training step: batch {args.batch} x "
+              f"{args.frames} frames; sampling: a 3 s utterance")
+        print("| config | params (M) | train step (s) | CE-RVQ share of the step | peak memory (GB) | "
+              "sampling RTF, 150 / 50 / 20 steps |")
+        print("|---|---|---|---|---|---|")
+        for name in args.configs.split(","):
+            r = subprocess.run([sys.executable, __file__, "ldm-one", "--config", name, "--device", args.device, "--batch",
+                                str(args.batch), "--frames", str(args.frames), "--repeats", str(args.repeats)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")
+                continue
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+            share = 1 - d["step_no_ce"] / d["step"]
+            print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {share:.0%} | {d['mem_gb']:.2f} | "
+                  f"{d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} |", flush=True)
+        return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no GPU is visible", file=sys.stderr)
         return 2
