@@ -201,3 +201,25 @@ def config_to_dict(cfg: NS2Config) -> dict:
 def config_from_dict(d: dict) -> NS2Config:
     return NS2Config(prior=P.PriorConfig(**d["prior"]), denoiser=D.DenoiserConfig(**d["denoiser"]),
                      sde=D.SDEConfig(**d["sde"]), **{k: v for k, v in d.items() if k not in ("prior", "denoiser", "sde")})
+
+
+def load_ns2(path, device: str = "cpu") -> tuple[NaturalSpeech2, dict]:
+    """Rebuild a NaturalSpeech2 for sampling from a `train.py ldm` checkpoint or its export: (model in eval mode
+    with the EMA weights, meta = phoneme inventory, front end, codec it was trained on, step).
+    Loads with `torch.load(weights_only=True)`: tensors and plain containers only."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path}") from None
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("kind") != "ldm":
+        kind = ck.get("kind") if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"{path} is a {kind!r} checkpoint, not a latent diffusion (ldm) checkpoint")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ck.get("ema", ck["model"]).items()}
+    net = NaturalSpeech2(config_from_dict(ck["config"]), state["rvq.codebooks"])
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"rvq.cluster_size", "rvq.embed_sum"}:
+        raise ValueError(f"{path} does not match the current model code (missing {missing}, unexpected {unexpected})")
+    meta = {k: ck[k] for k in ("phonemes", "front_end", "codec", "step", "preset") if k in ck}
+    return net.to(device).eval(), meta

@@ -406,15 +406,17 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
 
 
 def export(ckpt_path: Path, out: Path):
-    """Training checkpoint -> compact checkpoint for users: generator weights in fp16, codebooks in fp32 (exact
-    nearest-code search), no discriminator, optimizer or EMA statistics."""
+    """Training checkpoint -> compact checkpoint for users: weights in fp16 (the EMA weights for an ldm), codebooks
+    and latent statistics in fp32 (exact nearest-code search and normalisation), no discriminator, optimizer or
+    codebook EMA statistics."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if ck.get("kind") != "codec":
-        raise ValueError(f"{ckpt_path} is not a codec checkpoint")
-    state = {k: (v if k == "rvq.codebooks" or not v.is_floating_point() else v.half())
-             for k, v in ck["model"].items() if k not in ("rvq.cluster_size", "rvq.embed_sum")}
-    save_checkpoint(out, dict(kind="codec", version=1, config=ck["config"], train_config=ck["train_config"],
-                              step=ck["step"], model=state, history=ck["history"]))
+    if ck.get("kind") not in ("codec", "ldm"):
+        raise ValueError(f"{ckpt_path} is neither a codec nor an ldm training checkpoint")
+    keep32 = ("rvq.codebooks", "latent_mean", "latent_std")
+    state = {k: (v if k in keep32 or not v.is_floating_point() else v.half())
+             for k, v in ck.get("ema", ck["model"]).items() if k not in ("rvq.cluster_size", "rvq.embed_sum")}
+    drop = ("model", "ema", "disc", "opt", "opt_g", "opt_d", "scaler", "rng")
+    save_checkpoint(out, dict({k: v for k, v in ck.items() if k not in drop}, model=state))
 
 
 def main(argv=None):

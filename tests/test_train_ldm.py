@@ -82,3 +82,22 @@ def test_ablation_override_reaches_the_model(encoded_cache):
 def test_ldm_cli_errors(args, message):
     r = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_and_load_ns2(encoded_cache, tmp_path):
+    import model
+    cache, ckpt = encoded_cache
+    train.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path, progress=False)
+    train.export(tmp_path / "last.pt", tmp_path / "ldm.pt")
+    full, meta = model.load_ns2(tmp_path / "last.pt")
+    small, meta2 = model.load_ns2(tmp_path / "ldm.pt")
+    assert meta["phonemes"] == meta2["phonemes"] == data.read_manifest(cache)["phonemes"]
+    assert meta2["codec"]["sha256"] == data.read_manifest(cache)["codec"]["sha256"] and meta2["step"] == 2
+    ck = torch.load(tmp_path / "ldm.pt", weights_only=True)
+    assert "opt" not in ck and ck["model"]["latent_mean"].dtype == torch.float32
+    phon, prompt = torch.tensor([[3, 4, 5, 6]]), torch.randn(1, 16, 30)
+    a = full.generate(phon, prompt, steps=3, generator=torch.Generator().manual_seed(0))["latent"]
+    b = small.generate(phon, prompt, steps=3, generator=torch.Generator().manual_seed(0))["latent"]
+    assert a.shape == b.shape and torch.allclose(a, b, atol=0.05, rtol=0.05)    # fp16 weights, same model
+    with pytest.raises(ValueError, match="not a latent diffusion"):
+        model.load_ns2(ckpt)                                                    # a codec checkpoint
