@@ -131,6 +131,17 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype), scaler
 
 
+def optimizer_step(loss, opt, params, scaler, clip: float) -> torch.Tensor:
+    """Backward, (unscale,) clip the gradient norm, step; returns the norm before clipping."""
+    opt.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler else loss).backward()
+    if scaler:
+        scaler.unscale_(opt)
+    norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    scaler.step(opt) if scaler else opt.step()
+    return norm
+
+
 @torch.no_grad()
 def validate(model, clips, device, out_dir: Path | None = None, step: int = 0) -> dict:
     """Reconstruct held-out clips with all R quantizers: mean codec metrics and per-quantizer perplexity (eval.py)."""
@@ -203,23 +214,13 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
         if not torch.isfinite(total):
             raise NonFiniteLoss(f"non-finite codec loss at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {last}")
-        opt_g.zero_grad(set_to_none=True)
-        (scaler.scale(total) if scaler else total).backward()
-        if scaler:
-            scaler.unscale_(opt_g)
-        losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        scaler.step(opt_g) if scaler else opt_g.step()
+        losses["grad_norm"] = optimizer_step(total, opt_g, model.parameters(), scaler, tcfg.grad_clip)
         if adversarial:
             with autocast:
                 d_loss = codec_lib.discriminator_loss(disc, x, out_g["wav"])
             if not torch.isfinite(d_loss):
                 raise NonFiniteLoss(f"non-finite discriminator loss at step {step}; nothing was saved")
-            opt_d.zero_grad(set_to_none=True)
-            (scaler.scale(d_loss) if scaler else d_loss).backward()
-            if scaler:
-                scaler.unscale_(opt_d)
-            torch.nn.utils.clip_grad_norm_(disc.parameters(), tcfg.grad_clip)
-            scaler.step(opt_d) if scaler else opt_d.step()
+            optimizer_step(d_loss, opt_d, disc.parameters(), scaler, tcfg.grad_clip)
             losses["disc"] = d_loss
         if scaler:
             scaler.update()
@@ -376,12 +377,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         if not torch.isfinite(losses["total"]):
             raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
-        opt.zero_grad(set_to_none=True)
-        (scaler.scale(losses["total"]) if scaler else losses["total"]).backward()
-        if scaler:
-            scaler.unscale_(opt)
-        losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.parameters(), tcfg.grad_clip)
-        scaler.step(opt) if scaler else opt.step()
+        losses["grad_norm"] = optimizer_step(losses["total"], opt, net.parameters(), scaler, tcfg.grad_clip)
         if scaler:
             scaler.update()
         with torch.no_grad():
@@ -423,40 +419,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
     sub = ap.add_subparsers(dest="stage", required=True)
-    c = sub.add_parser("codec", help="train the neural audio codec (§3.1)")
-    c.add_argument("--config", default="toy", choices=sorted(codec_lib.CONFIGS), help="model + training preset")
-    c.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache from data.py prepare")
-    c.add_argument("--out", type=Path, default=None, help="run folder (default runs/codec_<config>)")
-    c.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
-    c.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    c.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    for stage, presets, what in (("codec", codec_lib.CONFIGS, "the neural audio codec (§3.1)"),
+                                 ("ldm", LDM_PRESETS, "the latent diffusion model, prior and prompt encoder (§3.2-3.3)")):
+        p = sub.add_parser(stage, help=f"train {what}")
+        p.add_argument("--config", default="toy", choices=sorted(presets), help="model + training preset")
+        p.add_argument("--data", type=Path, default=Path("data/toy"),
+                       help="feature cache (data.py prepare" + (", then data.py encode)" if stage == "ldm" else ")"))
+        p.add_argument("--out", type=Path, default=None, help=f"run folder (default runs/{stage}_<config>)")
+        p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+        if stage == "ldm":
+            p.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec of the IDs")
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
-    m = sub.add_parser("ldm", help="train the latent diffusion model, prior and prompt encoder (§3.2-3.3)")
-    m.add_argument("--config", default="toy", choices=sorted(LDM_PRESETS), help="model + training preset")
-    m.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with codec IDs (data.py encode)")
-    m.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec that made the IDs")
-    m.add_argument("--out", type=Path, default=None, help="run folder (default runs/ldm_<config>)")
-    m.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
-    m.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    m.add_argument("--threads", type=int, default=None)
     args, extra = ap.parse_known_args(argv)
     try:
-        if args.stage == "ldm":
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            train_keys = {f.name for f in fields(LDMTrainConfig)}
-            (tcfg,) = parse_overrides([e for e in extra if e[2:].split("=")[0].replace("-", "_") in train_keys],
-                                      LDM_PRESETS[args.config])
-            model_overrides = [e for e in extra if e[2:].split("=")[0].replace("-", "_") not in train_keys]
-            out = args.out or Path("runs") / f"ldm_{args.config}"
-            if args.resume != (out / "last.pt").exists():
-                raise ValueError(f"--resume needs {out / 'last.pt'}" if args.resume else
-                                 f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
-            final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides)
-            print(f"done: {out / 'last.pt'}  " + json.dumps(final))
-            return 0
         if args.stage == "export":
             if extra:
                 raise ValueError(f"unrecognised arguments {extra}")
@@ -465,15 +444,24 @@ def main(argv=None):
             return 0
         if args.threads:
             torch.set_num_threads(args.threads)
-        model_cfg, tcfg = parse_overrides(extra, codec_lib.make_config(args.config), TRAIN_PRESETS[args.config])
+        if args.stage == "codec":                                # overrides first: a typo is reported at once
+            model_cfg, tcfg = parse_overrides(extra, codec_lib.make_config(args.config), TRAIN_PRESETS[args.config])
+        else:
+            import model as ns2
+            is_train_key = lambda e: e[2:].split("=")[0].replace("-", "_") in {f.name for f in fields(LDMTrainConfig)}
+            model_overrides = [e for e in extra if not is_train_key(e)]
+            (tcfg,) = parse_overrides([e for e in extra if is_train_key(e)], LDM_PRESETS[args.config])
+            parse_overrides(model_overrides, ns2.make_ns2_config(args.config))
         import data
         data.read_manifest(args.data)
-        out = args.out or Path("runs") / f"codec_{args.config}"
-        if args.resume and not (out / "last.pt").exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last.pt'}")
-        if not args.resume and (out / "last.pt").exists():
-            raise ValueError(f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
-        final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
+        out = args.out or Path("runs") / f"{args.stage}_{args.config}"
+        if args.resume != (out / "last.pt").exists():
+            raise ValueError(f"--resume: no checkpoint at {out / 'last.pt'}" if args.resume else
+                             f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
+        if args.stage == "codec":
+            final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
+        else:
+            final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
     except (ValueError, FileNotFoundError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -168,7 +168,6 @@ def run_train(*args):
     (["codec", "--data", "/nonexistent"], "no feature cache"),
     (["codec", "--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint"),
     (["codec", "--lr=oops", "--nosuchfield=3"], "no config field named 'nosuchfield'"),
-    (["ldm"], "issue [3]"),
 ])
 def test_train_cli_user_errors(args, message):
     r = run_train(*args)

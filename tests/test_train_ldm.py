@@ -77,7 +77,8 @@ def test_ablation_override_reaches_the_model(encoded_cache):
 
 @pytest.mark.parametrize("args, message", [
     (["ldm", "--data", "/nonexistent"], "no feature cache"),
-    (["ldm", "--resume", "--out", "/nonexistent/run"], "--resume needs"),
+    (["ldm", "--nosuchfield=1", "--out", "/tmp/none_x"], "no config field named 'nosuchfield'"),
+    (["ldm", "--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint"),
 ])
 def test_ldm_cli_errors(args, message):
     r = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True)
