@@ -15,3 +15,20 @@ def toy_cache(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy")
     data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=1, jobs=2))
     return out
+
+
+@pytest.fixture(scope="session")
+def encoded_cache(toy_cache, tmp_path_factory):
+    """The tiny toy cache with codes from a tiny codec trained for 2 steps."""
+    import shutil
+    import codec
+    import data
+    import train
+    root = tmp_path_factory.mktemp("ldm")
+    cache = root / "cache"
+    shutil.copytree(toy_cache, cache)
+    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train.train_codec(codec.make_config("tiny"), tcfg, cache, root / "codec_run", progress=False)
+    train.export(root / "codec_run" / "last.pt", root / "codec.pt")
+    data.encode_cache(cache, root / "codec.pt")
+    return cache, root / "codec.pt"

@@ -15,19 +15,6 @@ import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def encoded_cache(toy_cache, tmp_path_factory):
-    """The tiny toy cache with codes from a tiny codec trained for 2 steps."""
-    root = tmp_path_factory.mktemp("ldm")
-    cache = root / "cache"
-    shutil.copytree(toy_cache, cache)
-    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train.train_codec(codec.make_config("tiny"), tcfg, cache, root / "codec_run", progress=False)
-    train.export(root / "codec_run" / "last.pt", root / "codec.pt")
-    data.encode_cache(cache, root / "codec.pt")
-    return cache, root / "codec.pt"
-
-
 def tiny(**kw):
     return train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), **kw})
 

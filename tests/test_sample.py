@@ -1,0 +1,131 @@
+"""sample.py end to end on a tiny model trained inside the test: outputs, determinism, batch mode, every bad input."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import sample
+import toy
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_tts(encoded_cache, tmp_path_factory):
+    cache, codec_ckpt = encoded_cache
+    root = tmp_path_factory.mktemp("tts")
+    tcfg = train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
+    # 2 steps teach the duration predictor nothing (it predicts 0 frames, see the next test): stand in for a
+    # trained one by setting its output bias to log(4 + 1), i.e. 4 frames (50 ms) per phoneme
+    ck = torch.load(root / "run" / "last.pt", weights_only=True)
+    for state in (ck["model"], ck["ema"]):
+        state["prior.duration.out.bias"].fill_(float(np.log(5.0)))
+    torch.save(ck, root / "run" / "last.pt")
+    train.export(root / "run" / "last.pt", root / "ldm.pt")
+    wav, _, _ = toy.render("Please bring the gentle violin to Judith before the storm.",
+                           toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")[1], seed=3)
+    sf.write(root / "prompt.wav", wav, 16000)
+    stereo = toy.resample(wav, 16000, 44100)
+    sf.write(root / "prompt_stereo44k.flac", np.stack([stereo, stereo], 1), 44100)
+    sf.write(root / "silent.wav", np.zeros(48000, np.float32), 16000)
+    sf.write(root / "short.wav", wav[:8000], 16000)
+    (root / "junk.wav").write_bytes(b"not audio")
+    return root, codec_ckpt
+
+
+def run(args, capsys):
+    code = sample.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_end_to_end_cli(tiny_tts, tmp_path):
+    root, _ = tiny_tts
+    r = subprocess.run([sys.executable, "sample.py", "--ckpt", root / "ldm.pt", "--text", "The quiet teacher smiled.",
+                        "--prompt", root / "prompt_stereo44k.flac", "--out", tmp_path / "out.wav", "--steps", "2"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    wav, sr = sf.read(tmp_path / "out.wav")
+    assert sr == 16000 and len(wav) > 0 and np.isfinite(wav).all()
+
+
+def test_seeded_and_long_text_split(tiny_tts):
+    root, codec_ckpt = tiny_tts
+    synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
+    a = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4)
+    b = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4)
+    assert np.array_equal(a, b)
+    assert sample.split_sentences("One word. Two words! Three? ...") == ["One word.", "Two words!", "Three?"]
+    long = synth("The quiet teacher smiled. Then she left!", root / "prompt.wav", steps=2, seed=4)
+    assert len(long) > len(a)
+
+
+def test_batch_mode(tiny_tts, tmp_path, capsys):
+    root, _ = tiny_tts
+    rows = [f"Hello there.\t{root / 'prompt.wav'}\t{tmp_path / 'a.wav'}",
+            f"Good night.\t{root / 'prompt_stereo44k.flac'}\t{tmp_path / 'b.wav'}"]
+    (tmp_path / "jobs.tsv").write_text("# text\tprompt\tout\n" + "\n".join(rows) + "\n")
+    code, err = run(["--ckpt", root / "ldm.pt", "--list", tmp_path / "jobs.tsv", "--steps", "2"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "a.wav").exists() and (tmp_path / "b.wav").exists()
+
+
+@pytest.mark.parametrize("case, code, message", [
+    ("missing_ckpt", 3, "no checkpoint"), ("corrupt_ckpt", 3, "not a readable checkpoint"),
+    ("codec_as_ldm", 3, "not a latent diffusion"), ("wrong_codec", 3, "not the codec"),
+    ("junk_prompt", 4, "cannot read"), ("silent_prompt", 4, "silent"), ("short_prompt", 4, "after trimming"),
+    ("empty_text", 5, "empty"), ("no_words", 5, "nothing to pronounce"), ("bad_list", 2, "every row needs"),
+])
+def test_bad_inputs_exit_codes(tiny_tts, tmp_path, capsys, case, code, message):
+    root, codec_ckpt = tiny_tts
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    other = tmp_path / "other_codec.pt"
+    other.write_bytes(Path(codec_ckpt).read_bytes() + b"x")
+    (tmp_path / "bad.tsv").write_text("only one column\n")
+    ckpt, text, prompt, extra = root / "ldm.pt", "Hello there.", root / "prompt.wav", []
+    if case == "missing_ckpt": ckpt = tmp_path / "nope.pt"
+    if case == "corrupt_ckpt": ckpt = tmp_path / "corrupt.pt"
+    if case == "codec_as_ldm": ckpt = codec_ckpt
+    if case == "wrong_codec": extra = ["--codec", other]
+    if case == "junk_prompt": prompt = root / "junk.wav"
+    if case == "silent_prompt": prompt = root / "silent.wav"
+    if case == "short_prompt": prompt = root / "short.wav"
+    if case == "empty_text": text = "   "
+    if case == "no_words": text = "!!! ..."
+    args = ["--ckpt", ckpt, "--text", text, "--prompt", prompt, "--out", tmp_path / "o.wav", "--steps", "1", *extra]
+    if case == "bad_list":
+        args = ["--ckpt", ckpt, "--list", tmp_path / "bad.tsv"]
+    got, err = run(args, capsys)
+    assert got == code and message in err and len(err.strip().splitlines()) == 1, (got, err)
+
+
+def test_broken_duration_predictor_gives_an_error_not_silence(encoded_cache, tmp_path, capsys):
+    cache, codec_ckpt = encoded_cache
+    tcfg = train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), "steps": 1, "val_every": 100})
+    train.train_ldm("tiny", tcfg, cache, codec_ckpt, tmp_path / "run", progress=False)
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    for state in (ck["model"], ck["ema"]):                  # log d̂ ≈ −5 everywhere: every phoneme gets 0 frames
+        state["prior.duration.out.bias"].fill_(-5.0)
+    torch.save(ck, tmp_path / "run" / "last.pt")
+    wav, _, _ = toy.render("Please bring the gentle violin.", toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")[1], 3)
+    sf.write(tmp_path / "p.wav", wav, 16000)
+    code, err = run(["--ckpt", tmp_path / "run" / "last.pt", "--text", "Hello.", "--prompt", tmp_path / "p.wav",
+                     "--out", tmp_path / "o.wav", "--steps", "1"], capsys)
+    assert code == 3 and "predicted 0 frames" in err and not (tmp_path / "o.wav").exists()
+
+
+def test_command_line_needs_text_and_prompt(capsys):
+    with pytest.raises(SystemExit) as e:
+        sample.main(["--text", "hi"])
+    assert e.value.code == 2 and "--prompt" in capsys.readouterr().err
+
+
+def test_trim_silence():
+    wav = np.concatenate([np.zeros(8000), np.sin(np.arange(16000) * 0.1) * 0.5, np.zeros(4000)]).astype(np.float32)
+    trimmed = sample.trim_silence(wav)
+    assert abs(len(trimmed) - 16000) <= 320
