@@ -310,9 +310,8 @@ def total_loss(cfg: CodecConfig, losses: dict) -> torch.Tensor:
     return sum(getattr(cfg, f"w_{k}") * v for k, v in losses.items())
 
 
-def count_parameters(module: nn.Module, buffers: bool = False) -> int:
-    n = sum(p.numel() for p in module.parameters())
-    return n + (sum(b.numel() for b in module.buffers() if b.is_floating_point()) if buffers else 0)
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def load_codec(path, device: str = "cpu") -> Codec:

@@ -117,10 +117,6 @@ def _plain(cfg) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def _config_from(cls, d: dict):
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
 def _autocast(device: torch.device, amp: str):
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "none"
