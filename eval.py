@@ -9,7 +9,8 @@ job (`mean_metrics`). For now the file holds the codec reconstruction metrics (t
     pesq     wide-band PESQ (ITU-T P.862.2), MOS-LQO                               about 1.0 (bad) .. 4.64 (identical)
     stoi     short-time objective intelligibility (Taal et al. 2011)              0 .. 1, higher is better
 
-Later: speaker similarity, WER, prosody and MCD for the TTS evaluation.
+TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4) and
+`prosody_vs_ground_truth` (Table 12). Later: speaker similarity and WER.
 
 Command line (the codec's bitrate/quality table on held-out voices, codebook usage, quality against steps):
     python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --n-q 1,4,8,16 --out out/codec
@@ -142,6 +143,82 @@ def mean_metrics(rows: list[dict]) -> dict:
     if any(set(r) != keys for r in rows):
         raise ValueError("the rows do not all have the same metric names")
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TTS metrics (§4.4): MCD with DTW, prosody against the prompt and against the ground truth
+# ---------------------------------------------------------------------------------------------------------------
+def mel_cepstrum(wav, n_ceps: int = 13) -> np.ndarray:
+    """MFCC-style mel-cepstrum (frames, n_ceps): orthonormal DCT-II of the project's log-mel (n_fft 1024, hop 256),
+    without c_0 (the energy term), as MCD implementations that work from MFCCs do."""
+    from scipy.fft import dct
+    lm = codec.log_mel(torch.as_tensor(_as_array(wav, "wav", np.float32))[None], 1024)[0].numpy()   # (80, frames)
+    return dct(lm, type=2, norm="ortho", axis=0)[1:n_ceps + 1].T
+
+
+def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic time warping of frame sequences a (N, d), b (M, d) under Euclidean frame distance -> index pairs
+    (i_k, j_k) of the minimum-cost monotone alignment (steps (1,0), (0,1), (1,1))."""
+    cost = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+    N, M = cost.shape
+    acc = np.full((N + 1, M + 1), np.inf)
+    acc[0, 0] = 0
+    for i in range(1, N + 1):
+        for j in range(1, M + 1):          # (small: a few hundred frames each)
+            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i, j - 1], acc[i - 1, j - 1])
+    i, j, path = N, M, []
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        i, j = min(((i - 1, j), (i, j - 1), (i - 1, j - 1)), key=lambda ij: acc[ij])
+    path = np.array(path[::-1])
+    return path[:, 0], path[:, 1]
+
+
+def mcd(ref, est) -> float:
+    """Mel-cepstral distortion in dB after DTW alignment:
+        MCD = (10 / ln 10) · mean over aligned frames of √(2 Σ_d (c_d − ĉ_d)²)
+    0 for identical audio; it compares spectral envelopes, so it needs no equal lengths."""
+    a, b = mel_cepstrum(ref), mel_cepstrum(est)
+    i, j = dtw_path(a, b)
+    return float(10 / np.log(10) * np.mean(np.sqrt(2 * ((a[i] - b[j]) ** 2).sum(1))))
+
+
+def f0_hz(wav) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-level F0 in Hz (PyWorld via data.extract_pitch, 12.5 ms frames) and the voiced flags."""
+    import data
+    wav = _as_array(wav, "wav", np.float32)
+    lf0, voiced = data.extract_pitch(wav[: len(wav) // data.HOP * data.HOP])
+    return np.exp(lf0), voiced
+
+
+def prosody_vs_prompt(gen_wav, prompt_wav, gen_durations=None, prompt_durations=None) -> dict:
+    """Table 4 of the paper, one utterance: |mean − mean| and |std − std| of the voiced F0 (Hz) of generated speech
+    and prompt; the same for phoneme durations (frames) when both are given. Lower is better."""
+    (fg, vg), (fp, vp) = f0_hz(gen_wav), f0_hz(prompt_wav)
+    out = dict(pitch_mean_diff=abs(fg[vg].mean() - fp[vp].mean()), pitch_std_diff=abs(fg[vg].std() - fp[vp].std()))
+    if gen_durations is not None and prompt_durations is not None:
+        dg, dp = np.asarray(gen_durations, float), np.asarray(prompt_durations, float)
+        out.update(duration_mean_diff=abs(dg.mean() - dp.mean()), duration_std_diff=abs(dg.std() - dp.std()))
+    return {k: float(v) for k, v in out.items()}
+
+
+def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=None) -> dict:
+    """Table 12 of the paper, one utterance: Pearson correlation and RMSE (Hz) of the F0 contours of generated speech
+    and ground truth, aligned by DTW on mel-cepstra, over frames voiced in both; the same for phoneme durations
+    (frames; same phoneme sequence, no alignment needed) when given. Correlation: higher is better, RMSE: lower."""
+    (fg, vg), (ft, vt) = f0_hz(gen_wav), f0_hz(gt_wav)
+    i, j = dtw_path(mel_cepstrum(gt_wav), mel_cepstrum(gen_wav))
+    # mel-cepstra frames (hop 256) -> pitch frames (hop 200)
+    i, j = np.minimum(i * 256 // 200, len(ft) - 1), np.minimum(j * 256 // 200, len(fg) - 1)
+    both = vt[i] & vg[j]
+    a, b = ft[i][both], fg[j][both]
+    out = dict(pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan, pitch_rmse=np.sqrt(np.mean((a - b) ** 2)))
+    if gen_durations is not None and gt_durations is not None:
+        dg, dt = np.asarray(gen_durations, float), np.asarray(gt_durations, float)
+        if dg.shape != dt.shape:
+            raise ValueError("duration sequences must cover the same phonemes")
+        out.update(duration_corr=np.corrcoef(dg, dt)[0, 1], duration_rmse=np.sqrt(np.mean((dg - dt) ** 2)))
+    return {k: float(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.signal import butter, sosfilt
 
+import eval as ev
 import toy
 from eval import codec_metrics, mean_metrics, mel_distance, pesq_wb, si_sdr, stoi
 
@@ -140,3 +141,41 @@ def test_mean_metrics_is_keywise():
         mean_metrics([])
     with pytest.raises(ValueError):
         mean_metrics([rows[0], {"mel": 1.0}])
+
+
+# ----------------------------------------------------------------------------- TTS metrics
+def _tone(f0, seconds=1.5, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    env = 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
+    return (sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8)) * env * 0.2).astype(np.float32)
+
+
+def test_mcd_zero_for_identical_and_grows_with_distortion():
+    import toy
+    wav, _, _ = toy.render("The quiet teacher painted the pencil.", toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[3], 0)
+    assert ev.mcd(wav, wav) == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    noisy = [ev.mcd(wav, wav + rng.normal(0, s, len(wav)).astype(np.float32)) for s in (0.001, 0.01, 0.05)]
+    assert noisy[0] < noisy[1] < noisy[2]
+    slow = toy.resample(wav, 16000, 17600)                       # 10% longer, same spectra: DTW absorbs it
+    other, _, _ = toy.render("The quiet teacher painted the pencil.", toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[30], 0)
+    assert ev.mcd(wav, slow) < ev.mcd(wav, other)
+
+
+def test_dtw_path_recovers_a_known_warp():
+    a = np.arange(10, dtype=float)[:, None]
+    b = np.repeat(a, 2, axis=0)                                   # every frame twice
+    i, j = ev.dtw_path(a, b)
+    assert (a[i] == b[j]).all() and i[0] == j[0] == 0 and i[-1] == 9 and j[-1] == 19
+
+
+def test_prosody_metrics_on_tones():
+    base, higher = _tone(150.0), _tone(165.0)                     # +10% pitch
+    p = ev.prosody_vs_prompt(higher, base, [4, 6, 8], [4, 6, 8])
+    assert p["pitch_mean_diff"] == pytest.approx(15.0, abs=1.5) and p["duration_mean_diff"] == 0
+    g = ev.prosody_vs_ground_truth(base, base, [3, 5, 7], [3, 5, 7])
+    assert g["pitch_rmse"] < 1.0 and g["duration_corr"] == pytest.approx(1.0) and g["duration_rmse"] == 0
+    glide_up = (np.sin(2 * np.pi * np.cumsum(np.linspace(120, 220, 24000)) / 16000) * 0.3).astype(np.float32)
+    assert ev.prosody_vs_ground_truth(glide_up, glide_up)["pitch_corr"] > 0.99
+    with pytest.raises(ValueError, match="same phonemes"):
+        ev.prosody_vs_ground_truth(base, base, [1, 2], [1, 2, 3])
