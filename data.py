@@ -282,14 +282,15 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
 class FeatureDataset:
     """A torch-style Dataset over one split of a feature cache. Items are dicts of tensors:
     phonemes (N,) long, durations (N,) long, lf0 (T,) float, voiced (T,) bool, speaker () long, and codes (R, T)
-    long once `data.py encode` has added codec IDs (with_codes=True requires them)."""
+    long once `data.py encode` has added codec IDs (with_codes=True requires them). Utterances shorter than
+    `min_frames` are left out (the diffusion stage needs room for a prompt and a target)."""
 
-    def __init__(self, root, split: str = "train", with_codes: bool = False):
+    def __init__(self, root, split: str = "train", with_codes: bool = False, min_frames: int = 0):
         self.root = Path(root)
         self.manifest = read_manifest(root)
-        self.utts = [u for u in self.manifest["utterances"] if u["split"] == split]
+        self.utts = [u for u in self.manifest["utterances"] if u["split"] == split and u["n_frames"] >= min_frames]
         if not self.utts:
-            raise ValueError(f"split {split!r} of {root} is empty")
+            raise ValueError(f"split {split!r} of {root} has no utterance of at least {min_frames} frames")
         self.speakers = sorted({u["speaker"] for u in self.manifest["utterances"]})
         self.phoneme_set = PhonemeSet.from_list(self.manifest["phonemes"])
         self.with_codes = with_codes

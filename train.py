@@ -321,8 +321,9 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng"]["torch"])
         step, history = ck["step"], ck["history"]
-    train_ds = data.FeatureDataset(cache, "train", with_codes=True)
-    valid_ds = data.FeatureDataset(cache, "valid", with_codes=True)
+    shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
+    train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
+    valid_ds = data.FeatureDataset(cache, "valid", with_codes=True, min_frames=shortest)
     test_utts = [u for u in manifest["utterances"] if u["split"] == "test"]
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a")

@@ -120,8 +120,11 @@ def test_dataset_and_collate_masks(toy_cache):
         assert ds.phoneme_set.decode(batch["phonemes"][b, :n]) == ds.phoneme_set.decode(it["phonemes"])
     with pytest.raises(KeyError, match="data.py encode"):
         data.FeatureDataset(toy_cache, "train", with_codes=True)[0]
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="no utterance"):
         data.FeatureDataset(toy_cache, "nosuchsplit")
+    lengths = sorted(u["n_frames"] for u in ds.utts)
+    short = data.FeatureDataset(toy_cache, "train", min_frames=lengths[10])
+    assert len(short) == sum(n >= lengths[10] for n in lengths) < len(ds)
 
 
 def test_collate_pads_codes():
