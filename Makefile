@@ -18,14 +18,29 @@ demo: venv              ## the main job on the embedded toy corpus
 	$(PY) eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --max-utts 24 --out out/codec
 	@echo "demo results: out/codec (original and reconstructed wavs, results.json, quality_vs_steps.png)"
 
-train-toy: venv         ## retrain the shipped toy codec from scratch (about 1.5 h on a 2-core CPU)
-	$(PY) data.py prepare --corpus toy --out data/toy
-	$(PY) train.py codec --config toy --data data/toy --out runs/codec_toy
-	$(PY) train.py export --ckpt runs/codec_toy/last.pt --out checkpoints/toy/codec.pt
-	$(PY) data.py encode --codec checkpoints/toy/codec.pt --data data/toy
+# Retrain the shipped toy models from scratch (resumable: re-run to continue). QUICK=1 runs a few hundred steps of
+# each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.
+QUICK ?= 0
+QUICK_STEPS ?= 400
+ifeq ($(QUICK),1)
+RUN  := runs/quick
+CKPT := runs/quick
+STEPS := --steps=$(QUICK_STEPS) --adv_start=$(shell echo $$(( $(QUICK_STEPS) * 3 / 4 ))) --val_every=$(QUICK_STEPS)
+LDM_STEPS := --steps=$(QUICK_STEPS) --val_every=$(QUICK_STEPS) --warmup_steps=$(shell echo $$(( $(QUICK_STEPS) / 4 + 1 )))
+else
+RUN  := runs
+CKPT := checkpoints/toy
+endif
+resume = $(if $(wildcard $(1)/last.pt),--resume,)
 
-test: venv              ## the whole test suite
-	$(PY) -m pytest -q
+train-toy: venv         ## retrain the toy codec + diffusion model (QUICK=1: a short run into runs/quick)
+	$(PY) data.py prepare --corpus toy --out data/toy
+	$(PY) train.py codec --config toy --data data/toy --out $(RUN)/codec_toy $(call resume,$(RUN)/codec_toy) $(STEPS)
+	$(PY) train.py export --ckpt $(RUN)/codec_toy/last.pt --out $(CKPT)/codec.pt
+	$(PY) data.py encode --codec $(CKPT)/codec.pt --data data/toy
+	$(PY) train.py ldm --config toy --data data/toy --codec $(CKPT)/codec.pt --out $(RUN)/ldm_toy \
+		$(call resume,$(RUN)/ldm_toy) $(LDM_STEPS)
+	$(PY) train.py export --ckpt $(RUN)/ldm_toy/last.pt --out $(CKPT)/ldm.pt
 
 clean-data:             ## remove generated corpora and caches (not the venv)
 	rm -rf data out runs .cache

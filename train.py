@@ -208,7 +208,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             losses = codec_lib.generator_losses(model_cfg, x, out_g, disc if adversarial else None)
         total = codec_lib.total_loss(model_cfg, losses)
         if not torch.isfinite(total):
-            raise NonFiniteLoss(f"non-finite codec loss at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
+            raise NonFiniteLoss(f"non-finite codec loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {last}")
         losses["grad_norm"] = optimizer_step(total, opt_g, model.parameters(), scaler, tcfg.grad_clip)
         if adversarial:
@@ -372,7 +372,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         with autocast:
             losses = net.loss(b)
         if not torch.isfinite(losses["total"]):
-            raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
+            raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
         losses["grad_norm"] = optimizer_step(losses["total"], opt, net.parameters(), scaler, tcfg.grad_clip)
         if scaler:
