@@ -320,6 +320,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng"]["torch"])
+        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"])
         step, history = ck["step"], ck["history"]
     shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
     train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
@@ -338,7 +340,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
             step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
             scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"], rng=dict(torch=torch.get_rng_state())))
+            front_end=manifest["front_end"], codec=manifest["codec"],
+            rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)))
 
     @torch.no_grad()
     def validate():
