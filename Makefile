@@ -18,6 +18,9 @@ demo: venv              ## the main job on the embedded toy corpus
 	$(PY) eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --max-utts 24 --out out/codec
 	@echo "demo results: out/codec (original and reconstructed wavs, results.json, quality_vs_steps.png)"
 
+test: venv              ## the whole test suite (tests/ and the notebooks)
+	$(PY) -m pytest -q
+
 # Retrain the shipped toy models from scratch (resumable: re-run to continue). QUICK=1 runs a few hundred steps of
 # each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.
 QUICK ?= 0
