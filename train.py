@@ -127,6 +127,20 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype), scaler
 
 
+def _rng_state(device: torch.device) -> dict:
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
+
+
+def _restore(ck: dict, scaler, device: torch.device) -> tuple[int, list]:
+    """The parts of a resume both stages share: grad scaler, CPU and CUDA RNG; returns (step, history)."""
+    if scaler is not None and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ck["rng"]["cuda"])
+    return ck["step"], ck["history"]
+
+
 def optimizer_step(loss, opt, params, scaler, clip: float) -> torch.Tensor:
     """Backward, (unscale,) clip the gradient norm, step; returns the norm before clipping."""
     opt.zero_grad(set_to_none=True)
@@ -174,12 +188,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             raise ValueError(f"{last} was trained with another model config; resume with the same --config")
         model.load_state_dict(ck["model"]); disc.load_state_dict(ck["disc"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"])
-        step, history = ck["step"], ck["history"]
+        step, history = _restore(ck, scaler, device)
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed)
     clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts)
@@ -191,8 +200,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
                                    step=step, model=model.state_dict(), disc=disc.state_dict(),
                                    opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(),
                                    scaler=scaler.state_dict() if scaler else None, history=history,
-                                   rng=dict(torch=torch.get_rng_state(),
-                                            cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)))
+                                   rng=_rng_state(device)))
 
     model.train(); disc.train()
     bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not progress, dynamic_ncols=True)
@@ -317,12 +325,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
             raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
         net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"])
-        step, history = ck["step"], ck["history"]
+        step, history = _restore(ck, scaler, device)
     shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
     train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
     valid_ds = data.FeatureDataset(cache, "valid", with_codes=True, min_frames=shortest)
@@ -340,8 +343,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
             step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
             scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"],
-            rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)))
+            front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device)))
 
     @torch.no_grad()
     def validate():
