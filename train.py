@@ -454,12 +454,12 @@ def main(argv=None):
             model_overrides = [e for e in extra if not is_train_key(e)]
             (tcfg,) = parse_overrides([e for e in extra if is_train_key(e)], LDM_PRESETS[args.config])
             parse_overrides(model_overrides, ns2.make_ns2_config(args.config))
-        import data
-        data.read_manifest(args.data)
         out = args.out or Path("runs") / f"{args.stage}_{args.config}"
         if args.resume != (out / "last.pt").exists():
             raise ValueError(f"--resume: no checkpoint at {out / 'last.pt'}" if args.resume else
                              f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
+        import data
+        data.read_manifest(args.data)
         if args.stage == "codec":
             final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
         else:

@@ -165,7 +165,7 @@ def run_train(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["codec", "--data", "/nonexistent"], "no feature cache"),
+    (["codec", "--data", "/nonexistent", "--out", "/nonexistent/run"], "no feature cache"),
     (["codec", "--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint"),
     (["codec", "--lr=oops", "--nosuchfield=3"], "no config field named 'nosuchfield'"),
 ])

@@ -63,7 +63,7 @@ def test_ablation_override_reaches_the_model(encoded_cache):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["ldm", "--data", "/nonexistent"], "no feature cache"),
+    (["ldm", "--data", "/nonexistent", "--out", "/nonexistent/run"], "no feature cache"),
     (["ldm", "--nosuchfield=1", "--out", "/tmp/none_x"], "no config field named 'nosuchfield'"),
     (["ldm", "--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint"),
 ])
