@@ -7,16 +7,16 @@ STAMP  := $(VENV)/.installed
 .PHONY: venv demo test train-toy clean-data
 venv: $(STAMP)          ## create .venv, install requirements, build the offline NLTK data for g2p_en
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(PY) -c "import text; print('NLTK data for g2p_en:', text.ensure_nltk_data())"
 	touch $(STAMP)
 
-demo: venv              ## the main job on the embedded toy corpus
-	$(PY) data.py prepare --corpus toy --out data/toy
-	$(PY) eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --max-utts 24 --out out/codec
-	@echo "demo results: out/codec (original and reconstructed wavs, results.json, quality_vs_steps.png)"
+demo: venv              ## the main job on the embedded toy corpus: corpus, codec, zero-shot TTS on held-out voices
+	$(PY) demo.py --out out
+	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md) and out/codec (codec resynthesis)"
 
 test: venv              ## the whole test suite (tests/ and the notebooks)
 	$(PY) -m pytest -q

@@ -9,8 +9,10 @@ job (`mean_metrics`). For now the file holds the codec reconstruction metrics (t
     pesq     wide-band PESQ (ITU-T P.862.2), MOS-LQO                               about 1.0 (bad) .. 4.64 (identical)
     stoi     short-time objective intelligibility (Taal et al. 2011)              0 .. 1, higher is better
 
-TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4) and
-`prosody_vs_ground_truth` (Table 12). Later: speaker similarity and WER.
+TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4),
+`prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`, `transcribe` +
+`word_error_rate` (WER with pocketsphinx), and the toy corpus's phoneme error rate (asr.py). demo.py composes them
+into the zero-shot results table.
 
 Command line (the codec's bitrate/quality table on held-out voices, codebook usage, quality against steps):
     python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --n-q 1,4,8,16 --out out/codec
@@ -222,6 +224,74 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Speaker similarity and intelligibility (§4.4)
+# ---------------------------------------------------------------------------------------------------------------
+_SPEAKER_ENCODER = []
+
+
+def speaker_embedding(wav) -> np.ndarray:
+    """A 256-d unit-norm speaker embedding (Resemblyzer's GE2E d-vector, weights shipped in its wheel, CPU).
+
+    Departure from the paper: §4.4 scores similarity with a WavLM-TDNN speaker verification model, whose weights
+    would have to be downloaded; Resemblyzer works offline. Absolute values are not comparable with the paper's."""
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    if not _SPEAKER_ENCODER:
+        _SPEAKER_ENCODER.append(VoiceEncoder(device="cpu", verbose=False))
+    wav = _as_array(wav, "wav", np.float32)
+    if np.abs(wav).max() > 1e-4:
+        wav = preprocess_wav(wav, source_sr=SAMPLE_RATE)                  # volume-normalised, VAD-trimmed
+    if len(wav) < SAMPLE_RATE // 4 or np.abs(wav).max() <= 1e-4:
+        raise ValueError("too little speech for a speaker embedding (< 0.25 s after trimming silence)")
+    return _SPEAKER_ENCODER[0].embed_utterance(wav)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """SIM = a·b / (|a| |b|): 1 for the same direction."""
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def speaker_id_accuracy(embeddings, labels, enrolled: dict) -> float:
+    """Closed-set speaker identification: each embedding is assigned the enrolled speaker with the highest cosine
+    similarity; returns the fraction assigned to their own label. `enrolled`: {speaker: embedding}."""
+    names = list(enrolled)
+    E = np.stack([enrolled[n] for n in names])
+    E = E / np.linalg.norm(E, axis=1, keepdims=True)
+    hits = [e is not None and names[int(np.argmax(E @ (e / np.linalg.norm(e))))] == lab   # None (no speech): a miss
+            for e, lab in zip(embeddings, labels)]
+    return float(np.mean(hits))
+
+
+def normalize_text(text: str) -> str:
+    """For WER: numbers spelled out (g2p_en's normaliser), lower case, punctuation removed."""
+    import re
+    from g2p_en.expand import normalize_numbers
+    text = normalize_numbers(text).lower().replace("-", " ")
+    return " ".join(re.sub(r"[^a-z' ]", " ", text).split())
+
+
+_SPHINX = []
+
+
+def transcribe(wav) -> str:
+    """Words heard by pocketsphinx (its bundled en-US acoustic model and language model; offline)."""
+    from pocketsphinx import Decoder
+    if not _SPHINX:
+        _SPHINX.append(Decoder(samprate=SAMPLE_RATE, loglevel="FATAL"))
+    pcm = (np.clip(_as_array(wav, "wav", np.float32), -1, 1) * 32767).astype(np.int16)
+    d = _SPHINX[0]
+    d.start_utt()
+    d.process_raw(pcm.tobytes(), full_utt=True)
+    d.end_utt()
+    return d.hyp().hypstr if d.hyp() is not None else ""
+
+
+def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
+    """WER = (S + D + I) / N over the whole set (jiwer), after normalize_text on both sides."""
+    import jiwer
+    return float(jiwer.wer([normalize_text(t) for t in ref_texts], [normalize_text(t) or "<empty>" for t in hyp_texts]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Command line: codec evaluation
 # ---------------------------------------------------------------------------------------------------------------
 def heldout_clips(root, n: int, split: str = "test") -> list:
@@ -276,14 +346,14 @@ def format_codec_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: list[dict], path):
-    """Validation metrics (recorded during training) against training steps -> PNG."""
+def plot_history(history: list[dict], path, keys=("pesq", "stoi", "si_sdr", "mel")):
+    """Validation metrics (recorded during training) against training steps -> PNG, one panel per key."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     steps = [h["step"] for h in history]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
-    for ax, key in zip(axes, ("pesq", "stoi", "si_sdr", "mel")):
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.5 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
         ax.plot(steps, [h[key] for h in history], marker="o")
         ax.set_title(key)
         ax.set_xlabel("training step")

@@ -122,12 +122,15 @@ class Synthesizer:
 
     @torch.no_grad()
     def __call__(self, text: str, prompt, steps=150, sampler="ode", temperature=None, duration_scale=1.0,
-                 pitch_shift=0.0, guidance=1.0, seed=0) -> np.ndarray:
-        """`pitch_shift` in semitones (converted to log-F0: n/12 · log 2)."""
+                 pitch_shift=0.0, guidance=1.0, seed=0, return_info=False):
+        """-> wav (float32, 16 kHz); with return_info, (wav, dict(phonemes, durations)) where durations are the
+        predicted frames per phoneme. `pitch_shift` in semitones (converted to log-F0: n/12 · log 2)."""
         z_prompt = self.prompt_latent(prompt) if not torch.is_tensor(prompt) else prompt
         pieces, gap = [], np.zeros(int(GAP_S * 16000), np.float32)
+        info = dict(phonemes=[], durations=[])
         for k, sentence in enumerate(split_sentences(text)):
-            gen = self.model.generate(self.phoneme_ids(sentence), z_prompt, steps=steps, sampler=sampler,
+            ids = self.phoneme_ids(sentence)
+            gen = self.model.generate(ids, z_prompt, steps=steps, sampler=sampler,
                                       temperature=temperature, duration_scale=duration_scale,
                                       pitch_shift=pitch_shift / 12 * math.log(2), guidance=guidance,
                                       generator=torch.Generator().manual_seed(seed + k))
@@ -137,7 +140,10 @@ class Synthesizer:
                                 f"predictor? (try another checkpoint, or --duration-scale)", EXIT_CKPT)
             wav = self.codec.decode(gen["latent"])[0, : frames * self.codec.cfg.hop]
             pieces += [wav.float().cpu().numpy(), gap]
-        return np.concatenate(pieces[:-1])
+            info["phonemes"] += self.phoneme_set.decode(ids[0].tolist())
+            info["durations"] += gen["durations"][0].tolist()
+        wav = np.concatenate(pieces[:-1])
+        return (wav, info) if return_info else wav
 
 
 def main(argv=None):

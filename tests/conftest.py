@@ -10,10 +10,11 @@ sys.path.insert(0, str(ROOT))
 
 @pytest.fixture(scope="session")
 def toy_cache(tmp_path_factory):
-    """A feature cache of the toy corpus: 64 train + 64 valid + 12 test utterances, made with 2 worker processes."""
+    """A feature cache of the toy corpus: 64 train + 64 valid + 24 test utterances (2 per held-out voice: a prompt
+    and a target for demo.py), made with 2 worker processes."""
     import data
     out = tmp_path_factory.mktemp("toy")
-    data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=1, jobs=2))
+    data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=2))
     return out
 
 
@@ -32,3 +33,34 @@ def encoded_cache(toy_cache, tmp_path_factory):
     train.export(root / "codec_run" / "last.pt", root / "codec.pt")
     data.encode_cache(cache, root / "codec.pt")
     return cache, root / "codec.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_tts(encoded_cache, tmp_path_factory):
+    """A tiny diffusion model trained 2 steps on the encoded cache (with a stand-in duration predictor), exported,
+    plus prompt files good and bad: (folder, codec checkpoint)."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    import toy
+    import train
+    cache, codec_ckpt = encoded_cache
+    root = tmp_path_factory.mktemp("tts")
+    tcfg = train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
+    # 2 steps teach the duration predictor nothing (it predicts 0 frames, see the next test): stand in for a
+    # trained one by setting its output bias to log(4 + 1), i.e. 4 frames (50 ms) per phoneme
+    ck = torch.load(root / "run" / "last.pt", weights_only=True)
+    for state in (ck["model"], ck["ema"]):
+        state["prior.duration.out.bias"].fill_(float(np.log(5.0)))
+    torch.save(ck, root / "run" / "last.pt")
+    train.export(root / "run" / "last.pt", root / "ldm.pt")
+    wav, _, _ = toy.render("Please bring the gentle violin to Judith before the storm.",
+                           toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")[1], seed=3)
+    sf.write(root / "prompt.wav", wav, 16000)
+    stereo = toy.resample(wav, 16000, 44100)
+    sf.write(root / "prompt_stereo44k.flac", np.stack([stereo, stereo], 1), 44100)
+    sf.write(root / "silent.wav", np.zeros(48000, np.float32), 16000)
+    sf.write(root / "short.wav", wav[:8000], 16000)
+    (root / "junk.wav").write_bytes(b"not audio")
+    return root, codec_ckpt

@@ -179,3 +179,32 @@ def test_prosody_metrics_on_tones():
     assert ev.prosody_vs_ground_truth(glide_up, glide_up)["pitch_corr"] > 0.99
     with pytest.raises(ValueError, match="same phonemes"):
         ev.prosody_vs_ground_truth(base, base, [1, 2], [1, 2, 3])
+
+
+# --- speaker similarity, speaker ID, WER ---------------------------------------------------------------------
+def _voice_clips():
+    voices = toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")
+    a, b = voices[0], voices[7]             # f2 and m3 (f2 and f5 sound alike even to the speaker encoder)
+    say = lambda text, v, seed: toy.render(text, v, seed)[0]
+    return (say("Please bring the warm violin to Hugo.", a, 1), say("The curious oyster pushed the pilot.", a, 2),
+            say("Please bring the warm violin to Hugo.", b, 1))
+
+
+def test_speaker_similarity_identical_same_and_other_voice():
+    a1, a2, b1 = _voice_clips()
+    ea1, ea2, eb1 = (ev.speaker_embedding(w) for w in (a1, a2, b1))
+    assert ev.cosine(ea1, ev.speaker_embedding(a1.copy())) == pytest.approx(1.0, abs=1e-5)
+    # same voice, another sentence is closer than another voice, same sentence
+    assert ev.cosine(ea1, ea2) > ev.cosine(ea1, eb1)
+    assert ev.speaker_id_accuracy([ea2, eb1], ["a", "b"], {"a": ea1, "b": eb1}) == 1.0
+    assert ev.speaker_id_accuracy([ea2], ["b"], {"a": ea1, "b": eb1}) == 0.0
+    with pytest.raises(ValueError, match="too little speech"):
+        ev.speaker_embedding(np.zeros(16000, np.float32))
+
+
+def test_wer_normalisation_and_values():
+    assert ev.normalize_text("There were 7 pencils, all of them beige!") == "there were seven pencils all of them beige"
+    assert ev.word_error_rate(["Hello, world."], ["hello world"]) == 0.0
+    assert ev.word_error_rate(["a b c d"], ["a x c"]) == 0.5
+    assert ev.word_error_rate(["a b"], [""]) == 1.0
+    assert isinstance(ev.transcribe(np.zeros(16000, np.float32)), str)

@@ -15,28 +15,6 @@ import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_tts(encoded_cache, tmp_path_factory):
-    cache, codec_ckpt = encoded_cache
-    root = tmp_path_factory.mktemp("tts")
-    tcfg = train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
-    # 2 steps teach the duration predictor nothing (it predicts 0 frames, see the next test): stand in for a
-    # trained one by setting its output bias to log(4 + 1), i.e. 4 frames (50 ms) per phoneme
-    ck = torch.load(root / "run" / "last.pt", weights_only=True)
-    for state in (ck["model"], ck["ema"]):
-        state["prior.duration.out.bias"].fill_(float(np.log(5.0)))
-    torch.save(ck, root / "run" / "last.pt")
-    train.export(root / "run" / "last.pt", root / "ldm.pt")
-    wav, _, _ = toy.render("Please bring the gentle violin to Judith before the storm.",
-                           toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")[1], seed=3)
-    sf.write(root / "prompt.wav", wav, 16000)
-    stereo = toy.resample(wav, 16000, 44100)
-    sf.write(root / "prompt_stereo44k.flac", np.stack([stereo, stereo], 1), 44100)
-    sf.write(root / "silent.wav", np.zeros(48000, np.float32), 16000)
-    sf.write(root / "short.wav", wav[:8000], 16000)
-    (root / "junk.wav").write_bytes(b"not audio")
-    return root, codec_ckpt
 
 
 def run(args, capsys):

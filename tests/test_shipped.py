@@ -34,3 +34,46 @@ def test_shipped_codec_loads_and_meets_its_quality_floor():
         rows.append(metrics.codec_metrics(wav, model.decode_ids(ids)[0, :len(wav)].numpy()))
     m = metrics.mean_metrics(rows)
     assert m["pesq"] >= PESQ_FLOOR and m["stoi"] >= STOI_FLOOR, m
+
+
+LDM = ROOT / "checkpoints" / "toy" / "ldm.pt"
+
+
+def heldout_batch(codec_model, phoneme_set, n=6):
+    """A loss batch (data.collate) of n held-out utterances rendered afresh, with the shipped codec's IDs."""
+    plan = toy.plan(seed=0, utts_per_voice=1, heldout_utts=1)
+    items = []
+    for u in [u for u in plan["utterances"] if u["split"] == "test"][1::2][:n]:
+        wav, phonemes, durations = toy.render(u["text"], toy.Voice(**plan["voices"][u["speaker"]]), u["seed"])
+        f = data.features(wav, phoneme_set.encode(phonemes), durations, u["speaker"], u["text"])
+        _, ids = codec_model.encode(torch.from_numpy(wav)[None])                   # (1, R, T)
+        items.append(dict(id=u["id"], speaker=torch.tensor(0), phonemes=torch.from_numpy(f["phonemes"].astype(np.int64)),
+                          durations=torch.from_numpy(f["durations"].astype(np.int64)), lf0=torch.from_numpy(f["lf0"]),
+                          voiced=torch.from_numpy(f["voiced"]), codes=ids[0, :, :len(f["lf0"])]))
+    return data.collate(items)
+
+
+def test_shipped_ldm_loads_and_beats_an_untrained_model_on_heldout_voices():
+    """Every loss term on held-out voices (unseen timbres, unseen sentences), shipped vs the same architecture
+    untrained (same latent statistics), averaged over 4 noise draws. README 'Latent diffusion' has the values."""
+    import model as ns2
+    from text import PhonemeSet
+    assert LDM.exists(), f"{LDM} is missing: the project ships it (README 'Latent diffusion' says how it was trained)"
+    assert LDM.stat().st_size <= 15e6
+    shipped, meta = ns2.load_ns2(LDM)
+    torch.manual_seed(0)
+    untrained = ns2.NaturalSpeech2(shipped.cfg, shipped.rvq.codebooks, shipped.latent_mean, shipped.latent_std).eval()
+    batch = heldout_batch(codec.load_codec(ROOT / meta["codec"]["checkpoint"]), PhonemeSet.from_list(meta["phonemes"]))
+
+    def mean_losses(m):
+        with torch.no_grad():
+            runs = [m.loss(batch, torch.Generator().manual_seed(s)) for s in range(4)]
+        return {k: float(sum(r[k] for r in runs) / 4) for k in ("data", "ce_rvq", "dur", "pitch")}
+
+    trained, base = mean_losses(shipped), mean_losses(untrained)
+    for k in trained:
+        assert trained[k] < RATIO[k] * base[k], (k, trained, base)
+
+
+# shipped / untrained loss on these held-out clips must be below these ratios (measured values in README)
+RATIO = dict(data=0.6, ce_rvq=0.95, dur=0.5, pitch=0.5)

@@ -1,0 +1,246 @@
+"""The demo: zero-shot speech synthesis for every held-out voice of the toy corpus, scored as the paper does (§4.4).
+
+Stages (each runnable on its own; `make demo` runs them all):
+    corpus   build the toy corpus and its features                      python demo.py --stage corpus
+    codec    the shipped codec on held-out voices (eval.py codec)         python demo.py --stage codec
+    tts      zero-shot TTS with the shipped codec + diffusion model      python demo.py --stage tts
+
+The tts stage, per held-out voice (never heard in training): the prompt is one test utterance of that voice, the
+texts are `--per-voice` other test sentences (sentences no training utterance contains); the toy corpus renders the
+same sentence in the same voice as ground truth. Three systems are scored on the same items:
+    ground truth        the eSpeak rendering (upper bound)
+    codec resynthesis   ground truth through the codec (the upper bound of any latent model on this codec)
+    the model           --ldm (repeat --ldm LABEL=PATH to add ablation rows)
+Metrics (eval.py, asr.py): SIM to the prompt and to the ground truth (Resemblyzer), speaker-ID accuracy among the
+held-out voices (closest prompt), PER of the toy phoneme recogniser, WER of pocketsphinx (--wer; meaningless on
+eSpeak voices), MCD against ground truth, pitch mean/std difference to the prompt (Table 4), pitch correlation/RMSE
+to ground truth (Table 12), phoneme-duration difference to the prompt and correlation to ground truth.
+Writes wavs, one spectrogram + pitch plot per item, results.json and results.md to --out.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # issue [4]
+
+
+def pick_items(root: Path, per_voice: int) -> list:
+    """[(speaker, prompt_utt, [target_utts])] for every held-out speaker of the test split, by utterance ID."""
+    import data
+    by_spk = {}
+    for u in sorted((u for u in data.read_manifest(root)["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
+        by_spk.setdefault(u["speaker"], []).append(u)
+    if not by_spk:
+        raise ValueError(f"{root} has no test split (held-out voices)")
+    return [(s, us[0], us[1:1 + per_voice]) for s, us in by_spk.items()]
+
+
+def plot_item(path: Path, prompt, gt, gen, title: str):
+    """Log-mel spectrograms of prompt, ground truth and generated speech, and their F0 contours."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import codec as codec_lib
+    import eval as ev
+    fig, axes = plt.subplots(4, 1, figsize=(9, 8), gridspec_kw=dict(height_ratios=[1, 1, 1, 1.2]))
+    for ax, (name, wav) in zip(axes, (("prompt", prompt), ("ground truth", gt), ("generated", gen))):
+        lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
+        ax.imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / 16000, 0, lm.shape[0]), cmap="magma",
+                  vmin=-10, vmax=lm.max())
+        ax.set_ylabel(f"{name}\nmel band")
+    for name, wav, style in (("ground truth", gt, "-"), ("generated", gen, "-"), ("prompt", prompt, ":")):
+        f0, v = ev.f0_hz(wav)
+        f0 = np.where(v, f0, np.nan)
+        axes[3].plot(np.arange(len(f0)) * 0.0125, f0, style, label=name)
+    axes[3].set_ylabel("F0 (Hz)")
+    axes[3].set_xlabel("time (s)")
+    axes[3].legend(loc="upper right", fontsize=8)
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    import matplotlib.pyplot as plt2
+    plt2.close(fig)
+
+
+def embed_or_none(wav):
+    """Speaker embedding, or None when the speaker encoder finds too little speech (scored as a miss, not skipped)."""
+    import eval as ev
+    try:
+        return ev.speaker_embedding(wav)
+    except ValueError:
+        return None
+
+
+def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> dict:
+    """Mean metrics of one system over items; system = {"wavs": [...], "durations": [... or None]}."""
+    import asr
+    import eval as ev
+    rows, embs = [], []
+    for k, it in enumerate(items):
+        wav, emb = system["wavs"][k], system["embs"][k]
+        embs.append(emb)
+        sim = (lambda ref: 0.0 if emb is None else ev.cosine(emb, ref))   # no speech found: counted as 0
+        r = dict(sim_prompt=sim(it["prompt_emb"]), no_speech=float(emb is None))
+        if system["name"] != "ground truth":
+            r.update(sim_gt=sim(it["gt_emb"]), mcd=ev.mcd(it["gt"], wav),
+                     **ev.prosody_vs_ground_truth(wav, it["gt"]))
+        pr = ev.prosody_vs_prompt(wav, it["prompt"])
+        r.update(pr, pitch_mean_rel=pr["pitch_mean_diff"] / it["prompt_f0_mean"])
+        dur = system["durations"][k] if system.get("durations") else it["gt_durations"]
+        r.update(duration_mean_diff=abs(np.mean(dur) - np.mean(it["prompt_durations"])),
+                 duration_std_diff=abs(np.std(dur) - np.std(it["prompt_durations"])))
+        if system.get("durations") and len(dur) == len(it["gt_durations"]):
+            r.update(duration_corr=float(np.corrcoef(dur, it["gt_durations"])[0, 1]))
+        r["length_ratio"] = len(wav) / len(it["gt"])
+        rows.append(r)
+    out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}}
+    out["speaker_id"] = ev.speaker_id_accuracy(embs, [it["speaker"] for it in items], enrolled)
+    out["per"] = asr.phoneme_error_rate([it["phonemes"] for it in items], [rec(w) for w in system["wavs"]])
+    if wer:
+        out["wer"] = ev.word_error_rate([it["text"] for it in items], [ev.transcribe(w) for w in system["wavs"]])
+    return out
+
+
+COLUMNS = [("speaker_id", "spk-ID ↑", ".2f"), ("sim_prompt", "SIM prompt ↑", ".3f"), ("sim_gt", "SIM GT ↑", ".3f"),
+           ("per", "PER ↓", ".3f"), ("wer", "WER ↓", ".2f"), ("mcd", "MCD dB ↓", ".2f"),
+           ("pitch_mean_diff", "ΔF0 mean Hz ↓", ".1f"), ("pitch_mean_rel", "ΔF0 mean % ↓", ".1%"),
+           ("pitch_std_diff", "ΔF0 std Hz ↓", ".1f"), ("pitch_corr", "F0 corr GT ↑", ".2f"),
+           ("pitch_rmse", "F0 RMSE GT Hz ↓", ".1f"), ("duration_mean_diff", "Δdur mean ↓", ".2f"),
+           ("duration_corr", "dur corr GT ↑", ".2f"), ("length_ratio", "length / GT", ".2f")]
+
+
+def format_table(results: dict) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+    lines = ["| system | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(format(r[k], f) if k in r else "—" for k, _, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def check_targets(results: dict, model: str) -> list:
+    """The issue's targets for the shipped toy checkpoints -> lines 'target: value (met/missed)'."""
+    gt, m = results["ground truth"], results[model]
+    checks = [(f"speaker-ID ≥ {TARGETS['speaker_id']}", m["speaker_id"], m["speaker_id"] >= TARGETS["speaker_id"]),
+              (f"SIM prompt within {TARGETS['sim_gap']} of ground truth's ({gt['sim_prompt']:.3f})", m["sim_prompt"],
+               m["sim_prompt"] >= gt["sim_prompt"] - TARGETS["sim_gap"]),
+              (f"PER ≤ {TARGETS['per_ratio']:g} × ground truth's ({gt['per']:.3f})", m["per"],
+               m["per"] <= TARGETS["per_ratio"] * gt["per"]),
+              (f"pitch mean difference to prompt ≤ {TARGETS['pitch_mean_rel']:.0%}", m["pitch_mean_rel"],
+               m["pitch_mean_rel"] <= TARGETS["pitch_mean_rel"])]
+    return [f"{'met   ' if ok else 'MISSED'} {name}: {value:.3f}" for name, value, ok in checks]
+
+
+def run_tts(args) -> dict:
+    import soundfile as sf
+    from tqdm import tqdm
+    import asr
+    import data
+    import eval as ev
+    import sample
+    t0 = time.time()
+    models = [("NaturalSpeech 2 (toy)" if "=" not in m else m.split("=", 1)[0], Path(m.split("=", 1)[-1]))
+              for m in args.ldm]
+    synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in models]
+    rec = asr.Recognizer(args.asr)
+    codec = synths[0][1].codec
+    items, out, symbols = [], args.out, data.read_manifest(args.data)["phonemes"]
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for speaker, p, targets in pick_items(args.data, args.per_voice):
+        prompt = data.load_audio(args.data / p["wav"])
+        prompt_emb = ev.speaker_embedding(prompt)
+        f0, voiced = ev.f0_hz(prompt)
+        pf = data.load_features(args.data / "feats" / f"{p['id']}.npz")
+        for u in targets:
+            f = data.load_features(args.data / "feats" / f"{u['id']}.npz")
+            gt = data.load_audio(args.data / u["wav"])
+            items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=args.data / p["wav"],
+                              prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
+                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"],
+                              phonemes=[symbols[i] for i in f["phonemes"]]))
+    enrolled = {it["speaker"]: it["prompt_emb"] for it in items}
+    systems = [dict(name="ground truth", wavs=[it["gt"] for it in items])]
+    with torch.no_grad():
+        resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
+                 for it in items]
+    systems.append(dict(name="codec resynthesis", wavs=resyn))
+    for label, synth in synths:
+        wavs, durs = [], []
+        for k, it in enumerate(tqdm(items, desc=f"synthesise ({label})", unit="utt", mininterval=5)):
+            wav, info = synth(it["text"], it["prompt_path"], args.steps, args.sampler, seed=args.seed + k,
+                              guidance=args.guidance, return_info=True)
+            wavs.append(wav)
+            durs.append(info["durations"])
+        systems.append(dict(name=label, wavs=wavs, durations=durs))
+    t_synth = time.time() - t0
+    for k, it in enumerate(items):                                          # wavs and plots of the first model
+        tag = f"{it['speaker']}_{it['id'].rsplit('_', 1)[-1]}"
+        sf.write(out / "wavs" / f"{tag}_prompt.wav", it["prompt"], 16000)
+        sf.write(out / "wavs" / f"{tag}_gt.wav", it["gt"], 16000)
+        sf.write(out / "wavs" / f"{tag}_generated.wav", systems[2]["wavs"][k], 16000)
+        plot_item(out / "plots" / f"{tag}.png", it["prompt"], it["gt"], systems[2]["wavs"][k],
+                  f"{it['speaker']} (held out): {it['text']}")
+    results = {}
+    for s in tqdm(systems, desc="score", unit="system"):
+        s["embs"] = [embed_or_none(w) for w in s["wavs"]]
+        results[s["name"]] = score(s, items, enrolled, rec, args.wer)
+    return dict(results=results, items=len(items), voices=len(enrolled), steps=args.steps, sampler=args.sampler,
+                guidance=args.guidance, seed=args.seed, seconds=time.time() - t0, synthesis_seconds=t_synth,
+                targets=check_targets(results, systems[2]["name"]))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts"], default="all")
+    ap.add_argument("--data", type=Path, default=Path("data/toy"))
+    ap.add_argument("--out", type=Path, default=Path("out"), help="results go to OUT/codec and OUT/tts")
+    ap.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"))
+    ap.add_argument("--ldm", action="append", default=None,
+                    help="diffusion checkpoint, or LABEL=PATH; repeat for ablation rows (default checkpoints/toy/ldm.pt)")
+    ap.add_argument("--asr", type=Path, default=Path("checkpoints/toy/asr.pt"), help="toy phoneme recogniser")
+    ap.add_argument("--per-voice", type=int, default=2, help="sentences per held-out voice")
+    ap.add_argument("--steps", type=int, default=50, help="sampler steps (paper: 150)")
+    ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
+    ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--wer", action="store_true", help="also WER with pocketsphinx (slow; useless on eSpeak voices)")
+    args = ap.parse_args(argv)
+    args.ldm = args.ldm or ["checkpoints/toy/ldm.pt"]
+    if args.per_voice < 1 or args.steps < 1:
+        ap.error("--per-voice and --steps must be at least 1")
+    import data
+    import eval as ev
+    import sample
+    try:
+        if args.stage in ("all", "corpus"):
+            data.main(["prepare", "--corpus", "toy", "--out", str(args.data)])
+        if args.stage in ("all", "codec"):
+            if ev.main(["codec", "--ckpt", str(args.codec), "--data", str(args.data), "--max-utts", "24",
+                        "--out", str(args.out / "codec")]) != 0:
+                return 2
+        if args.stage in ("all", "tts"):
+            args.out = args.out / "tts"
+            res = run_tts(args)
+            (args.out / "results.json").write_text(json.dumps(res, indent=1))
+            table = format_table(res["results"])
+            (args.out / "results.md").write_text(table + "\n\n" + "\n".join(res["targets"]) + "\n")
+            print(f"\nzero-shot TTS on {res['voices']} held-out voices, {res['items']} sentences, {res['steps']} "
+                  f"{res['sampler']} steps ({res['seconds']:.0f} s):\n{table}\n" + "\n".join(res["targets"]))
+            print(f"wavs, plots, results.json, results.md in {args.out}")
+    except sample.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

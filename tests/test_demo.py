@@ -1,0 +1,58 @@
+"""demo.py: the zero-shot TTS stage end to end on tiny models, its table and its targets; stages run on their own."""
+import json
+
+import pytest
+
+import asr
+import demo
+
+
+@pytest.fixture(scope="module")
+def tiny_asr(toy_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("asr") / "asr.pt"
+    asr.train(toy_cache, out, asr.ASRConfig(steps=2, batch_size=4, channels=16, hidden=16, layers=1))
+    return out
+
+
+def test_pick_items_uses_heldout_voices_only(toy_cache):
+    items = demo.pick_items(toy_cache, per_voice=1)
+    assert len(items) == 12 and all(s.startswith("ho") for s, _, _ in items)
+    assert all(p["speaker"] == s and len(t) == 1 and t[0]["id"] != p["id"] for s, p, t in items)
+
+
+def test_tts_stage_end_to_end(tiny_tts, toy_cache, tiny_asr, tmp_path, capsys):
+    root, codec_ckpt = tiny_tts
+    code = demo.main(["--stage", "tts", "--data", str(toy_cache), "--codec", str(codec_ckpt), "--ldm",
+                      str(root / "ldm.pt"), "--ldm", f"second={root / 'ldm.pt'}", "--asr", str(tiny_asr),
+                      "--per-voice", "1", "--steps", "2", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "tts" / "results.json").read_text())
+    r = res["results"]
+    assert list(r) == ["ground truth", "codec resynthesis", "NaturalSpeech 2 (toy)", "second"]
+    # ground truth against itself: the speaker of every item is identified from its own voice's prompt
+    assert r["ground truth"]["speaker_id"] > 0.5 and "mcd" not in r["ground truth"]
+    for name in ("codec resynthesis", "second"):
+        assert {"sim_prompt", "sim_gt", "per", "mcd", "pitch_mean_rel", "speaker_id"} <= set(r[name])
+    assert r["NaturalSpeech 2 (toy)"] == r["second"]            # same checkpoint, same seeds: same numbers
+    assert len(list((tmp_path / "tts" / "plots").glob("*.png"))) == 12
+    assert len(list((tmp_path / "tts" / "wavs").glob("*_generated.wav"))) == 12
+    assert "| system |" in (tmp_path / "tts" / "results.md").read_text()
+    assert "held-out voices" in capsys.readouterr().out
+
+
+def test_table_and_targets():
+    gt = dict(speaker_id=1.0, sim_prompt=0.85, per=0.1, pitch_mean_rel=0.02)
+    good = dict(speaker_id=0.9, sim_prompt=0.80, per=0.15, pitch_mean_rel=0.05, mcd=5.0)
+    bad = dict(speaker_id=0.5, sim_prompt=0.60, per=0.35, pitch_mean_rel=0.20, mcd=9.0)
+    assert all(line.startswith("met") for line in demo.check_targets({"ground truth": gt, "m": good}, "m"))
+    assert all(line.startswith("MISSED") for line in demo.check_targets({"ground truth": gt, "m": bad}, "m"))
+    table = demo.format_table({"ground truth": gt, "m": good})
+    assert table.splitlines()[2].startswith("| ground truth |") and "—" in table.splitlines()[2]   # no MCD for GT
+
+
+def test_missing_checkpoints_are_clear_errors(toy_cache, tmp_path, capsys):
+    assert demo.main(["--stage", "tts", "--data", str(toy_cache), "--ldm", str(tmp_path / "none.pt"),
+                      "--out", str(tmp_path)]) == 3
+    assert "no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main(["--stage", "tts", "--per-voice", "0"])
