@@ -30,13 +30,14 @@ RUN  := runs/quick
 CKPT := runs/quick
 STEPS := --steps=$(QUICK_STEPS) --adv_start=$(shell echo $$(( $(QUICK_STEPS) * 3 / 4 ))) --val_every=$(QUICK_STEPS)
 LDM_STEPS := --steps=$(QUICK_STEPS) --val_every=$(QUICK_STEPS) --warmup_steps=$(shell echo $$(( $(QUICK_STEPS) / 4 + 1 )))
+ASR_STEPS := --steps=$(QUICK_STEPS)
 else
 RUN  := runs
 CKPT := checkpoints/toy
 endif
 resume = $(if $(wildcard $(1)/last.pt),--resume,)
 
-train-toy: venv         ## retrain the toy codec + diffusion model (QUICK=1: a short run into runs/quick)
+train-toy: venv         ## retrain the toy codec, diffusion model and phoneme recogniser (QUICK=1: short runs into runs/quick)
 	$(PY) data.py prepare --corpus toy --out data/toy
 	$(PY) train.py codec --config toy --data data/toy --out $(RUN)/codec_toy $(call resume,$(RUN)/codec_toy) $(STEPS)
 	$(PY) train.py export --ckpt $(RUN)/codec_toy/last.pt --out $(CKPT)/codec.pt
@@ -44,6 +45,7 @@ train-toy: venv         ## retrain the toy codec + diffusion model (QUICK=1: a s
 	$(PY) train.py ldm --config toy --data data/toy --codec $(CKPT)/codec.pt --out $(RUN)/ldm_toy \
 		$(call resume,$(RUN)/ldm_toy) $(LDM_STEPS)
 	$(PY) train.py export --ckpt $(RUN)/ldm_toy/last.pt --out $(CKPT)/ldm.pt
+	$(PY) asr.py train --data data/toy --out $(CKPT)/asr.pt $(ASR_STEPS)
 
 clean-data:             ## remove generated corpora and caches (not the venv)
 	rm -rf data out runs .cache

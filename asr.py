@@ -106,7 +106,7 @@ class Recognizer:
             raise ValueError(f"{path} is not a phoneme recogniser checkpoint (asr.py train)")
         self.symbols = ck["phonemes"]
         self.model = PhonemeCTC(ASRConfig(**ck["config"])).to(device).eval()
-        self.model.load_state_dict(ck["model"])
+        self.model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
         self.device = device
 
     @torch.no_grad()
@@ -152,7 +152,8 @@ def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
         opt.step()
         sched.step()
         bar.set_postfix(ctc=f"{loss.item():.3f}", refresh=False)
-    ck = dict(kind="asr", config=asdict(cfg), phonemes=symbols, model=model.state_dict(),
+    ck = dict(kind="asr", config=asdict(cfg), phonemes=symbols,                      # weights stored in fp16
+              model={k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
               front_end=data.read_manifest(root)["front_end"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

@@ -377,7 +377,25 @@ def main(argv=None):
     c.add_argument("--n-q", default="1,4,8,16", help="comma-separated numbers of quantizers")
     c.add_argument("--max-utts", type=int, default=48, help="clips to score (0 = all)")
     c.add_argument("--out", type=Path, default=Path("out/codec"), help="wavs, results.json, quality plot")
+    h = sub.add_parser("history", help="plot the validation history stored in a codec or ldm checkpoint")
+    h.add_argument("--ckpt", type=Path, required=True)
+    h.add_argument("--out", type=Path, required=True, help="PNG file")
     args = ap.parse_args(argv)
+    if args.cmd == "history":
+        try:
+            ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            print(f"error: no checkpoint at {args.ckpt}", file=sys.stderr)
+            return 2
+        history = ck.get("history") or [] if isinstance(ck, dict) else []
+        if not history:
+            print(f"error: {args.ckpt} holds no validation history", file=sys.stderr)
+            return 2
+        keys = ("data", "score", "ce_rvq", "dur", "pitch") if ck.get("kind") == "ldm" else ("pesq", "stoi", "si_sdr", "mel")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        plot_history(history, args.out, keys)
+        print(f"{len(history)} validations, steps {history[0]['step']}..{history[-1]['step']}: {args.out}")
+        return 0
     try:
         import data
         model = codec.load_codec(args.ckpt)
