@@ -221,8 +221,11 @@ def main(argv=None):
         if args.stage in ("all", "corpus"):
             data.main(["prepare", "--corpus", "toy", "--out", str(args.data)])
         if args.stage in ("all", "codec"):
+            import codec as codec_lib
+            R = codec_lib.load_codec(args.codec).cfg.n_q                       # 1, R/4, R/2, R quantizers
+            n_q = ",".join(str(n) for n in sorted({1, max(1, R // 4), max(1, R // 2), R}))
             if ev.main(["codec", "--ckpt", str(args.codec), "--data", str(args.data), "--max-utts", "24",
-                        "--out", str(args.out / "codec")]) != 0:
+                        "--n-q", n_q, "--out", str(args.out / "codec")]) != 0:
                 return 2
         if args.stage in ("all", "tts"):
             args.out = args.out / "tts"

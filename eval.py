@@ -363,6 +363,24 @@ def plot_history(history: list[dict], path, keys=("pesq", "stoi", "si_sdr", "mel
     plt.close(fig)
 
 
+def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
+    """All metrics of one pair of files (any format data.load_audio reads): SIM, MCD, Table 12 prosody, and the
+    codec metrics when the lengths match (a reconstruction); with a prompt, SIM and Table 4 prosody to it."""
+    import data
+    ref, est = data.load_audio(ref_path), data.load_audio(est_path)
+    e_ref, e_est = speaker_embedding(ref), speaker_embedding(est)
+    out = dict(sim_ref=cosine(e_est, e_ref), mcd=mcd(ref, est), **prosody_vs_ground_truth(est, ref))
+    if abs(len(ref) - len(est)) <= max(HOP_SLACK, LENGTH_TOLERANCE * len(ref)):
+        out.update(codec_metrics(ref, est))
+    if prompt_path is not None:
+        prompt = data.load_audio(prompt_path)
+        out.update(sim_prompt=cosine(e_est, speaker_embedding(prompt)), **prosody_vs_prompt(est, prompt))
+    if text:
+        heard = transcribe(est)
+        out.update(heard=heard, wer=word_error_rate([text], [heard]))
+    return out
+
+
 def main(argv=None):
     import argparse
     import json
@@ -377,10 +395,22 @@ def main(argv=None):
     c.add_argument("--n-q", default="1,4,8,16", help="comma-separated numbers of quantizers")
     c.add_argument("--max-utts", type=int, default=48, help="clips to score (0 = all)")
     c.add_argument("--out", type=Path, default=Path("out/codec"), help="wavs, results.json, quality plot")
+    p = sub.add_parser("compare", help="every metric for one generated clip against a reference (and its prompt)")
+    p.add_argument("--ref", type=Path, required=True, help="reference (ground-truth) speech")
+    p.add_argument("--est", type=Path, required=True, help="generated or reconstructed speech")
+    p.add_argument("--prompt", type=Path, help="the prompt the speech was generated from (SIM and pitch vs prompt)")
+    p.add_argument("--text", help="what was said (adds pocketsphinx WER)")
     h = sub.add_parser("history", help="plot the validation history stored in a codec or ldm checkpoint")
     h.add_argument("--ckpt", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="PNG file")
     args = ap.parse_args(argv)
+    if args.cmd == "compare":
+        try:
+            print(json.dumps(compare(args.ref, args.est, args.prompt, args.text), indent=1))
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "history":
         try:
             ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)

@@ -56,3 +56,10 @@ def test_missing_checkpoints_are_clear_errors(toy_cache, tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         demo.main(["--stage", "tts", "--per-voice", "0"])
+
+
+def test_codec_stage_on_its_own(encoded_cache, tmp_path, capsys):
+    cache, codec_ckpt = encoded_cache
+    assert demo.main(["--stage", "codec", "--data", str(cache), "--codec", str(codec_ckpt), "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "codec" / "results.json").read_text())["rows"]
+    assert not (tmp_path / "tts").exists()

@@ -208,3 +208,18 @@ def test_wer_normalisation_and_values():
     assert ev.word_error_rate(["a b c d"], ["a x c"]) == 0.5
     assert ev.word_error_rate(["a b"], [""]) == 1.0
     assert isinstance(ev.transcribe(np.zeros(16000, np.float32)), str)
+
+
+def test_compare_cli(tmp_path, capsys):
+    import json
+    import soundfile as sf
+    a1, a2, _ = _voice_clips()
+    sf.write(tmp_path / "a1.wav", a1, 16000)
+    sf.write(tmp_path / "a2.wav", a2, 16000)
+    assert ev.main(["compare", "--ref", str(tmp_path / "a1.wav"), "--est", str(tmp_path / "a1.wav"),
+                    "--prompt", str(tmp_path / "a2.wav")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["sim_ref"] == pytest.approx(1, abs=1e-5) and r["mcd"] == 0 and r["si_sdr"] == 100.0
+    assert 0 < r["sim_prompt"] < 1 and "pitch_mean_diff" in r
+    assert ev.main(["compare", "--ref", str(tmp_path / "missing.wav"), "--est", str(tmp_path / "a1.wav")]) == 2
+    assert "error:" in capsys.readouterr().err
