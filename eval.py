@@ -151,11 +151,14 @@ def mean_metrics(rows: list[dict]) -> dict:
 # TTS metrics (§4.4): MCD with DTW, prosody against the prompt and against the ground truth
 # ---------------------------------------------------------------------------------------------------------------
 def mel_cepstrum(wav, n_ceps: int = 13) -> np.ndarray:
-    """MFCC-style mel-cepstrum (frames, n_ceps): orthonormal DCT-II of the project's log-mel (n_fft 1024, hop 256),
-    without c_0 (the energy term), as MCD implementations that work from MFCCs do."""
+    """Mel-cepstrum (frames, n_ceps) of the project's log-mel (natural-log magnitudes, K = 80 bands, n_fft 1024,
+    hop 256), without c_0 (the energy term):
+        c_n = (1/K) Σ_k log|X_mel(k)| · cos(π n (k + ½) / K)
+    i.e. the real cepstrum of the evenly extended log spectrum (DCT-II / 2K), the scale MCD's 10/ln10·√(2Σ) formula
+    assumes. (An orthonormal DCT would inflate MCD by √(2K) ≈ 12.6.)"""
     from scipy.fft import dct
     lm = codec.log_mel(torch.as_tensor(_as_array(wav, "wav", np.float32))[None], 1024)[0].numpy()   # (80, frames)
-    return dct(lm, type=2, norm="ortho", axis=0)[1:n_ceps + 1].T
+    return (dct(lm, type=2, axis=0) / (2 * lm.shape[0]))[1:n_ceps + 1].T
 
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
