@@ -150,7 +150,7 @@ def test_prepare_resumes_where_it_stopped(tmp_path, toy_cache):
         p.unlink()
     untouched = feats[10]
     mtime = untouched.stat().st_mtime_ns
-    data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=1, jobs=1))
+    data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1))
     assert untouched.stat().st_mtime_ns == mtime
     for p in removed:
         new = data.load_features(p)
