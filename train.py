@@ -272,7 +272,7 @@ class LDMTrainConfig:
 LDM_PRESETS = {
     "paper": LDMTrainConfig(),
     "libritts": LDMTrainConfig(batch_size=32, warmup_steps=8000, steps=200_000),
-    "toy": LDMTrainConfig(batch_size=16, lr=1e-3, warmup_steps=500, steps=6500, val_every=500, ckpt_every=250),
+    "toy": LDMTrainConfig(batch_size=16, lr=1e-3, warmup_steps=500, steps=5000, val_every=500, ckpt_every=250),
     "tiny": LDMTrainConfig(batch_size=2, lr=1e-3, warmup_steps=1, steps=4, log_every=1, val_every=4, ckpt_every=2,
                            sample_steps=2),
 }
