@@ -205,7 +205,7 @@ def main(argv=None):
                     help="diffusion checkpoint, or LABEL=PATH; repeat for ablation rows (default checkpoints/toy/ldm.pt)")
     ap.add_argument("--asr", type=Path, default=Path("checkpoints/toy/asr.pt"), help="toy phoneme recogniser")
     ap.add_argument("--per-voice", type=int, default=2, help="sentences per held-out voice")
-    ap.add_argument("--steps", type=int, default=50, help="sampler steps (paper: 150)")
+    ap.add_argument("--steps", type=int, default=150, help="sampler steps (paper: 150)")
     ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)

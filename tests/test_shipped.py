@@ -75,5 +75,6 @@ def test_shipped_ldm_loads_and_beats_an_untrained_model_on_heldout_voices():
         assert trained[k] < RATIO[k] * base[k], (k, trained, base)
 
 
-# shipped / untrained loss on these held-out clips must be below these ratios (measured values in README)
-RATIO = dict(data=0.6, ce_rvq=0.95, dur=0.5, pitch=0.5)
+# shipped / untrained loss on these held-out clips must be below these ratios (measured: data 0.27, ce_rvq 0.83,
+# dur 0.06, pitch 0.05; README "Latent diffusion")
+RATIO = dict(data=0.4, ce_rvq=0.9, dur=0.2, pitch=0.2)
