@@ -267,6 +267,8 @@ def speaker_id_accuracy(embeddings, labels, enrolled: dict) -> float:
 def normalize_text(text: str) -> str:
     """For WER: numbers spelled out (g2p_en's normaliser), lower case, punctuation removed."""
     import re
+    import text as front_end
+    front_end.ensure_nltk_data()                  # g2p_en downloads NLTK data at import unless it is there already
     from g2p_en.expand import normalize_numbers
     text = normalize_numbers(text).lower().replace("-", " ")
     return " ".join(re.sub(r"[^a-z' ]", " ", text).split())

@@ -223,3 +223,17 @@ def test_compare_cli(tmp_path, capsys):
     assert 0 < r["sim_prompt"] < 1 and "pitch_mean_diff" in r
     assert ev.main(["compare", "--ref", str(tmp_path / "missing.wav"), "--est", str(tmp_path / "a1.wav")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_wer_normalisation_never_downloads():
+    """g2p_en calls nltk.download at import unless its data is found: eval must build/point to it first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import nltk\n"
+            "def refuse(*a, **k): raise SystemExit('nltk.download attempted')\n"
+            "nltk.download = refuse\n"
+            "import eval\nprint(eval.normalize_text('7 cats'))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "seven cats", r.stderr
