@@ -63,8 +63,7 @@ def plot_item(path: Path, prompt, gt, gen, title: str):
     axes[0].set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    import matplotlib.pyplot as plt2
-    plt2.close(fig)
+    plt.close(fig)
 
 
 def embed_or_none(wav):
@@ -187,7 +186,7 @@ def run_tts(args) -> dict:
                   f"{it['speaker']} (held out): {it['text']}")
     results = {}
     for s in tqdm(systems, desc="score", unit="system"):
-        s["embs"] = [embed_or_none(w) for w in s["wavs"]]
+        s["embs"] = [it["gt_emb"] for it in items] if s["name"] == "ground truth" else [embed_or_none(w) for w in s["wavs"]]
         results[s["name"]] = score(s, items, enrolled, rec, args.wer)
     return dict(results=results, items=len(items), voices=len(enrolled), steps=args.steps, sampler=args.sampler,
                 guidance=args.guidance, seed=args.seed, seconds=time.time() - t0, synthesis_seconds=t_synth,
