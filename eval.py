@@ -409,51 +409,47 @@ def main(argv=None):
     h.add_argument("--ckpt", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="PNG file")
     args = ap.parse_args(argv)
-    if args.cmd == "compare":
-        try:
-            print(json.dumps(compare(args.ref, args.est, args.prompt, args.text), indent=1))
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
-    if args.cmd == "history":
-        try:
-            ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            print(f"error: no checkpoint at {args.ckpt}", file=sys.stderr)
-            return 2
-        history = ck.get("history") or [] if isinstance(ck, dict) else []
-        if not history:
-            print(f"error: {args.ckpt} holds no validation history", file=sys.stderr)
-            return 2
-        keys = ("data", "score", "ce_rvq", "dur", "pitch") if ck.get("kind") == "ldm" else ("pesq", "stoi", "si_sdr", "mel")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        plot_history(history, args.out, keys)
-        print(f"{len(history)} validations, steps {history[0]['step']}..{history[-1]['step']}: {args.out}")
-        return 0
     try:
-        import data
-        model = codec.load_codec(args.ckpt)
-        n_qs = [int(n) for n in args.n_q.split(",")]
-        if not all(1 <= n <= model.cfg.n_q for n in n_qs):
-            raise ValueError(f"--n-q values must be in 1..{model.cfg.n_q}")
-        utts = [u for u in data.read_manifest(args.data)["utterances"] if u["split"] == args.split]
-        if not utts:
-            raise ValueError(f"split {args.split!r} of {args.data} is empty")
-        utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
-        clips = [(u["id"], data.load_audio(args.data / u["wav"])) for u in utts]
-        result = evaluate_codec(model, clips, n_qs, args.out)
-        history = torch.load(args.ckpt, weights_only=True).get("history") or []
-        if history:
-            plot_history(history, args.out / "quality_vs_steps.png")
-        (args.out / "results.json").write_text(json.dumps(dict(result, clips=len(clips), ckpt=str(args.ckpt)), indent=1))
-        print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
-        print(format_codec_table(result))
-        print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
+        if args.cmd == "compare":
+            print(json.dumps(compare(args.ref, args.est, args.prompt, args.text), indent=1))
+        elif args.cmd == "history":
+            ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+            history = ck.get("history") if isinstance(ck, dict) else None
+            if not history:
+                raise ValueError(f"{args.ckpt} holds no validation history")
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            plot_history(history, args.out, ("data", "score", "ce_rvq", "dur", "pitch") if ck.get("kind") == "ldm"
+                         else ("pesq", "stoi", "si_sdr", "mel"))
+            print(f"{len(history)} validations, steps {history[0]['step']}..{history[-1]['step']}: {args.out}")
+        else:
+            codec_cli(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def codec_cli(args):
+    """`eval.py codec`: the bitrate/quality table on a split, wavs, results.json and the quality-vs-steps plot."""
+    import json
+    import data
+    model = codec.load_codec(args.ckpt)
+    n_qs = [int(n) for n in args.n_q.split(",")]
+    if not all(1 <= n <= model.cfg.n_q for n in n_qs):
+        raise ValueError(f"--n-q values must be in 1..{model.cfg.n_q}")
+    utts = [u for u in data.read_manifest(args.data)["utterances"] if u["split"] == args.split]
+    if not utts:
+        raise ValueError(f"split {args.split!r} of {args.data} is empty")
+    utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
+    clips = [(u["id"], data.load_audio(args.data / u["wav"])) for u in utts]
+    result = evaluate_codec(model, clips, n_qs, args.out)
+    history = torch.load(args.ckpt, weights_only=True).get("history") or []
+    if history:
+        plot_history(history, args.out / "quality_vs_steps.png")
+    (args.out / "results.json").write_text(json.dumps(dict(result, clips=len(clips), ckpt=str(args.ckpt)), indent=1))
+    print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
+    print(format_codec_table(result))
+    print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
 
 
 if __name__ == "__main__":
