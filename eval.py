@@ -1,8 +1,8 @@
 """Evaluation metrics of the project (paper §4): small library functions, one number per clip.
 
 Every metric compares a reference waveform `ref` (ground truth, 16 kHz mono) with an estimate `est` (the codec's
-reconstruction, or later the synthesised speech) and returns a plain float; averaging over a test set is the caller's
-job (`mean_metrics`). For now the file holds the codec reconstruction metrics (the codec evaluation of §4.4):
+reconstruction, or synthesised speech) and returns a plain float; averaging over a test set is the caller's job
+(`mean_metrics`). Codec reconstruction metrics (the codec evaluation of §4.4):
 
     mel      mean |log mel(ref) − log mel(est)|, with the codec's own log-mel       0 = identical, lower is better
     si_sdr   scale-invariant signal-to-distortion ratio (Le Roux et al. 2019), dB  higher is better, capped at 100
@@ -14,8 +14,10 @@ TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the
 `word_error_rate` (WER with pocketsphinx), and the toy corpus's phoneme error rate (asr.py). demo.py composes them
 into the zero-shot results table.
 
-Command line (the codec's bitrate/quality table on held-out voices, codebook usage, quality against steps):
-    python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --n-q 1,4,8,16 --out out/codec
+Command line:
+    python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --out out/codec   # bitrate/quality table
+    python eval.py compare --ref truth.wav --est generated.wav [--prompt p.wav] [--text "..."]  # one pair, all metrics
+    python eval.py history --ckpt checkpoints/toy/ldm.pt --out val.png     # validation history stored in a checkpoint
 
 Usage:
     rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
