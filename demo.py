@@ -96,6 +96,7 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> dict:
         if system.get("durations") and len(dur) == len(it["gt_durations"]):
             r.update(duration_corr=float(np.corrcoef(dur, it["gt_durations"])[0, 1]))
         r["length_ratio"] = len(wav) / len(it["gt"])
+        r["unvoiced"] = float(not ev.f0_hz(wav)[1].any())     # pitch metrics of such items are NaN, left out
         rows.append(r)
     out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}}
     out["speaker_id"] = ev.speaker_id_accuracy(embs, [it["speaker"] for it in items], enrolled)
@@ -110,7 +111,8 @@ COLUMNS = [("speaker_id", "spk-ID ↑", ".2f"), ("sim_prompt", "SIM prompt ↑",
            ("pitch_mean_diff", "ΔF0 mean Hz ↓", ".1f"), ("pitch_mean_rel", "ΔF0 mean % ↓", ".1%"),
            ("pitch_std_diff", "ΔF0 std Hz ↓", ".1f"), ("pitch_corr", "F0 corr GT ↑", ".2f"),
            ("pitch_rmse", "F0 RMSE GT Hz ↓", ".1f"), ("duration_mean_diff", "Δdur mean ↓", ".2f"),
-           ("duration_corr", "dur corr GT ↑", ".2f"), ("length_ratio", "length / GT", ".2f")]
+           ("duration_corr", "dur corr GT ↑", ".2f"), ("length_ratio", "length / GT", ".2f"),
+           ("unvoiced", "no F0 found", ".0%")]
 
 
 def format_table(results: dict) -> str:

@@ -194,7 +194,11 @@ def f0_hz(wav) -> tuple[np.ndarray, np.ndarray]:
     """Frame-level F0 in Hz (PyWorld via data.extract_pitch, 12.5 ms frames) and the voiced flags."""
     import data
     wav = _as_array(wav, "wav", np.float32)
-    lf0, voiced = data.extract_pitch(wav[: len(wav) // data.HOP * data.HOP])
+    try:
+        lf0, voiced = data.extract_pitch(wav[: len(wav) // data.HOP * data.HOP])
+    except ValueError:                             # silent, or no voiced frame (a broken synthesis): all unvoiced
+        n = len(wav) // data.HOP
+        return np.full(n, np.nan), np.zeros(n, bool)
     return np.exp(lf0), voiced
 
 
@@ -202,7 +206,10 @@ def prosody_vs_prompt(gen_wav, prompt_wav, gen_durations=None, prompt_durations=
     """Table 4 of the paper, one utterance: |mean − mean| and |std − std| of the voiced F0 (Hz) of generated speech
     and prompt; the same for phoneme durations (frames) when both are given. Lower is better."""
     (fg, vg), (fp, vp) = f0_hz(gen_wav), f0_hz(prompt_wav)
-    out = dict(pitch_mean_diff=abs(fg[vg].mean() - fp[vp].mean()), pitch_std_diff=abs(fg[vg].std() - fp[vp].std()))
+    if not (vg.any() and vp.any()):                # nothing voiced: NaN, never a number made up
+        out = dict(pitch_mean_diff=np.nan, pitch_std_diff=np.nan)
+    else:
+        out = dict(pitch_mean_diff=abs(fg[vg].mean() - fp[vp].mean()), pitch_std_diff=abs(fg[vg].std() - fp[vp].std()))
     if gen_durations is not None and prompt_durations is not None:
         dg, dp = np.asarray(gen_durations, float), np.asarray(prompt_durations, float)
         out.update(duration_mean_diff=abs(dg.mean() - dp.mean()), duration_std_diff=abs(dg.std() - dp.std()))
@@ -219,7 +226,8 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
     i, j = np.minimum(i * 256 // 200, len(ft) - 1), np.minimum(j * 256 // 200, len(fg) - 1)
     both = vt[i] & vg[j]
     a, b = ft[i][both], fg[j][both]
-    out = dict(pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan, pitch_rmse=np.sqrt(np.mean((a - b) ** 2)))
+    out = dict(pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan,
+               pitch_rmse=np.sqrt(np.mean((a - b) ** 2)) if both.any() else np.nan)
     if gen_durations is not None and gt_durations is not None:
         dg, dt = np.asarray(gen_durations, float), np.asarray(gt_durations, float)
         if dg.shape != dt.shape:

@@ -237,3 +237,14 @@ def test_wer_normalisation_never_downloads():
     r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                        text=True)
     assert r.returncode == 0 and r.stdout.strip() == "seven cats", r.stderr
+
+
+def test_pitch_metrics_of_unvoiced_audio_are_nan_not_errors():
+    noise = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
+    silent = np.zeros(16000, np.float32)
+    for wav in (noise, silent):
+        f0, voiced = ev.f0_hz(wav)
+        assert not voiced.any()
+        p = ev.prosody_vs_prompt(wav, _tone(150.0))
+        assert np.isnan(p["pitch_mean_diff"]) and np.isnan(p["pitch_std_diff"])
+        assert np.isnan(ev.prosody_vs_ground_truth(wav, _tone(150.0))["pitch_rmse"])
