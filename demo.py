@@ -75,8 +75,8 @@ def embed_or_none(wav):
         return None
 
 
-def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> dict:
-    """Mean metrics of one system over items; system = {"wavs": [...], "durations": [... or None]}."""
+def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[dict, list]:
+    """Metrics of one system: (means over items, one row per item); system = {"wavs": [...], "durations": [...]}."""
     import asr
     import eval as ev
     rows, embs = [], []
@@ -84,7 +84,8 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> dict:
         wav, emb = system["wavs"][k], system["embs"][k]
         embs.append(emb)
         sim = (lambda ref: 0.0 if emb is None else ev.cosine(emb, ref))   # no speech found: counted as 0
-        r = dict(sim_prompt=sim(it["prompt_emb"]), no_speech=float(emb is None))
+        r = dict(sim_prompt=sim(it["prompt_emb"]), no_speech=float(emb is None),
+                 speaker_hit=ev.speaker_id_accuracy([emb], [it["speaker"]], enrolled))
         if system["name"] != "ground truth":
             r.update(sim_gt=sim(it["gt_emb"]), mcd=ev.mcd(it["gt"], wav),
                      **ev.prosody_vs_ground_truth(wav, it["gt"]))
@@ -96,14 +97,45 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> dict:
         if system.get("durations") and len(dur) == len(it["gt_durations"]):
             r.update(duration_corr=float(np.corrcoef(dur, it["gt_durations"])[0, 1]))
         r["length_ratio"] = len(wav) / len(it["gt"])
-        r["unvoiced"] = float(not ev.f0_hz(wav)[1].any())     # pitch metrics of such items are NaN, left out
+        f0, voiced = ev.f0_hz(wav)
+        r.update(unvoiced=float(not voiced.any()), voiced_frac=float(voiced.mean()),   # no F0: pitch metrics NaN
+                 pitch_mean_signed=float(f0[voiced].mean() / it["prompt_f0_mean"] - 1) if voiced.any() else np.nan)
         rows.append(r)
-    out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}}
+    out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}
+           if key not in ("speaker_hit", "pitch_mean_signed", "voiced_frac")}
     out["speaker_id"] = ev.speaker_id_accuracy(embs, [it["speaker"] for it in items], enrolled)
     out["per"] = asr.phoneme_error_rate([it["phonemes"] for it in items], [rec(w) for w in system["wavs"]])
     if wer:
         out["wer"] = ev.word_error_rate([it["text"] for it in items], [ev.transcribe(w) for w in system["wavs"]])
-    return out
+    return out, rows
+
+
+def per_voice_table(items: list, gt_rows: list, rows: list, train_f0: tuple) -> str:
+    """One row per held-out voice for one system: where zero-shot synthesis works and where it does not."""
+    lines = ["| held-out voice | prompt F0 Hz | spk-ID ↑ | SIM prompt ↑ | F0 vs prompt | voiced frames (GT → model) |",
+             "|---|---|---|---|---|---|"]
+    for voice in dict.fromkeys(it["speaker"] for it in items):
+        k = [i for i, it in enumerate(items) if it["speaker"] == voice]
+        mean = lambda key, rs: float(np.nanmean([rs[i][key] for i in k]))
+        f0 = items[k[0]]["prompt_f0_mean"]
+        flag = " (outside training range)" if not train_f0[0] <= f0 <= train_f0[1] else ""
+        lines.append(f"| {voice} | {f0:.0f}{flag} | {mean('speaker_hit', rows):.2f} | {mean('sim_prompt', rows):.3f} | "
+                     f"{mean('pitch_mean_signed', rows):+.1%} | {mean('voiced_frac', gt_rows):.0%} → "
+                     f"{mean('voiced_frac', rows):.0%} |")
+    lines.append(f"\nTraining voices' mean F0: {train_f0[0]:.0f}–{train_f0[1]:.0f} Hz.")
+    return "\n".join(lines)
+
+
+def training_f0_range(root: Path) -> tuple:
+    """(lowest, highest) mean F0 in Hz over the training split's voices, from the feature cache."""
+    import data
+    per_voice = {}
+    for u in data.read_manifest(root)["utterances"]:
+        if u["split"] == "train":
+            f = data.load_features(root / "feats" / f"{u['id']}.npz")
+            per_voice.setdefault(u["speaker"], []).extend(np.exp(f["lf0"][f["voiced"].astype(bool)]))
+    means = [float(np.mean(v)) for v in per_voice.values() if v]
+    return min(means), max(means)
 
 
 COLUMNS = [("speaker_id", "spk-ID ↑", ".2f"), ("sim_prompt", "SIM prompt ↑", ".3f"), ("sim_gt", "SIM GT ↑", ".3f"),
@@ -186,13 +218,16 @@ def run_tts(args) -> dict:
         sf.write(out / "wavs" / f"{tag}_generated.wav", systems[2]["wavs"][k], 16000)
         plot_item(out / "plots" / f"{tag}.png", it["prompt"], it["gt"], systems[2]["wavs"][k],
                   f"{it['speaker']} (held out): {it['text']}")
-    results = {}
+    results, rows = {}, {}
     for s in tqdm(systems, desc="score", unit="system"):
         s["embs"] = [it["gt_emb"] for it in items] if s["name"] == "ground truth" else [embed_or_none(w) for w in s["wavs"]]
-        results[s["name"]] = score(s, items, enrolled, rec, args.wer)
+        results[s["name"]], rows[s["name"]] = score(s, items, enrolled, rec, args.wer)
+    voices = per_voice_table(items, rows["ground truth"], rows[systems[2]["name"]], training_f0_range(args.data))
     return dict(results=results, items=len(items), voices=len(enrolled), steps=args.steps, sampler=args.sampler,
                 guidance=args.guidance, seed=args.seed, seconds=time.time() - t0, synthesis_seconds=t_synth,
-                targets=check_targets(results, systems[2]["name"]))
+                targets=check_targets(results, systems[2]["name"]), per_voice=voices,
+                per_item={name: [dict(r, id=it["id"], speaker=it["speaker"]) for r, it in zip(rs, items)]
+                          for name, rs in rows.items()})
 
 
 def main(argv=None):
@@ -233,9 +268,11 @@ def main(argv=None):
             res = run_tts(args)
             (args.out / "results.json").write_text(json.dumps(res, indent=1))
             table = format_table(res["results"])
-            (args.out / "results.md").write_text(table + "\n\n" + "\n".join(res["targets"]) + "\n")
+            (args.out / "results.md").write_text(table + "\n\n" + "\n".join(res["targets"]) + "\n\n"
+                                                 + res["per_voice"] + "\n")
             print(f"\nzero-shot TTS on {res['voices']} held-out voices, {res['items']} sentences, {res['steps']} "
                   f"{res['sampler']} steps ({res['seconds']:.0f} s):\n{table}\n" + "\n".join(res["targets"]))
+            print(f"\nper held-out voice ({list(res['results'])[2]}):\n{res['per_voice']}")
             print(f"wavs, plots, results.json, results.md in {args.out}")
     except sample.UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -203,7 +203,8 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
                                    rng=_rng_state(device)))
 
     model.train(); disc.train()
-    bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
     t0 = time.time()
     while step < tcfg.steps:
         x = segments.batch(step).to(device)
@@ -369,7 +370,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         return result
 
     net.train()
-    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
     while step < tcfg.steps:
         b = batch_at(train_ds, step, tcfg.batch_size)
         for group in opt.param_groups:
