@@ -100,9 +100,11 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
         f0, voiced = ev.f0_hz(wav)
         r.update(unvoiced=float(not voiced.any()), voiced_frac=float(voiced.mean()),   # no F0: pitch metrics NaN
                  pitch_mean_signed=float(f0[voiced].mean() / it["prompt_f0_mean"] - 1) if voiced.any() else np.nan)
+        if system.get("prior_f0"):                             # what the pitch predictor asked for
+            r["prior_f0_signed"] = float(np.mean(system["prior_f0"][k]) / it["prompt_f0_mean"] - 1)
         rows.append(r)
     out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}
-           if key not in ("speaker_hit", "pitch_mean_signed", "voiced_frac")}
+           if key not in ("speaker_hit", "pitch_mean_signed", "voiced_frac", "prior_f0_signed")}
     out["speaker_id"] = ev.speaker_id_accuracy(embs, [it["speaker"] for it in items], enrolled)
     out["per"] = asr.phoneme_error_rate([it["phonemes"] for it in items], [rec(w) for w in system["wavs"]])
     if wer:
@@ -112,17 +114,19 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
 
 def per_voice_table(items: list, gt_rows: list, rows: list, train_f0: tuple) -> str:
     """One row per held-out voice for one system: where zero-shot synthesis works and where it does not."""
-    lines = ["| held-out voice | prompt F0 Hz | spk-ID ↑ | SIM prompt ↑ | F0 vs prompt | voiced frames (GT → model) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| held-out voice | prompt F0 Hz | spk-ID ↑ | SIM prompt ↑ | predicted F0 vs prompt | audio F0 vs prompt | "
+             "voiced frames (GT → model) |", "|---|---|---|---|---|---|---|"]
     for voice in dict.fromkeys(it["speaker"] for it in items):
         k = [i for i, it in enumerate(items) if it["speaker"] == voice]
         mean = lambda key, rs: float(np.nanmean([rs[i][key] for i in k]))
         f0 = items[k[0]]["prompt_f0_mean"]
         flag = " (outside training range)" if not train_f0[0] <= f0 <= train_f0[1] else ""
+        prior = f"{mean('prior_f0_signed', rows):+.1%}" if "prior_f0_signed" in rows[k[0]] else "—"
         lines.append(f"| {voice} | {f0:.0f}{flag} | {mean('speaker_hit', rows):.2f} | {mean('sim_prompt', rows):.3f} | "
-                     f"{mean('pitch_mean_signed', rows):+.1%} | {mean('voiced_frac', gt_rows):.0%} → "
+                     f"{prior} | {mean('pitch_mean_signed', rows):+.1%} | {mean('voiced_frac', gt_rows):.0%} → "
                      f"{mean('voiced_frac', rows):.0%} |")
-    lines.append(f"\nTraining voices' mean F0: {train_f0[0]:.0f}–{train_f0[1]:.0f} Hz.")
+    lines.append(f"\nTraining voices' mean F0: {train_f0[0]:.0f}–{train_f0[1]:.0f} Hz. Predicted F0: the pitch predictor's "
+                 "output (mean over frames); audio F0: measured by PyWorld on the output's voiced frames.")
     return "\n".join(lines)
 
 
@@ -203,13 +207,14 @@ def run_tts(args) -> dict:
                  for it in items]
     systems.append(dict(name="codec resynthesis", wavs=resyn))
     for label, synth in synths:
-        wavs, durs = [], []
+        wavs, durs, f0s = [], [], []
         for k, it in enumerate(tqdm(items, desc=f"synthesise ({label})", unit="utt", mininterval=5)):
             wav, info = synth(it["text"], it["prompt_path"], args.steps, args.sampler, seed=args.seed + k,
                               guidance=args.guidance, return_info=True)
             wavs.append(wav)
             durs.append(info["durations"])
-        systems.append(dict(name=label, wavs=wavs, durations=durs))
+            f0s.append(info["f0_hz"])
+        systems.append(dict(name=label, wavs=wavs, durations=durs, prior_f0=f0s))
     t_synth = time.time() - t0
     for k, it in enumerate(items):                                          # wavs and plots of the first model
         tag = f"{it['speaker']}_{it['id'].rsplit('_', 1)[-1]}"

@@ -123,11 +123,12 @@ class Synthesizer:
     @torch.no_grad()
     def __call__(self, text: str, prompt, steps=150, sampler="ode", temperature=None, duration_scale=1.0,
                  pitch_shift=0.0, guidance=1.0, seed=0, return_info=False):
-        """-> wav (float32, 16 kHz); with return_info, (wav, dict(phonemes, durations)) where durations are the
-        predicted frames per phoneme. `pitch_shift` in semitones (converted to log-F0: n/12 · log 2)."""
+        """-> wav (float32, 16 kHz); with return_info, (wav, dict(phonemes, durations, f0_hz)): the predicted frames
+        per phoneme and the pitch predictor's F0 per frame (Hz, unvoiced frames interpolated, as in training).
+        `pitch_shift` in semitones (converted to log-F0: n/12 · log 2)."""
         z_prompt = self.prompt_latent(prompt) if not torch.is_tensor(prompt) else prompt
         pieces, gap = [], np.zeros(int(GAP_S * 16000), np.float32)
-        info = dict(phonemes=[], durations=[])
+        info = dict(phonemes=[], durations=[], f0_hz=[])
         for k, sentence in enumerate(split_sentences(text)):
             ids = self.phoneme_ids(sentence)
             gen = self.model.generate(ids, z_prompt, steps=steps, sampler=sampler,
@@ -142,6 +143,7 @@ class Synthesizer:
             pieces += [wav.float().cpu().numpy(), gap]
             info["phonemes"] += self.phoneme_set.decode(ids[0].tolist())
             info["durations"] += gen["durations"][0].tolist()
+            info["f0_hz"] += torch.exp(gen["lf0"][0, :frames]).tolist()
         wav = np.concatenate(pieces[:-1])
         return (wav, info) if return_info else wav
 

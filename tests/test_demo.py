@@ -46,12 +46,12 @@ def test_per_voice_table_flags_prompts_outside_the_training_pitch_range():
     items = [dict(speaker="low", prompt_f0_mean=120.0), dict(speaker="high", prompt_f0_mean=400.0),
              dict(speaker="high", prompt_f0_mean=400.0)]
     gt = [dict(voiced_frac=0.8)] * 3
-    rows = [dict(speaker_hit=1.0, sim_prompt=0.9, pitch_mean_signed=0.05, voiced_frac=0.5),
-            dict(speaker_hit=0.0, sim_prompt=0.6, pitch_mean_signed=-0.4, voiced_frac=0.2),
-            dict(speaker_hit=1.0, sim_prompt=0.8, pitch_mean_signed=-0.2, voiced_frac=0.4)]
+    rows = [dict(speaker_hit=1.0, sim_prompt=0.9, pitch_mean_signed=0.05, voiced_frac=0.5, prior_f0_signed=0.01),
+            dict(speaker_hit=0.0, sim_prompt=0.6, pitch_mean_signed=-0.4, voiced_frac=0.2, prior_f0_signed=-0.3),
+            dict(speaker_hit=1.0, sim_prompt=0.8, pitch_mean_signed=-0.2, voiced_frac=0.4, prior_f0_signed=-0.5)]
     lines = demo.per_voice_table(items, gt, rows, (80.0, 300.0)).splitlines()
-    assert lines[2] == "| low | 120 | 1.00 | 0.900 | +5.0% | 80% → 50% |"
-    assert lines[3] == "| high | 400 (outside training range) | 0.50 | 0.700 | -30.0% | 80% → 30% |"
+    assert lines[2] == "| low | 120 | 1.00 | 0.900 | +1.0% | +5.0% | 80% → 50% |"
+    assert lines[3] == "| high | 400 (outside training range) | 0.50 | 0.700 | -40.0% | -30.0% | 80% → 30% |"
 
 
 def test_table_and_targets():

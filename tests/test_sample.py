@@ -41,6 +41,11 @@ def test_seeded_and_long_text_split(tiny_tts):
     assert sample.split_sentences("One word. Two words! Three? ...") == ["One word.", "Two words!", "Three?"]
     long = synth("The quiet teacher smiled. Then she left!", root / "prompt.wav", steps=2, seed=4)
     assert len(long) > len(a)
+    wav, info = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4, return_info=True)
+    assert np.array_equal(wav, a) and len(info["phonemes"]) == len(info["durations"])
+    assert len(info["f0_hz"]) == sum(info["durations"]) == len(wav) // 200       # predicted F0, one per frame
+    _, up = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4, pitch_shift=12, return_info=True)
+    assert np.allclose(np.array(up["f0_hz"]) / np.array(info["f0_hz"]), 2.0, rtol=1e-4)   # +12 semitones = 2 × F0
 
 
 def test_batch_mode(tiny_tts, tmp_path, capsys):
