@@ -109,8 +109,12 @@ class NaturalSpeech2(nn.Module):
         return h, torch.ones(batch, 1, dtype=torch.bool, device=h.device)
 
     # -- training ------------------------------------------------------------------------------------------------
-    def loss(self, batch: dict, generator=None) -> dict:
-        """Every loss term of one batch (from data.collate, with codes), plus "total" (`total_loss`)."""
+    def loss(self, batch: dict, generator=None, predictors_only: bool = False) -> dict:
+        """Every loss term of one batch (from data.collate, with codes), plus "total" (`total_loss`).
+
+        `predictors_only`: only L_dur and L_pitch (no diffusion forward), for re-fitting the duration and pitch
+        predictors of a trained model (`train.py ldm --refit-predictors`); the diffusion terms do not depend on the
+        predictors' outputs in training (c is built from the ground-truth durations and pitch)."""
         codes, fmask, pmask_ph = batch["codes"], batch["frame_mask"], batch["phoneme_mask"]
         z0 = self.normalize(self.rvq.decode(codes)) * fmask[:, None]                 # (B, D, T)
         u, v = sample_prompt_segment(fmask.sum(1).cpu(), self.cfg.prompt_min_frac, self.cfg.prompt_max_frac,
@@ -119,6 +123,15 @@ class NaturalSpeech2(nn.Module):
         prompt, prompt_mask = take_segment(z0, u, v)                                 # (B, D, Tp)
         prompt_h = self.encode_prompt(prompt, prompt_mask)
         out = self.prior(batch["phonemes"], pmask_ph, prompt_h, prompt_mask, batch["durations"], batch["lf0"])
+        # duration/pitch losses on the target only: phonemes lying wholly inside the prompt are left out
+        ends = batch["durations"].cumsum(1)
+        inside = (ends - batch["durations"] >= u[:, None]) & (ends <= v[:, None])
+        pos = torch.arange(fmask.shape[1], device=fmask.device)[None]
+        frame_target = fmask & ~((pos >= u[:, None]) & (pos < v[:, None]))
+        losses = self.prior.losses(out, batch["durations"], batch["lf0"], pmask_ph & ~inside, frame_target)
+        if predictors_only:
+            losses["total"] = self.total_loss(losses)
+            return losses
         # the target: everything but the prompt span, for every frame-level tensor alike
         z0_t, tmask = remove_segment(z0, fmask, u, v)
         c_t, _ = remove_segment(out["c"], fmask, u, v)
@@ -135,22 +148,17 @@ class NaturalSpeech2(nn.Module):
         z_t, eps = D.forward_noise(z0_t, t, self.cfg.sde,
                                    torch.randn(z0_t.shape, generator=generator).to(z0.device))
         z0_hat = self.denoiser(z_t, t, c_t, tmask, memory, memory_mask)
-        losses = D.diffusion_loss_terms(z0_t, z0_hat, z_t, eps, t, self.cfg.sde, tmask)
+        losses.update(D.diffusion_loss_terms(z0_t, z0_hat, z_t, eps, t, self.cfg.sde, tmask))
         if self.cfg.use_ce_rvq:
             losses["ce_rvq"] = self.rvq.ce_rvq_loss(self.denormalize(z0_hat), codes_t, tmask)
-        # duration/pitch losses on the target only: phonemes lying wholly inside the prompt are left out
-        ends = batch["durations"].cumsum(1)
-        inside = (ends - batch["durations"] >= u[:, None]) & (ends <= v[:, None])
-        pos = torch.arange(fmask.shape[1], device=fmask.device)[None]
-        frame_target = fmask & ~((pos >= u[:, None]) & (pos < v[:, None]))
-        losses.update(self.prior.losses(out, batch["durations"], batch["lf0"], pmask_ph & ~inside, frame_target))
         losses["total"] = self.total_loss(losses)
         return losses
 
     def total_loss(self, losses: dict) -> torch.Tensor:
-        """L = L_data + L_score + λ_ce-rvq · L_ce-rvq + L_dur + L_pitch: the one place the terms are summed."""
-        total = losses["data"] + losses["score"] + losses["dur"] + losses["pitch"]
-        return total + self.cfg.lambda_ce_rvq * losses["ce_rvq"] if "ce_rvq" in losses else total
+        """L = L_data + L_score + λ_ce-rvq · L_ce-rvq + L_dur + L_pitch: the one place the terms are summed (a term
+        that was not computed, e.g. CE-RVQ when switched off, is absent from `losses`)."""
+        weights = dict(data=1.0, score=1.0, ce_rvq=self.cfg.lambda_ce_rvq, dur=1.0, pitch=1.0)
+        return sum(w * losses[k] for k, w in weights.items() if k in losses)
 
     # -- inference -----------------------------------------------------------------------------------------------
     @torch.no_grad()

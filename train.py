@@ -4,6 +4,7 @@
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
     python train.py export --ckpt runs/codec_toy/last.pt --out checkpoints/toy/codec.pt
     python train.py ldm --config toy --data data/toy --codec checkpoints/toy/codec.pt --out runs/ldm_toy
+    python train.py ldm ... --refit-predictors checkpoints/toy/ldm.pt --steps=2000 --prior.pred_dropout=0.1 --out R
     any field of the training or model config can be overridden: --lr=5e-4 --steps=20000 --channels=32;
     nested ldm fields with a dot, e.g. the ablations --use_ce_rvq=False --denoiser.use_prompt=False
     --denoiser.use_query_attention=False --prior.use_prompt=False, or --cfg_drop=0.1
@@ -285,18 +286,25 @@ def inverse_sqrt_lr(step: int, t: LDMTrainConfig) -> float:
     return t.lr * min(s / t.warmup_steps, (t.warmup_steps / s) ** 0.5)
 
 
-def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
-    """A fresh NaturalSpeech2 for a feature cache whose codes came from `codec_ckpt`; latent stats from its
-    training split. Returns (model, the codec, manifest)."""
+def _codec_and_manifest(cache, codec_ckpt):
+    """The codec and the manifest of a feature cache whose codes came from that codec (checked by hash)."""
     import hashlib
     import data
-    import model as ns2
     manifest = data.read_manifest(cache)
     codec = codec_lib.load_codec(codec_ckpt)
     sha = hashlib.sha256(Path(codec_ckpt).read_bytes()).hexdigest()[:16]
     if manifest.get("codec", {}).get("sha256") != sha:
         raise ValueError(f"the cache {cache} holds no codes from {codec_ckpt}: run `python data.py encode --codec "
                          f"{codec_ckpt} --data {cache}` first")
+    return codec, manifest
+
+
+def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
+    """A fresh NaturalSpeech2 for a feature cache whose codes came from `codec_ckpt`; latent stats from its
+    training split. Returns (model, the codec, manifest)."""
+    import data
+    import model as ns2
+    codec, manifest = _codec_and_manifest(cache, codec_ckpt)
     cfg = ns2.make_ns2_config(preset, n_phonemes=len(manifest["phonemes"]), latent_dim=codec.cfg.dim)
     (cfg,) = parse_overrides(list(overrides), cfg)
     ds = data.FeatureDataset(cache, "train", with_codes=True)
@@ -305,9 +313,48 @@ def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
     return ns2.NaturalSpeech2(cfg, codec.rvq.codebooks, mean, std), codec, manifest
 
 
+PREDICTOR_FIELDS = ("pred_convs", "pred_attn_every", "pred_heads", "dur_kernel", "pitch_kernel", "pred_dropout",
+                    "use_prompt")       # the PriorConfig fields that only the duration and pitch predictors read
+
+
+def refit_base(ckpt, cache, codec_ckpt, overrides=()):
+    """A trained ldm checkpoint (EMA weights) with *fresh* duration and pitch predictors, built from its prior config
+    plus `overrides` (predictor fields only), and everything else frozen. Returns (model, codec, manifest).
+
+    Why this is sound: in training, c is built from the ground-truth durations and pitch, so the diffusion model never
+    sees the predictors' outputs; the predictors are heads on the phoneme and prompt encoders, and re-fitting them with
+    those encoders frozen leaves everything the diffusion model was trained with unchanged. It is how a predictor
+    setting (dropout, size, prompt attention) can be changed or ablated in minutes instead of a full retrain."""
+    import model as ns2
+    import prior as P
+    codec, manifest = _codec_and_manifest(cache, codec_ckpt)
+    net, meta = ns2.load_ns2(ckpt)
+    if meta.get("codec", {}).get("sha256") != manifest["codec"]["sha256"]:
+        raise ValueError(f"{ckpt} was trained on another codec than the codes in {cache}")
+    (cfg,) = parse_overrides(list(overrides), net.cfg)
+    if replace(cfg, prior=replace(cfg.prior, **{f: getattr(net.cfg.prior, f) for f in PREDICTOR_FIELDS})) != net.cfg:
+        raise ValueError("--refit-predictors changes only the predictors: the overrides may set "
+                         + ", ".join(f"prior.{f}" for f in PREDICTOR_FIELDS))
+    fresh = P.Prior(cfg.prior)
+    net.cfg, net.prior.cfg, net.prior.duration, net.prior.pitch = cfg, cfg.prior, fresh.duration, fresh.pitch
+    net.requires_grad_(False)
+    for m in (net.prior.duration, net.prior.pitch):
+        m.requires_grad_(True)
+    return net, codec, manifest
+
+
+def _train_mode(net, refit: bool):
+    """Training mode; when re-fitting the predictors, the frozen rest stays in eval mode (no dropout), as at inference."""
+    net.train(not refit)
+    for m in (net.prior.duration, net.prior.pitch):
+        m.train()
+
+
 def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, resume=False, device="cpu",
-              overrides=(), progress=True) -> dict:
-    """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation."""
+              overrides=(), progress=True, refit: Path | None = None) -> dict:
+    """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation.
+    `refit`: a trained ldm checkpoint whose duration and pitch predictors alone are trained afresh (`refit_base`)."""
+    import hashlib
     import numpy as np
     import soundfile as sf
     import data
@@ -315,10 +362,15 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     from tqdm import tqdm
     device, out = torch.device(device), Path(out)
     torch.manual_seed(tcfg.seed)
-    net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
+    if refit is None:
+        net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
+    else:
+        net, codec, manifest = refit_base(refit, cache, codec_ckpt, overrides)
+        refit_of = dict(path=str(refit), sha256=hashlib.sha256(Path(refit).read_bytes()).hexdigest()[:16])
     net, codec = net.to(device), codec.to(device)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW(net.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
+                            weight_decay=tcfg.weight_decay)
     autocast, scaler = _autocast(device, tcfg.amp)
     step, history = 0, []
     if resume:
@@ -344,7 +396,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
             step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
             scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device)))
+            front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device),
+            **({} if refit is None else dict(refit_of=refit_of))))
 
     @torch.no_grad()
     def validate():
@@ -366,10 +419,10 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             (out / "samples").mkdir(exist_ok=True)
             sf.write(out / "samples" / f"step{step:07d}_{u['id']}.wav", codec.decode(gen["latent"])[0].float().cpu().numpy(), 16000)
         net.load_state_dict(live)
-        net.train()
+        _train_mode(net, refit is not None)
         return result
 
-    net.train()
+    _train_mode(net, refit is not None)
     bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
     while step < tcfg.steps:
@@ -377,7 +430,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         for group in opt.param_groups:
             group["lr"] = inverse_sqrt_lr(step, tcfg)
         with autocast:
-            losses = net.loss(b)
+            losses = net.loss(b, predictors_only=refit is not None)
         if not torch.isfinite(losses["total"]):
             raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
@@ -435,6 +488,9 @@ def main(argv=None):
         p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
         if stage == "ldm":
             p.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec of the IDs")
+            p.add_argument("--refit-predictors", type=Path, default=None, metavar="LDM_CKPT",
+                           help="train only fresh duration and pitch predictors for this trained model, the rest "
+                                "frozen; --prior.<predictor field>=... may change them (e.g. --prior.pred_dropout=0.1)")
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -465,7 +521,8 @@ def main(argv=None):
         if args.stage == "codec":
             final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
         else:
-            final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides)
+            final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
+                              refit=args.refit_predictors)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
     except (ValueError, FileNotFoundError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -48,6 +48,18 @@ def test_loss_has_every_term_and_forms_the_total_once():
     assert "ce_rvq" not in no_ce and torch.allclose(no_ce["total"], sum(no_ce[k] for k in ("data", "score", "dur", "pitch")))
 
 
+def test_predictors_only_loss_skips_the_diffusion_model_and_matches_the_full_loss():
+    """The re-fit path computes L_dur and L_pitch exactly as the full loss does (same prompt span) and never runs
+    the denoiser."""
+    m = tiny_model().eval()
+    full = m.loss(batch(), torch.Generator().manual_seed(3))
+    m.denoiser.forward = lambda *a, **k: pytest.fail("the denoiser ran")
+    part = m.loss(batch(), torch.Generator().manual_seed(3), predictors_only=True)
+    assert set(part) == {"dur", "pitch", "total"}
+    assert torch.equal(part["dur"], full["dur"]) and torch.equal(part["pitch"], full["pitch"])
+    assert torch.allclose(part["total"], full["dur"] + full["pitch"])
+
+
 def test_prompt_span_is_cut_out_of_the_target(monkeypatch):
     m = tiny_model()
     b = batch()

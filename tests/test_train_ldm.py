@@ -89,3 +89,36 @@ def test_export_and_load_ns2(encoded_cache, tmp_path):
     assert a.shape == b.shape and torch.allclose(a, b, atol=0.05, rtol=0.05)    # fp16 weights, same model
     with pytest.raises(ValueError, match="not a latent diffusion"):
         model.load_ns2(ckpt)                                                    # a codec checkpoint
+
+
+def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache, tmp_path):
+    """--refit-predictors: the predictors start afresh with the overridden setting and are the only weights that
+    change; the rest equals the base model's EMA weights; the run resumes exactly and records what it re-fitted."""
+    import model
+    cache, ckpt = encoded_cache
+    train.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
+    base, _ = model.load_ns2(tmp_path / "base.pt")
+    kw = dict(progress=False, refit=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.0"])
+    train.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", **kw)
+    ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert ck["config"]["prior"]["pred_dropout"] == 0.0 and base.cfg.prior.pred_dropout == 0.5
+    assert ck["refit_of"]["path"] == str(tmp_path / "base.pt") and len(ck["refit_of"]["sha256"]) == 16
+    refit, _ = model.load_ns2(tmp_path / "a" / "last.pt")
+    old, new = base.state_dict(), refit.state_dict()
+    is_pred = lambda k: k.startswith(("prior.duration.", "prior.pitch."))
+    assert all(torch.equal(old[k], new[k]) for k in old if not is_pred(k))
+    assert not torch.equal(old["prior.pitch.out.weight"], new["prior.pitch.out.weight"])
+    train.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", **kw)
+    train.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, **kw)
+    assert rows(tmp_path / "a" / "log.jsonl") == rows(tmp_path / "b" / "log.jsonl")
+    assert set(rows(tmp_path / "a" / "log.jsonl")[0]) == {"step", "lr", "dur", "pitch", "total", "grad_norm"}
+
+
+def test_refit_predictors_rejects_changes_outside_the_predictors(encoded_cache, tmp_path):
+    cache, ckpt = encoded_cache
+    train.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),
+                        "--out", str(tmp_path / "r"), "--refit-predictors", str(tmp_path / "base" / "last.pt"),
+                        "--denoiser.use_prompt=False"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "changes only the predictors" in r.stderr and "Traceback" not in r.stderr
