@@ -236,6 +236,40 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
     return {k: float(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def predictor_errors(net, batch: dict, seeds: int = 4, dropout: bool = False) -> dict:
+    """How far the duration and pitch predictors of a NaturalSpeech2 are off, on the target part of a loss batch
+    (ground-truth durations, a prompt span cut from the same utterance, exactly as `model.loss` does), mean over
+    `seeds` prompt spans:
+        bias_lf0 = mean_t (lf0̂_t − lf0_t)             signed, log-F0 (× 100 ≈ % of F0)
+        l1_lf0   = mean_t |lf0̂_t − lf0_t|              (= L_pitch)
+        bias_logd = mean_n (log d̂_n − log(d_n + 1))   signed (× 100 ≈ % of duration)
+        l1_logd  = mean_n |log d̂_n − log(d_n + 1)|    (= L_dur)
+    In eval mode (dropout off) as at inference; `dropout=True` measures the predictors with dropout on."""
+    seen = []
+    real = net.prior.losses
+
+    def spy(out, durations, lf0, phoneme_mask, frame_mask):
+        e_f, e_d = out["lf0_hat"] - lf0, out["log_d_hat"] - torch.log1p(durations.float())
+        seen.append([float(e_f[frame_mask].mean()), float(e_f[frame_mask].abs().mean()),
+                     float(e_d[phoneme_mask].mean()), float(e_d[phoneme_mask].abs().mean())])
+        return real(out, durations, lf0, phoneme_mask, frame_mask)
+
+    was_training = net.training
+    net.prior.losses = spy
+    try:
+        net.eval()
+        for m in (net.prior.duration, net.prior.pitch):
+            m.train(dropout)
+        for s in range(seeds):
+            torch.manual_seed(s)                                            # dropout masks
+            net.loss(batch, torch.Generator().manual_seed(s), predictors_only=True)
+    finally:
+        del net.prior.losses                                                # back to the class's method
+        net.train(was_training)
+    return dict(zip(("bias_lf0", "l1_lf0", "bias_logd", "l1_logd"), np.mean(seen, 0).round(4).tolist()))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Speaker similarity and intelligibility (§4.4)
 # ---------------------------------------------------------------------------------------------------------------
@@ -415,6 +449,11 @@ def main(argv=None):
     p.add_argument("--est", type=Path, required=True, help="generated or reconstructed speech")
     p.add_argument("--prompt", type=Path, help="the prompt the speech was generated from (SIM and pitch vs prompt)")
     p.add_argument("--text", help="what was said (adds pocketsphinx WER)")
+    r = sub.add_parser("predictors", help="bias and L1 of an ldm checkpoint's duration/pitch predictors on a split")
+    r.add_argument("--ckpt", type=Path, required=True, help="ldm checkpoint (train.py ldm or its export)")
+    r.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with the codec's IDs")
+    r.add_argument("--split", default="test", help="test = held-out voices (default), valid = training voices")
+    r.add_argument("--max-utts", type=int, default=96, help="utterances to score (0 = all)")
     h = sub.add_parser("history", help="plot the validation history stored in a codec or ldm checkpoint")
     h.add_argument("--ckpt", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="PNG file")
@@ -431,6 +470,8 @@ def main(argv=None):
             plot_history(history, args.out, ("data", "score", "ce_rvq", "dur", "pitch") if ck.get("kind") == "ldm"
                          else ("pesq", "stoi", "si_sdr", "mel"))
             print(f"{len(history)} validations, steps {history[0]['step']}..{history[-1]['step']}: {args.out}")
+        elif args.cmd == "predictors":
+            predictors_cli(args)
         else:
             codec_cli(args)
     except (ValueError, FileNotFoundError) as e:
@@ -460,6 +501,26 @@ def codec_cli(args):
     print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
     print(format_codec_table(result))
     print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
+
+
+def predictors_cli(args):
+    """`eval.py predictors`: predictor bias/L1 in eval mode and with dropout on, over batches of 16 utterances."""
+    import data
+    import model as ns2
+    net, meta = ns2.load_ns2(args.ckpt)
+    ds = data.FeatureDataset(args.data, args.split, with_codes=True, min_frames=2 * net.cfg.prompt_min_frames)
+    if ds.manifest.get("codec", {}).get("sha256") != meta.get("codec", {}).get("sha256"):
+        raise ValueError(f"the codes in {args.data} come from another codec than the one {args.ckpt} was trained on")
+    idx = list(range(len(ds)))[: args.max_utts or None]
+    batches = [data.collate([ds[i] for i in idx[k:k + 16]]) for k in range(0, len(idx), 16)]
+    weights = [len(b["ids"]) / len(idx) for b in batches]
+    print(f"{len(idx)} utterances of split {args.split!r}, {args.ckpt} (predictor dropout "
+          f"{net.cfg.prior.pred_dropout}); log-F0 and log-duration errors, × 100 ≈ %")
+    print("| predictors | bias log-F0 | L1 log-F0 | bias log-dur | L1 log-dur |\n|---|---|---|---|---|")
+    for label, dropout in (("eval mode (as at inference)", False), ("dropout on", True)):
+        rows = [predictor_errors(net, b, dropout=dropout) for b in batches]
+        m = {k: sum(w * r[k] for w, r in zip(weights, rows)) for k in rows[0]}
+        print(f"| {label} | {m['bias_lf0']:+.3f} | {m['l1_lf0']:.3f} | {m['bias_logd']:+.3f} | {m['l1_logd']:.3f} |")
 
 
 if __name__ == "__main__":
