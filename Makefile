@@ -35,7 +35,7 @@ LDM_STEPS := --steps=$(QUICK_STEPS) --val_every=$(QUICK_STEPS) --warmup_steps=$(
 ASR_STEPS := --steps=$(QUICK_STEPS)
 REFIT_STEPS := $(LDM_STEPS)
 else
-REFIT_STEPS := --steps=REFIT_N
+REFIT_STEPS := --steps=3000
 RUN  := runs
 CKPT := checkpoints/toy
 endif
