@@ -4,7 +4,7 @@
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
     python train.py export --ckpt runs/codec_toy/last.pt --out checkpoints/toy/codec.pt
     python train.py ldm --config toy --data data/toy --codec checkpoints/toy/codec.pt --out runs/ldm_toy
-    python train.py ldm ... --refit-predictors checkpoints/toy/ldm.pt --steps=2000 --prior.pred_dropout=0.1 --out R
+    python train.py ldm ... --refit-predictors BASE.pt --prior.pred_dropout=0.1 --steps=3000 --out R
     any field of the training or model config can be overridden: --lr=5e-4 --steps=20000 --channels=32;
     nested ldm fields with a dot, e.g. the ablations --use_ce_rvq=False --denoiser.use_prompt=False
     --denoiser.use_query_attention=False --prior.use_prompt=False, or --cfg_drop=0.1
