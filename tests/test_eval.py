@@ -248,3 +248,34 @@ def test_pitch_metrics_of_unvoiced_audio_are_nan_not_errors():
         p = ev.prosody_vs_prompt(wav, _tone(150.0))
         assert np.isnan(p["pitch_mean_diff"]) and np.isnan(p["pitch_std_diff"])
         assert np.isnan(ev.prosody_vs_ground_truth(wav, _tone(150.0))["pitch_rmse"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ckpt", "nope.pt"], "no checkpoint at nope.pt"),
+    (["--ckpt", "checkpoints/toy/codec.pt"], "not a latent diffusion"),
+    (["--ckpt", "checkpoints/toy/ldm.pt", "--data", "/nonexistent"], "no feature cache"),
+])
+def test_predictors_cli_errors(args, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+    r = subprocess.run([sys.executable, "eval.py", "predictors", *args], cwd=Path(__file__).resolve().parents[1],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predictor_errors_on_a_known_offset():
+    """A pitch predictor that outputs a constant 0.3 above a constant target has bias = L1 = 0.3; a duration
+    predictor that outputs log(d + 1) exactly has bias = L1 = 0; and the model's mode is left as it was."""
+    from test_model import batch, tiny_model
+    m, b = tiny_model(), batch()
+    with torch.no_grad():
+        m.prior.pitch.out.weight.zero_(), m.prior.pitch.out.bias.fill_(5.3)
+        m.prior.duration.out.weight.zero_(), m.prior.duration.out.bias.fill_(float(np.log(7.0)))
+    b["durations"] = torch.where(b["phoneme_mask"], 6, 0)                     # 6 frames each: T = 36 <= the batch's
+    b["frame_mask"] = torch.arange(b["frame_mask"].shape[1])[None] < b["durations"].sum(1)[:, None]
+    b["lf0"] = 5.0 * b["frame_mask"]
+    m.train()
+    e = ev.predictor_errors(m, b)
+    assert m.training and e["bias_lf0"] == pytest.approx(0.3, abs=1e-4) and e["l1_lf0"] == pytest.approx(0.3, abs=1e-4)
+    assert e["bias_logd"] == pytest.approx(0, abs=1e-4) and e["l1_logd"] == pytest.approx(0, abs=1e-4)
