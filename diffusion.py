@@ -122,9 +122,39 @@ def time_grid(steps: int, cfg: SDEConfig, device=None) -> torch.Tensor:
     return torch.linspace(1.0, cfg.t_end, steps + 1, device=device)
 
 
+class RowGenerators:
+    """One random stream per batch row, each drawing noise for its own `lengths[i]` frames only (padding gets 0).
+
+    With one torch.Generator for a whole batch, a sample's noise depends on its neighbours and on the padded
+    length; with these, sampling a batch gives what sampling each row alone gives (batched synthesis is then only
+    faster, never different). Pass wherever a sampler takes `generator`."""
+
+    def __init__(self, seeds: list, lengths: list):
+        if len(seeds) != len(lengths):
+            raise ValueError(f"{len(seeds)} seeds for {len(lengths)} rows")
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.lengths = [int(n) for n in lengths]
+
+    def randn(self, shape, device=None, dtype=None) -> torch.Tensor:
+        B, D, T = shape
+        if B != len(self.gens):
+            raise ValueError(f"asked for {B} rows of noise, have {len(self.gens)} streams")
+        out = torch.zeros(B, D, T, dtype=dtype)
+        for i, (g, n) in enumerate(zip(self.gens, self.lengths)):
+            out[i, :, :n] = torch.randn(D, n, generator=g, dtype=dtype)
+        return out.to(device)
+
+
+def randn(shape, generator=None, device=None, dtype=None) -> torch.Tensor:
+    """Standard normal noise from a torch.Generator (or None), or row by row from `RowGenerators`."""
+    if isinstance(generator, RowGenerators):
+        return generator.randn(shape, device, dtype)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
 def start_noise(shape, cfg: SDEConfig, generator=None, device=None) -> torch.Tensor:
     """z_1 ~ N(0, τ⁻¹ I) (§4.3: τ = 1.2²; a temperature above 1 trades diversity for stability)."""
-    return torch.randn(shape, generator=generator, device=device) / cfg.temperature ** 0.5
+    return randn(shape, generator=generator, device=device) / cfg.temperature ** 0.5
 
 
 def ode_drift(denoise, z, t, cfg: SDEConfig) -> torch.Tensor:
@@ -160,7 +190,7 @@ def sample_sde(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, gene
         h = t_next - t
         b = beta(t, cfg)
         score = score_from_z0(z, denoise(z, t), t, cfg)
-        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        noise = randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         z = z + h * (-(0.5 * z + score) * b) + (b * -h).sqrt() * noise
     return denoise(z, ts[-1])
 

@@ -165,10 +165,12 @@ class NaturalSpeech2(nn.Module):
     def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,
                  steps: int = 150, sampler: str = "ode", temperature: float | None = None,
                  duration_scale: float = 1.0, pitch_shift: float = 0.0, guidance: float = 1.0,
-                 generator=None) -> dict:
+                 generator=None, seeds: list | None = None) -> dict:
         """phonemes (B, N), prompt_latent (B, D, Tp) (codec latent, not normalised) -> dict(latent (B, D, T),
         frame_mask, durations, lf0). `guidance` > 1 applies classifier-free guidance on the prompt:
-        ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0)."""
+        ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0).
+        `seeds` (one per row, instead of `generator`): each row draws its own noise for its own frames
+        (`diffusion.RowGenerators`), so a row comes out the same whatever else is in the batch."""
         if phonemes.dim() != 2 or phonemes.shape[1] == 0:
             raise ValueError("no phonemes to speak: give a non-empty phoneme sequence (B, N)")
         if prompt_latent.dim() != 3 or prompt_latent.shape[1] != self.cfg.denoiser.latent_dim:
@@ -189,6 +191,8 @@ class NaturalSpeech2(nn.Module):
         c, fmask = out["c"], out["frame_mask"]
         sde = self.cfg.sde if temperature is None else replace(self.cfg.sde, temperature=temperature)
         null = self._null_prompt(B) if guidance != 1.0 else None
+        if seeds is not None:
+            generator = D.RowGenerators(seeds, fmask.sum(1).tolist())
 
         def denoise(z, t):
             cond = self.denoiser(z, t, c, fmask, prompt_h, prompt_mask)

@@ -214,3 +214,16 @@ def test_score_term_guard_keeps_it_bounded_near_t_min():
         snr = a_t(t) ** 2 / float(D.sigma2(tt, CFG))
         assert terms["score"] / terms["data"] == pytest.approx(min(snr, 5.0), rel=1e-3)
     assert a_t(0.01) ** 2 / float(D.sigma2(torch.tensor(0.01), CFG)) ** 2 > 1e5    # what the guard prevents
+
+
+def test_row_generators_draw_each_row_alone():
+    g = D.RowGenerators([1, 2], [5, 3])
+    z = g.randn((2, 4, 6))
+    assert z[0, :, 5:].abs().sum() == 0 and z[1, :, 3:].abs().sum() == 0       # nothing drawn for padding
+    alone = D.RowGenerators([2], [3]).randn((1, 4, 3))
+    assert torch.equal(z[1, :, :3], alone[0])                                 # row 1 does not see row 0
+    assert not torch.equal(z[0, :, :3], z[1, :, :3])
+    with pytest.raises(ValueError, match="streams"):
+        g.randn((3, 4, 6))
+    with pytest.raises(ValueError, match="seeds"):
+        D.RowGenerators([1], [2, 3])

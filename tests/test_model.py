@@ -107,6 +107,29 @@ def test_generate(sampler):
     assert longer["frame_mask"].sum() >= out["frame_mask"].sum()
 
 
+@pytest.mark.parametrize("sampler", ["ode", "sde"])
+def test_generate_with_row_seeds_is_independent_of_the_batch(sampler):
+    """`seeds`: each row draws its own noise for its own frames, and every layer masks padding, so a padded batch
+    gives row for row what generating each row alone gives (what makes batched synthesis in sample.py exact)."""
+    m = tiny_model().eval()
+    b = batch()
+    prompt = m.rvq.decode(b["codes"][:, :, :20])
+    prompt_mask = torch.ones(2, 20, dtype=torch.bool)
+    prompt_mask[1, 12:] = False                                               # row 1: a shorter prompt, padded
+    prompt = prompt * prompt_mask[:, None]
+    both = m.generate(b["phonemes"], prompt, prompt_mask=prompt_mask, steps=4, sampler=sampler, seeds=[5, 9])
+    lengths = both["frame_mask"].sum(1)
+    assert lengths.min() > 0 and lengths[0] != lengths[1]
+    for i, (n, tp, seed) in enumerate([(6, 20, 5), (4, 12, 9)]):
+        alone = m.generate(b["phonemes"][i:i + 1, :n], prompt[i:i + 1, :, :tp], steps=4, sampler=sampler, seeds=[seed])
+        T = int(lengths[i])
+        assert alone["latent"].shape[-1] == T
+        assert torch.allclose(both["latent"][i, :, :T], alone["latent"][0], atol=1e-5)
+        assert both["latent"][i, :, T:].abs().sum() == 0                     # padding stays silent
+    other = m.generate(b["phonemes"][:1], prompt[:1], steps=4, sampler=sampler, seeds=[6])
+    assert (other["latent"][0] - both["latent"][0, :, :int(lengths[0])]).abs().max() > 1e-3   # the seed is used
+
+
 def test_generate_bad_inputs():
     m = tiny_model().eval()
     prompt = torch.randn(1, 16, 40)
