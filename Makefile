@@ -26,7 +26,7 @@ test: venv              ## the whole test suite (tests/ and the notebooks)
 # The LDM is made in two runs: joint training as the paper, then its duration and pitch predictors trained afresh
 # on the frozen rest, in eval mode, with predictor dropout 0.1 (README "Departures": removes their bias at inference).
 QUICK ?= 0
-QUICK_STEPS ?= 400
+QUICK_STEPS ?= 200
 ifeq ($(QUICK),1)
 RUN  := runs/quick
 CKPT := runs/quick

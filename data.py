@@ -175,32 +175,54 @@ def _toy_worker(args):
     return utt["id"], len(durations), len(wav) // HOP
 
 
-def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None) -> dict:
-    from tqdm import tqdm
+def _phonemize_worker(text):
+    return text, toy.EspeakPhonemizer()(text)
+
+
+def phonemize_all(out: Path, texts: list, jobs=None) -> dict:
+    """{text: eSpeak phonemes} for every text, in `jobs` processes, cached in out/phonemes.json (a re-run, or a
+    later build of more splits, phonemizes nothing twice)."""
+    path = out / "phonemes.json"
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache = cache.get(toy.EspeakPhonemizer.name, {})
+    todo = [t for t in texts if t not in cache]
+    if todo:
+        cache.update(_run_pool(_phonemize_worker, todo, jobs, desc="phonemize", unit="text"))
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic(path, lambda f: f.write(json.dumps({toy.EspeakPhonemizer.name: cache}, ensure_ascii=False).encode()))
+    return {t: cache[t] for t in texts}
+
+
+def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None, splits=None) -> dict:
+    """Render the toy corpus into `out` (resumable). `splits` (e.g. ["valid", "test"]): render only those; the
+    phoneme inventory still comes from every planned text, so a later full build extends this one (same IDs).
+    The manifest lists every planned utterance whose features exist."""
     plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts)
-    phonemizer = toy.EspeakPhonemizer()
-    texts = sorted({u["text"] for u in plan["utterances"]})
-    symbols = sorted({p for t in tqdm(texts, desc="phonemize", unit="text", leave=False) for p in phonemizer(t)})
-    inventory = PhonemeSet(symbols).to_list()
+    unknown = set(splits or ()) - {"train", "valid", "test"}
+    if unknown:
+        raise ValueError(f"unknown split(s) {sorted(unknown)}: choose from train, valid, test")
+    phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}), jobs)
+    inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]
-            if not (out / "feats" / f"{u['id']}.npz").exists()]
+            if (splits is None or u["split"] in splits) and not (out / "feats" / f"{u['id']}.npz").exists()]
     _run_pool(_toy_worker, todo, jobs, desc="toy corpus")
-    for u in plan["utterances"]:
+    utterances = [u for u in plan["utterances"] if (out / "feats" / f"{u['id']}.npz").exists()]
+    for u in utterances:
         u["wav"] = f"wavs/{u['id']}.wav"
         u["n_frames"] = int(load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
     return dict(corpus="toy", seed=seed, front_end=toy.EspeakPhonemizer.name, phonemes=inventory,
-                voices=plan["voices"], speakers=plan["speakers"], utterances=plan["utterances"], skipped=[])
+                voices=plan["voices"], speakers=plan["speakers"], utterances=utterances, skipped=[])
 
 
-def _run_pool(fn, todo, jobs, desc):
+def _run_pool(fn, todo, jobs, desc, unit="utt"):
     """Map `fn` over `todo` with a progress bar, in `jobs` processes (1 = in this process)."""
     from tqdm import tqdm
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(todo) < 8:
-        return [fn(a) for a in tqdm(todo, desc=desc, unit="utt")]
+        return [fn(a) for a in tqdm(todo, desc=desc, unit=unit)]
     import multiprocessing as mp
     with mp.get_context("spawn").Pool(jobs) as pool:
-        return list(tqdm(pool.imap_unordered(fn, todo, chunksize=4), total=len(todo), desc=desc, unit="utt"))
+        return list(tqdm(pool.imap_unordered(fn, todo, chunksize=4), total=len(todo), desc=desc, unit=unit))
 
 
 def write_manifest(out: Path, manifest: dict):
@@ -389,6 +411,8 @@ def main(argv=None):
     p.add_argument("--utts-per-voice", type=int, default=16, help="toy: training utterances per training voice "
                    "(default 16, about 50 min in all; 160 makes about 8 h)")
     p.add_argument("--heldout-utts", type=int, default=8, help="toy: test utterances per held-out voice")
+    p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test); "
+                   "make demo needs valid,test")
     p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
     p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")
     p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations)")
@@ -405,7 +429,8 @@ def main(argv=None):
             if args.corpus == "toy":
                 if args.utts_per_voice < 1 or args.heldout_utts < 1:
                     raise ValueError("--utts-per-voice and --heldout-utts must be at least 1")
-                manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs)
+                splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
+                manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits)
             else:
                 import libritts
                 manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs)

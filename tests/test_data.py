@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 import data
+import toy
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -159,6 +160,30 @@ def test_prepare_resumes_where_it_stopped(tmp_path, toy_cache):
             assert np.array_equal(new[k], old[k]), (p.name, k)
     assert data.read_manifest(out)["utterances"] == data.read_manifest(toy_cache)["utterances"]
     assert not list(out.rglob("*.tmp"))                        # atomic writes leave no temp files
+
+
+def test_prepare_some_splits_then_the_rest(tmp_path, toy_cache, monkeypatch):
+    """make demo builds only valid + test; a later full build extends it with the same phoneme IDs. The phonemes
+    of every planned text are cached in phonemes.json: with the cache, nothing is phonemized again."""
+    import shutil
+    out = tmp_path / "toy"
+    out.mkdir()
+    shutil.copy(toy_cache / "phonemes.json", out)
+    monkeypatch.setattr(toy.EspeakPhonemizer, "__call__", lambda self, t: pytest.fail("phonemized again"))
+    part = data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["test"])
+    full = data.read_manifest(toy_cache)
+    assert part["phonemes"] == full["phonemes"]                          # the inventory of the whole plan
+    assert part["utterances"] == [u for u in full["utterances"] if u["split"] == "test"]
+    for u in part["utterances"]:                                         # the same features as a full build's
+        assert np.array_equal(data.load_features(out / "feats" / f"{u['id']}.npz")["phonemes"],
+                              data.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"])
+    for sub in ("feats", "wavs"):                                        # stand in for rendering the rest
+        for f in (toy_cache / sub).iterdir():
+            if not (out / sub / f.name).exists():
+                shutil.copy(f, out / sub / f.name)
+    assert data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1)["utterances"] == full["utterances"]
+    with pytest.raises(ValueError, match="unknown split"):
+        data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["tset"])
 
 
 def run_cli(*args):
