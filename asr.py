@@ -4,7 +4,8 @@ Why it exists: the paper measures intelligibility as WER with a HuBERT-CTC recog
 (pocketsphinx here) cannot read eSpeak's formant voices, so on the toy corpus we train our own judge: a recogniser
 trained only on the ground-truth audio of the toy *training* voices, then used on held-out voices. Its error on
 held-out ground truth is the floor that generated speech is compared against (PER of generated ≤ 2 × that floor is
-the target of issue [4]).
+the target of issue [4]). For real speech, `transcribe` + `word_error_rate` give the paper's WER with pocketsphinx
+(its bundled en-US model, offline).
 
     features   log-mel (80 bands, 12.5 ms hop), normalised per utterance (mean/std per band)
     model      2 × [conv1d k=5 → GELU] → 2-layer bidirectional GRU → linear → log-softmax over phonemes + blank
@@ -113,6 +114,41 @@ class Recognizer:
     def __call__(self, wav) -> list:
         logp = self.model(features(torch.as_tensor(np.asarray(wav, np.float32), device=self.device)[None]))[0]
         return [self.symbols[i] for i in greedy_decode(logp)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# WER with pocketsphinx: the real-speech recogniser (useless on eSpeak voices, see above)
+# ---------------------------------------------------------------------------------------------------------------
+def normalize_text(text: str) -> str:
+    """For WER: numbers spelled out (g2p_en's normaliser), lower case, punctuation removed."""
+    import re
+    import text as front_end
+    front_end.ensure_nltk_data()                  # g2p_en downloads NLTK data at import unless it is there already
+    from g2p_en.expand import normalize_numbers
+    text = normalize_numbers(text).lower().replace("-", " ")
+    return " ".join(re.sub(r"[^a-z' ]", " ", text).split())
+
+
+_SPHINX = []
+
+
+def transcribe(wav) -> str:
+    """Words heard by pocketsphinx (its bundled en-US acoustic model and language model; offline)."""
+    from pocketsphinx import Decoder
+    if not _SPHINX:
+        _SPHINX.append(Decoder(samprate=16000, loglevel="FATAL"))
+    pcm = (np.clip(np.asarray(wav, np.float32), -1, 1) * 32767).astype(np.int16)
+    d = _SPHINX[0]
+    d.start_utt()
+    d.process_raw(pcm.tobytes(), full_utt=True)
+    d.end_utt()
+    return d.hyp().hypstr if d.hyp() is not None else ""
+
+
+def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
+    """WER = (S + D + I) / N over the whole set (jiwer), after normalize_text on both sides."""
+    import jiwer
+    return float(jiwer.wer([normalize_text(t) for t in ref_texts], [normalize_text(t) or "<empty>" for t in hyp_texts]))
 
 
 def _load_split(root: Path, split: str, max_utts: int | None = None) -> list:

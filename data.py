@@ -182,14 +182,13 @@ def _phonemize_worker(text):
 def phonemize_all(out: Path, texts: list, jobs=None) -> dict:
     """{text: eSpeak phonemes} for every text, in `jobs` processes, cached in out/phonemes.json (a re-run, or a
     later build of more splits, phonemizes nothing twice)."""
-    path = out / "phonemes.json"
-    cache = json.loads(path.read_text()) if path.exists() else {}
-    cache = cache.get(toy.EspeakPhonemizer.name, {})
+    path, name = out / "phonemes.json", toy.EspeakPhonemizer.name
+    cache = json.loads(path.read_text()).get(name, {}) if path.exists() else {}
     todo = [t for t in texts if t not in cache]
     if todo:
         cache.update(_run_pool(_phonemize_worker, todo, jobs, desc="phonemize", unit="text"))
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(path, lambda f: f.write(json.dumps({toy.EspeakPhonemizer.name: cache}, ensure_ascii=False).encode()))
+        _atomic(path, lambda f: f.write(json.dumps({name: cache}, ensure_ascii=False).encode()))
     return {t: cache[t] for t in texts}
 
 
@@ -198,9 +197,8 @@ def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None,
     phoneme inventory still comes from every planned text, so a later full build extends this one (same IDs).
     The manifest lists every planned utterance whose features exist."""
     plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts)
-    unknown = set(splits or ()) - {"train", "valid", "test"}
-    if unknown:
-        raise ValueError(f"unknown split(s) {sorted(unknown)}: choose from train, valid, test")
+    if set(splits or ()) - {"train", "valid", "test"}:
+        raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test")
     phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}), jobs)
     inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]

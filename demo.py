@@ -1,7 +1,7 @@
 """The demo: zero-shot speech synthesis for every held-out voice of the toy corpus, scored as the paper does (§4.4).
 
 Stages (each runnable on its own; `make demo` runs them all):
-    corpus   build the toy corpus and its features                      python demo.py --stage corpus
+    corpus   the toy corpus's valid + test splits and their features      python demo.py --stage corpus
     codec    the shipped codec on held-out voices (eval.py codec)         python demo.py --stage codec
     tts      zero-shot TTS with the shipped codec + diffusion model      python demo.py --stage tts
 
@@ -15,7 +15,8 @@ Metrics (eval.py, asr.py): SIM to the prompt and to the ground truth (Resemblyze
 held-out voices (closest prompt), PER of the toy phoneme recogniser, WER of pocketsphinx (--wer; meaningless on
 eSpeak voices), MCD against ground truth, pitch mean/std difference to the prompt (Table 4), pitch correlation/RMSE
 to ground truth (Table 12), phoneme-duration difference to the prompt and correlation to ground truth.
-Writes wavs, one spectrogram + pitch plot per item, results.json and results.md to --out.
+Writes wavs, one spectrogram + pitch plot per item, results.json and results.md to --out. Sentences are synthesised
+in batches (sample.Synthesizer.many: the same audio as one at a time).
 """
 import argparse
 import json
@@ -107,7 +108,7 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
     out["speaker_id"] = float(np.mean([r["speaker_hit"] for r in rows]))     # closed-set identification accuracy
     out["per"] = asr.phoneme_error_rate([it["phonemes"] for it in items], [rec(w) for w in system["wavs"]])
     if wer:
-        out["wer"] = ev.word_error_rate([it["text"] for it in items], [ev.transcribe(w) for w in system["wavs"]])
+        out["wer"] = asr.word_error_rate([it["text"] for it in items], [asr.transcribe(w) for w in system["wavs"]])
     return out, rows
 
 

@@ -10,9 +10,9 @@ reconstruction, or synthesised speech) and returns a plain float; averaging over
     stoi     short-time objective intelligibility (Taal et al. 2011)              0 .. 1, higher is better
 
 TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4),
-`prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`, `transcribe` +
-`word_error_rate` (WER with pocketsphinx), and the toy corpus's phoneme error rate (asr.py). demo.py composes them
-into the zero-shot results table.
+`prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`; intelligibility is
+in asr.py (the toy corpus's phoneme error rate, and WER with pocketsphinx). demo.py composes them into the zero-shot
+results table.
 
 Command line:
     python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --out out/codec   # bitrate/quality table
@@ -236,42 +236,8 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
     return {k: float(v) for k, v in out.items()}
 
 
-@torch.no_grad()
-def predictor_errors(net, batch: dict, seeds: int = 4, dropout: bool = False) -> dict:
-    """How far the duration and pitch predictors of a NaturalSpeech2 are off, on the target part of a loss batch
-    (ground-truth durations, a prompt span cut from the same utterance, exactly as `model.loss` does), mean over
-    `seeds` prompt spans:
-        bias_lf0 = mean_t (lf0̂_t − lf0_t)             signed, log-F0 (× 100 ≈ % of F0)
-        l1_lf0   = mean_t |lf0̂_t − lf0_t|              (= L_pitch)
-        bias_logd = mean_n (log d̂_n − log(d_n + 1))   signed (× 100 ≈ % of duration)
-        l1_logd  = mean_n |log d̂_n − log(d_n + 1)|    (= L_dur)
-    In eval mode (dropout off) as at inference; `dropout=True` measures the predictors with dropout on."""
-    seen = []
-    real = net.prior.losses
-
-    def spy(out, durations, lf0, phoneme_mask, frame_mask):
-        e_f, e_d = out["lf0_hat"] - lf0, out["log_d_hat"] - torch.log1p(durations.float())
-        seen.append([float(e_f[frame_mask].mean()), float(e_f[frame_mask].abs().mean()),
-                     float(e_d[phoneme_mask].mean()), float(e_d[phoneme_mask].abs().mean())])
-        return real(out, durations, lf0, phoneme_mask, frame_mask)
-
-    was_training = net.training
-    net.prior.losses = spy
-    try:
-        net.eval()
-        for m in (net.prior.duration, net.prior.pitch):
-            m.train(dropout)
-        for s in range(seeds):
-            torch.manual_seed(s)                                            # dropout masks
-            net.loss(batch, torch.Generator().manual_seed(s), predictors_only=True)
-    finally:
-        del net.prior.losses                                                # back to the class's method
-        net.train(was_training)
-    return dict(zip(("bias_lf0", "l1_lf0", "bias_logd", "l1_logd"), np.mean(seen, 0).round(4).tolist()))
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Speaker similarity and intelligibility (§4.4)
+# Speaker similarity (§4.4); intelligibility (PER, WER) is in asr.py
 # ---------------------------------------------------------------------------------------------------------------
 _SPEAKER_ENCODER = []
 
@@ -306,38 +272,6 @@ def speaker_id_accuracy(embeddings, labels, enrolled: dict) -> float:
     hits = [e is not None and names[int(np.argmax(E @ (e / np.linalg.norm(e))))] == lab   # None (no speech): a miss
             for e, lab in zip(embeddings, labels)]
     return float(np.mean(hits))
-
-
-def normalize_text(text: str) -> str:
-    """For WER: numbers spelled out (g2p_en's normaliser), lower case, punctuation removed."""
-    import re
-    import text as front_end
-    front_end.ensure_nltk_data()                  # g2p_en downloads NLTK data at import unless it is there already
-    from g2p_en.expand import normalize_numbers
-    text = normalize_numbers(text).lower().replace("-", " ")
-    return " ".join(re.sub(r"[^a-z' ]", " ", text).split())
-
-
-_SPHINX = []
-
-
-def transcribe(wav) -> str:
-    """Words heard by pocketsphinx (its bundled en-US acoustic model and language model; offline)."""
-    from pocketsphinx import Decoder
-    if not _SPHINX:
-        _SPHINX.append(Decoder(samprate=SAMPLE_RATE, loglevel="FATAL"))
-    pcm = (np.clip(_as_array(wav, "wav", np.float32), -1, 1) * 32767).astype(np.int16)
-    d = _SPHINX[0]
-    d.start_utt()
-    d.process_raw(pcm.tobytes(), full_utt=True)
-    d.end_utt()
-    return d.hyp().hypstr if d.hyp() is not None else ""
-
-
-def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
-    """WER = (S + D + I) / N over the whole set (jiwer), after normalize_text on both sides."""
-    import jiwer
-    return float(jiwer.wer([normalize_text(t) for t in ref_texts], [normalize_text(t) or "<empty>" for t in hyp_texts]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -425,8 +359,9 @@ def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
         prompt = data.load_audio(prompt_path)
         out.update(sim_prompt=cosine(e_est, speaker_embedding(prompt)), **prosody_vs_prompt(est, prompt))
     if text:
-        heard = transcribe(est)
-        out.update(heard=heard, wer=word_error_rate([text], [heard]))
+        import asr
+        heard = asr.transcribe(est)
+        out.update(heard=heard, wer=asr.word_error_rate([text], [heard]))
     return out
 
 
@@ -518,7 +453,7 @@ def predictors_cli(args):
           f"{net.cfg.prior.pred_dropout}); log-F0 and log-duration errors, × 100 ≈ %")
     print("| predictors | bias log-F0 | L1 log-F0 | bias log-dur | L1 log-dur |\n|---|---|---|---|---|")
     for label, dropout in (("eval mode (as at inference)", False), ("dropout on", True)):
-        rows = [predictor_errors(net, b, dropout=dropout) for b in batches]
+        rows = [net.predictor_errors(b, dropout=dropout) for b in batches]
         m = {k: sum(w * r[k] for w, r in zip(weights, rows)) for k in rows[0]}
         print(f"| {label} | {m['bias_lf0']:+.3f} | {m['l1_lf0']:.3f} | {m['bias_logd']:+.3f} | {m['l1_logd']:.3f} |")
 

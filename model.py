@@ -160,6 +160,40 @@ class NaturalSpeech2(nn.Module):
         weights = dict(data=1.0, score=1.0, ce_rvq=self.cfg.lambda_ce_rvq, dur=1.0, pitch=1.0)
         return sum(w * losses[k] for k, w in weights.items() if k in losses)
 
+    @torch.no_grad()
+    def predictor_errors(self, batch: dict, seeds: int = 4, dropout: bool = False) -> dict:
+        """How far the duration and pitch predictors are off (`python eval.py predictors`), on the target part of a
+        loss batch (ground-truth durations, a prompt span cut from the same utterance, exactly as `loss` does), mean
+        over `seeds` prompt spans:
+            bias_lf0 = mean_t (lf0̂_t − lf0_t)             signed, log-F0 (× 100 ≈ % of F0)
+            l1_lf0   = mean_t |lf0̂_t − lf0_t|              (= L_pitch)
+            bias_logd = mean_n (log d̂_n − log(d_n + 1))   signed (× 100 ≈ % of duration)
+            l1_logd  = mean_n |log d̂_n − log(d_n + 1)|    (= L_dur)
+        In eval mode (dropout off) as at inference; `dropout=True` measures the predictors with dropout on."""
+        seen = []
+        real = self.prior.losses
+
+        def spy(out, durations, lf0, phoneme_mask, frame_mask):
+            e_f, e_d = out["lf0_hat"] - lf0, out["log_d_hat"] - torch.log1p(durations.float())
+            seen.append([float(e_f[frame_mask].mean()), float(e_f[frame_mask].abs().mean()),
+                         float(e_d[phoneme_mask].mean()), float(e_d[phoneme_mask].abs().mean())])
+            return real(out, durations, lf0, phoneme_mask, frame_mask)
+
+        was_training = self.training
+        self.prior.losses = spy
+        try:
+            self.eval()
+            for m in (self.prior.duration, self.prior.pitch):
+                m.train(dropout)
+            for s in range(seeds):
+                torch.manual_seed(s)                                        # dropout masks
+                self.loss(batch, torch.Generator().manual_seed(s), predictors_only=True)
+        finally:
+            del self.prior.losses                                           # back to the class's method
+            self.train(was_training)
+        means = [round(sum(e[i] for e in seen) / len(seen), 4) for i in range(4)]
+        return dict(zip(("bias_lf0", "l1_lf0", "bias_logd", "l1_logd"), means))
+
     # -- inference -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,

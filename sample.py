@@ -6,7 +6,8 @@
 Pipeline: text -> the checkpoint's own front end (eSpeak phonemes for the toy corpus, g2p_en ARPAbet for LibriTTS)
 -> phoneme IDs of the checkpoint's inventory; prompt audio -> mono 16 kHz, silence trimmed -> codec latent; then
 NaturalSpeech2.generate (predicted durations and pitch, the chosen sampler) -> latent -> codec decoder -> wav.
-Long text is split at sentence boundaries; the pieces are joined with a short pause.
+Long text is split at sentence boundaries; the pieces are joined with a short pause. Sentences (of one text or of
+a --list) are synthesised --batch-size at a time; each draws its own noise, so the audio does not depend on batching.
 
 Exit codes: 0 done; 2 bad command line; 3 checkpoint problem (missing, corrupt, wrong stage, codec mismatch);
 4 prompt audio problem (unreadable, silent, clipped, shorter than 1 s after trimming or longer than 30 s);

@@ -1,4 +1,5 @@
-"""Training stages (paper §4.3): `codec` (§3.1) and `ldm` (latent diffusion + prior + prompting, §3.2-3.3).
+"""Training stages (paper §4.3): `codec` (§3.1, here) and `ldm` (latent diffusion + prior + prompting, §3.2-3.3,
+in train_ldm.py); this file holds what both share (overrides, atomic checkpoints, exact resume, export) and the CLI.
 
     python train.py codec --config toy --data data/toy --out runs/codec_toy            # train (resumable)
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
@@ -64,8 +65,9 @@ TRAIN_PRESETS = {
 }
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class NonFiniteLoss(FloatingPointError):
+    """A NaN/inf loss: training stops before anything is written (caught by `main` as a FloatingPointError, the
+    builtin base, so that it is caught whichever copy of this module raised it; see the end of the file)."""
 
 
 def lr_at(step: int, t: CodecTrainConfig) -> float:
@@ -250,218 +252,6 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
     return history[-1] if history else {}
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Stage `ldm`: prior + prompt encoder + latent diffusion (§3.2-3.3), on the codec IDs of the feature cache
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass
-class LDMTrainConfig:
-    steps: int = 300_000                # §4: 300K steps on 16 GPUs
-    batch_size: int = 16
-    lr: float = 5e-4                    # §4: AdamW, lr 5e-4
-    betas: tuple = (0.9, 0.98)
-    weight_decay: float = 0.01
-    warmup_steps: int = 32_000          # §4: 32K warm-up steps, then inverse-square-root decay
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999            # EMA of the weights, used for sampling
-    amp: str = "auto"
-    log_every: int = 50
-    val_every: int = 2000
-    ckpt_every: int = 1000
-    sample_steps: int = 50              # sampler steps for the validation samples
-    seed: int = 0
-
-
-LDM_PRESETS = {
-    "paper": LDMTrainConfig(),
-    "libritts": LDMTrainConfig(batch_size=32, warmup_steps=8000, steps=200_000),
-    "toy": LDMTrainConfig(batch_size=16, lr=1e-3, warmup_steps=500, steps=5000, val_every=500, ckpt_every=250),
-    "tiny": LDMTrainConfig(batch_size=2, lr=1e-3, warmup_steps=1, steps=4, log_every=1, val_every=4, ckpt_every=2,
-                           sample_steps=2),
-}
-
-
-def inverse_sqrt_lr(step: int, t: LDMTrainConfig) -> float:
-    """lr · min(s / warmup, √(warmup / s)), s = step + 1: linear warm-up, then inverse-square-root decay (§4)."""
-    s = step + 1
-    return t.lr * min(s / t.warmup_steps, (t.warmup_steps / s) ** 0.5)
-
-
-def _codec_and_manifest(cache, codec_ckpt):
-    """The codec and the manifest of a feature cache whose codes came from that codec (checked by hash)."""
-    import hashlib
-    import data
-    manifest = data.read_manifest(cache)
-    codec = codec_lib.load_codec(codec_ckpt)
-    sha = hashlib.sha256(Path(codec_ckpt).read_bytes()).hexdigest()[:16]
-    if manifest.get("codec", {}).get("sha256") != sha:
-        raise ValueError(f"the cache {cache} holds no codes from {codec_ckpt}: run `python data.py encode --codec "
-                         f"{codec_ckpt} --data {cache}` first")
-    return codec, manifest
-
-
-def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
-    """A fresh NaturalSpeech2 for a feature cache whose codes came from `codec_ckpt`; latent stats from its
-    training split. Returns (model, the codec, manifest)."""
-    import data
-    import model as ns2
-    codec, manifest = _codec_and_manifest(cache, codec_ckpt)
-    cfg = ns2.make_ns2_config(preset, n_phonemes=len(manifest["phonemes"]), latent_dim=codec.cfg.dim)
-    (cfg,) = parse_overrides(list(overrides), cfg)
-    ds = data.FeatureDataset(cache, "train", with_codes=True)
-    batches = (data.collate([ds[j] for j in range(i, min(i + 32, len(ds)))]) for i in range(0, len(ds), 32))
-    mean, std = ns2.latent_stats(codec.rvq, ((b["codes"], b["frame_mask"]) for b in batches))
-    return ns2.NaturalSpeech2(cfg, codec.rvq.codebooks, mean, std), codec, manifest
-
-
-PREDICTOR_FIELDS = ("pred_convs", "pred_attn_every", "pred_heads", "dur_kernel", "pitch_kernel", "pred_dropout",
-                    "use_prompt")       # the PriorConfig fields that only the duration and pitch predictors read
-
-
-def refit_base(ckpt, cache, codec_ckpt, overrides=()):
-    """A trained ldm checkpoint (EMA weights) with *fresh* duration and pitch predictors, built from its prior config
-    plus `overrides` (predictor fields only), and everything else frozen. Returns (model, codec, manifest).
-
-    Why this is sound: in training, c is built from the ground-truth durations and pitch, so the diffusion model never
-    sees the predictors' outputs; the predictors are heads on the phoneme and prompt encoders, and re-fitting them with
-    those encoders frozen leaves everything the diffusion model was trained with unchanged. It is how a predictor
-    setting (dropout, size, prompt attention) can be changed or ablated in minutes instead of a full retrain.
-
-    Departure from the paper (which trains the predictors jointly only): the toy recipe ends with this stage, at
-    predictor dropout 0.1. Jointly trained with Table 11's dropout 0.5, the toy pitch predictor ran log-F0 0.2 low at
-    inference (eval mode: no dropout); re-fitted this way it is unbiased (README "Departures" has the numbers)."""
-    import model as ns2
-    import prior as P
-    codec, manifest = _codec_and_manifest(cache, codec_ckpt)
-    net, meta = ns2.load_ns2(ckpt)
-    if meta.get("codec", {}).get("sha256") != manifest["codec"]["sha256"]:
-        raise ValueError(f"{ckpt} was trained on another codec than the codes in {cache}")
-    (cfg,) = parse_overrides(list(overrides), net.cfg)
-    if replace(cfg, prior=replace(cfg.prior, **{f: getattr(net.cfg.prior, f) for f in PREDICTOR_FIELDS})) != net.cfg:
-        raise ValueError("--refit-predictors changes only the predictors: the overrides may set "
-                         + ", ".join(f"prior.{f}" for f in PREDICTOR_FIELDS))
-    fresh = P.Prior(cfg.prior)
-    net.cfg, net.prior.cfg, net.prior.duration, net.prior.pitch = cfg, cfg.prior, fresh.duration, fresh.pitch
-    net.requires_grad_(False)
-    for m in (net.prior.duration, net.prior.pitch):
-        m.requires_grad_(True)
-    return net, codec, manifest
-
-
-def _train_mode(net, refit: bool):
-    """Training mode; when re-fitting the predictors, the frozen rest stays in eval mode (no dropout), as at inference."""
-    net.train(not refit)
-    for m in (net.prior.duration, net.prior.pitch):
-        m.train()
-
-
-def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, resume=False, device="cpu",
-              overrides=(), progress=True, refit: Path | None = None) -> dict:
-    """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation.
-    `refit`: a trained ldm checkpoint whose duration and pitch predictors alone are trained afresh (`refit_base`)."""
-    import hashlib
-    import numpy as np
-    import soundfile as sf
-    import data
-    import model as ns2
-    from tqdm import tqdm
-    device, out = torch.device(device), Path(out)
-    torch.manual_seed(tcfg.seed)
-    if refit is None:
-        net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
-    else:
-        net, codec, manifest = refit_base(refit, cache, codec_ckpt, overrides)
-        refit_of = dict(path=str(refit), sha256=hashlib.sha256(Path(refit).read_bytes()).hexdigest()[:16])
-    net, codec = net.to(device), codec.to(device)
-    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
-                            weight_decay=tcfg.weight_decay)
-    autocast, scaler = _autocast(device, tcfg.amp)
-    step, history = 0, []
-    if resume:
-        ck = torch.load(out / "last.pt", map_location=device, weights_only=True)
-        if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
-            raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
-        net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
-        step, history = _restore(ck, scaler, device)
-    shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
-    train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
-    valid_ds = data.FeatureDataset(cache, "valid", with_codes=True, min_frames=shortest)
-    test_utts = [u for u in manifest["utterances"] if u["split"] == "test"]
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
-
-    def batch_at(ds, i, n):
-        rng = np.random.default_rng([tcfg.seed, i])
-        b = data.collate([ds[j] for j in rng.integers(len(ds), size=n)])
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
-
-    def checkpoint():
-        save_checkpoint(out / "last.pt", dict(
-            kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
-            step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
-            scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device),
-            **({} if refit is None else dict(refit_of=refit_of))))
-
-    @torch.no_grad()
-    def validate():
-        """Valid-split losses (seen voices, unseen sentences) with the EMA weights, and two zero-shot samples:
-        a held-out voice's other utterance as the prompt, decoded by the codec to out/samples/."""
-        live = {k: v.clone() for k, v in net.state_dict().items()}
-        net.load_state_dict(ema)
-        net.eval()
-        g = torch.Generator().manual_seed(0)
-        terms = [net.loss(batch_at(valid_ds, 10 ** 9 + i, min(8, len(valid_ds))), g) for i in range(2)]  # own seeds
-        result = {k: float(sum(t[k] for t in terms) / len(terms)) for k in terms[0]}
-        for k, u in enumerate(test_utts[:2]):
-            prompt_u = next((p for p in test_utts if p["speaker"] == u["speaker"] and p["id"] != u["id"]), u)
-            f, fp = data.load_features(Path(cache) / "feats" / f"{u['id']}.npz"), \
-                data.load_features(Path(cache) / "feats" / f"{prompt_u['id']}.npz")
-            prompt = codec.rvq.decode(torch.from_numpy(fp["codes"].astype(np.int64))[None].to(device))
-            gen = net.generate(torch.from_numpy(f["phonemes"].astype(np.int64))[None].to(device), prompt,
-                               steps=tcfg.sample_steps, generator=torch.Generator().manual_seed(k))
-            (out / "samples").mkdir(exist_ok=True)
-            sf.write(out / "samples" / f"step{step:07d}_{u['id']}.wav", codec.decode(gen["latent"])[0].float().cpu().numpy(), 16000)
-        net.load_state_dict(live)
-        _train_mode(net, refit is not None)
-        return result
-
-    _train_mode(net, refit is not None)
-    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
-    while step < tcfg.steps:
-        b = batch_at(train_ds, step, tcfg.batch_size)
-        for group in opt.param_groups:
-            group["lr"] = inverse_sqrt_lr(step, tcfg)
-        with autocast:
-            losses = net.loss(b, predictors_only=refit is not None)
-        if not torch.isfinite(losses["total"]):
-            raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
-                                f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
-        losses["grad_norm"] = optimizer_step(losses["total"], opt, net.parameters(), scaler, tcfg.grad_clip)
-        if scaler:
-            scaler.update()
-        with torch.no_grad():
-            for k, v in net.state_dict().items():
-                ema[k].lerp_(v, 1 - tcfg.ema_decay) if v.is_floating_point() else ema[k].copy_(v)
-        step += 1
-        bar.update(1)
-        if step % tcfg.log_every == 0 or step == tcfg.steps:
-            row = {k: round(float(v.detach()), 5) for k, v in losses.items()}
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("data", "score", "ce_rvq", "dur", "pitch")})
-            log.write(json.dumps(dict(step=step, lr=inverse_sqrt_lr(step - 1, tcfg), **row)) + "\n")
-            log.flush()
-        if step % tcfg.val_every == 0 or step == tcfg.steps:
-            history.append(dict(step=step, **validate()))
-            log.write(json.dumps(dict(step=step, val=history[-1])) + "\n")
-            log.flush()
-        if step % tcfg.ckpt_every == 0 or step == tcfg.steps:
-            checkpoint()
-    bar.close()
-    log.close()
-    return history[-1] if history else {}
-
-
 def export(ckpt_path: Path, out: Path):
     """Training checkpoint -> compact checkpoint for users: weights in fp16 (the EMA weights for an ldm), codebooks
     and latent statistics in fp32 (exact nearest-code search and normalisation), no discriminator, optimizer or
@@ -477,6 +267,7 @@ def export(ckpt_path: Path, out: Path):
 
 
 def main(argv=None):
+    from train_ldm import LDM_PRESETS, LDMTrainConfig, train_ldm    # (train_ldm.py imports this file's bookkeeping)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
     sub = ap.add_subparsers(dest="stage", required=True)
@@ -528,7 +319,7 @@ def main(argv=None):
             final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
                               refit=args.refit_predictors)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
-    except (ValueError, FileNotFoundError, NonFiniteLoss) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:      # FloatingPointError: NonFiniteLoss
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

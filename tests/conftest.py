@@ -44,10 +44,11 @@ def tiny_tts(encoded_cache, tmp_path_factory):
     import torch
     import toy
     import train
+    import train_ldm
     cache, codec_ckpt = encoded_cache
     root = tmp_path_factory.mktemp("tts")
-    tcfg = train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
+    tcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train_ldm.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
     # 2 steps teach the duration predictor nothing (it predicts 0 frames, see the next test): stand in for a
     # trained one by setting its output bias to log(4 + 1), i.e. 4 frames (50 ms) per phoneme
     ck = torch.load(root / "run" / "last.pt", weights_only=True)

@@ -1,6 +1,7 @@
-"""asr.py: the toy corpus's CTC phoneme recogniser (the PER judge of eval/demo)."""
+"""asr.py: the toy corpus's CTC phoneme recogniser (the PER judge of eval/demo) and WER with pocketsphinx."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,3 +62,25 @@ def test_shipped_recogniser_reads_heldout_voices():
         refs.append(phonemes)
         hyps.append(rec(wav))
     assert asr.phoneme_error_rate(refs, hyps) <= PER_CEILING
+
+
+def test_wer_normalisation_and_values():
+    assert asr.normalize_text("There were 7 pencils, all of them beige!") == "there were seven pencils all of them beige"
+    assert asr.word_error_rate(["Hello, world."], ["hello world"]) == 0.0
+    assert asr.word_error_rate(["a b c d"], ["a x c"]) == 0.5
+    assert asr.word_error_rate(["a b"], [""]) == 1.0
+    assert isinstance(asr.transcribe(np.zeros(16000, np.float32)), str)
+
+
+def test_wer_normalisation_never_downloads():
+    """g2p_en calls nltk.download at import unless its data is found: asr must build/point to it first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import nltk\n"
+            "def refuse(*a, **k): raise SystemExit('nltk.download attempted')\n"
+            "nltk.download = refuse\n"
+            "import asr\nprint(asr.normalize_text('7 cats'))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "seven cats", r.stderr

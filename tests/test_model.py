@@ -1,4 +1,5 @@
 """NaturalSpeech2 (Fig. 1): every loss term used, the prompt span excluded, overfitting, generation, bad inputs."""
+import numpy as np
 import pytest
 import torch
 
@@ -175,3 +176,19 @@ def test_classifier_free_guidance_path():
 def test_config_round_trip():
     cfg = M.make_ns2_config("toy", n_phonemes=84, latent_dim=64)
     assert M.config_from_dict(M.config_to_dict(cfg)) == cfg
+
+
+def test_predictor_errors_on_a_known_offset():
+    """A pitch predictor that outputs a constant 0.3 above a constant target has bias = L1 = 0.3; a duration
+    predictor that outputs log(d + 1) exactly has bias = L1 = 0; and the model's mode is left as it was."""
+    m, b = tiny_model(), batch()
+    with torch.no_grad():
+        m.prior.pitch.out.weight.zero_(), m.prior.pitch.out.bias.fill_(5.3)
+        m.prior.duration.out.weight.zero_(), m.prior.duration.out.bias.fill_(float(np.log(7.0)))
+    b["durations"] = torch.where(b["phoneme_mask"], 6, 0)                     # 6 frames each: T = 36 <= the batch's
+    b["frame_mask"] = torch.arange(b["frame_mask"].shape[1])[None] < b["durations"].sum(1)[:, None]
+    b["lf0"] = 5.0 * b["frame_mask"]
+    m.train()
+    e = m.predictor_errors(b)
+    assert m.training and e["bias_lf0"] == pytest.approx(0.3, abs=1e-4) and e["l1_lf0"] == pytest.approx(0.3, abs=1e-4)
+    assert e["bias_logd"] == pytest.approx(0, abs=1e-4) and e["l1_logd"] == pytest.approx(0, abs=1e-4)

@@ -11,12 +11,13 @@ import torch
 import codec
 import data
 import train
+import train_ldm
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(**kw):
-    return train.LDMTrainConfig(**{**vars(train.LDM_PRESETS["tiny"]), **kw})
+    return train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), **kw})
 
 
 def rows(path):
@@ -25,14 +26,14 @@ def rows(path):
 
 def test_ldm_trains_checkpoints_and_resumes_exactly(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
-    final = train.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", progress=False)
+    final = train_ldm.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", progress=False)
     assert {"data", "score", "ce_rvq", "dur", "pitch", "total"} <= set(final)
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     assert ck["kind"] == "ldm" and ck["phonemes"] == data.read_manifest(cache)["phonemes"]
     assert ck["codec"]["sha256"] and "latent_mean" in ck["model"] and ck["step"] == 4
     assert len(list((tmp_path / "a" / "samples").glob("*.wav"))) == 2            # zero-shot validation samples
-    train.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", progress=False)
-    train.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
+    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", progress=False)
+    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
     a, b = rows(tmp_path / "a" / "log.jsonl"), rows(tmp_path / "b" / "log.jsonl")
     assert a == b                                                               # step 4 after the resume included
     cb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
@@ -46,19 +47,19 @@ def test_ldm_nan_guard(encoded_cache, tmp_path, monkeypatch):
     real = model.NaturalSpeech2.total_loss
     monkeypatch.setattr(model.NaturalSpeech2, "total_loss", lambda self, l: real(self, l) * float("nan"))
     with pytest.raises(train.NonFiniteLoss, match="non-finite ldm loss at step 0"):
-        train.train_ldm("tiny", tiny(), cache, ckpt, tmp_path, progress=False)
+        train_ldm.train_ldm("tiny", tiny(), cache, ckpt, tmp_path, progress=False)
     assert not (tmp_path / "last.pt").exists()
 
 
 def test_ldm_needs_codes_from_that_codec(toy_cache, encoded_cache, tmp_path):
     _, ckpt = encoded_cache
     with pytest.raises(ValueError, match="data.py encode"):
-        train.build_ldm(toy_cache, ckpt, "tiny")
+        train_ldm.build_ldm(toy_cache, ckpt, "tiny")
 
 
 def test_ablation_override_reaches_the_model(encoded_cache):
     cache, ckpt = encoded_cache
-    net, _, _ = train.build_ldm(cache, ckpt, "tiny", ["--denoiser.use_prompt=False", "--use_ce_rvq=False"])
+    net, _, _ = train_ldm.build_ldm(cache, ckpt, "tiny", ["--denoiser.use_prompt=False", "--use_ce_rvq=False"])
     assert net.cfg.denoiser.use_prompt is False and net.cfg.use_ce_rvq is False and net.denoiser.query is None
 
 
@@ -75,7 +76,7 @@ def test_ldm_cli_errors(args, message):
 def test_export_and_load_ns2(encoded_cache, tmp_path):
     import model
     cache, ckpt = encoded_cache
-    train.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path, progress=False)
+    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path, progress=False)
     train.export(tmp_path / "last.pt", tmp_path / "ldm.pt")
     full, meta = model.load_ns2(tmp_path / "last.pt")
     small, meta2 = model.load_ns2(tmp_path / "ldm.pt")
@@ -96,11 +97,11 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     change; the rest equals the base model's EMA weights; the run resumes exactly and records what it re-fitted."""
     import model
     cache, ckpt = encoded_cache
-    train.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
     train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
     base, _ = model.load_ns2(tmp_path / "base.pt")
     kw = dict(progress=False, refit=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.0"])
-    train.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", **kw)
+    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", **kw)
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     assert ck["config"]["prior"]["pred_dropout"] == 0.0 and base.cfg.prior.pred_dropout == 0.5
     assert ck["refit_of"]["path"] == str(tmp_path / "base.pt") and len(ck["refit_of"]["sha256"]) == 16
@@ -109,15 +110,15 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     is_pred = lambda k: k.startswith(("prior.duration.", "prior.pitch."))
     assert all(torch.equal(old[k], new[k]) for k in old if not is_pred(k))
     assert not torch.equal(old["prior.pitch.out.weight"], new["prior.pitch.out.weight"])
-    train.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", **kw)
-    train.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, **kw)
+    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", **kw)
+    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, **kw)
     assert rows(tmp_path / "a" / "log.jsonl") == rows(tmp_path / "b" / "log.jsonl")
     assert set(rows(tmp_path / "a" / "log.jsonl")[0]) == {"step", "lr", "dur", "pitch", "total", "grad_norm"}
 
 
 def test_refit_predictors_rejects_changes_outside_the_predictors(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
-    train.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
     r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),
                         "--out", str(tmp_path / "r"), "--refit-predictors", str(tmp_path / "base" / "last.pt"),
                         "--denoiser.use_prompt=False"], cwd=ROOT, capture_output=True, text=True)
