@@ -73,6 +73,17 @@ def test_ldm_cli_errors(args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_ldm_cli_non_finite_loss_is_one_line(encoded_cache, tmp_path):
+    """The ldm stage lives in train_ldm.py, which imports train.py: run as a script, train.py is loaded twice
+    (as __main__ and as train), and the CLI must still catch the stage's NonFiniteLoss."""
+    cache, ckpt = encoded_cache
+    r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),
+                        "--out", str(tmp_path / "run"), "--lr=1e30", "--steps=6"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "non-finite ldm loss" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_export_and_load_ns2(encoded_cache, tmp_path):
     import model
     cache, ckpt = encoded_cache
