@@ -286,6 +286,9 @@ def main(argv=None):
             p.add_argument("--refit-predictors", type=Path, default=None, metavar="LDM_CKPT",
                            help="train only fresh duration and pitch predictors for this trained model, the rest "
                                 "frozen; --prior.<predictor field>=... may change them (e.g. --prior.pred_dropout=0.1)")
+            p.add_argument("--finetune", type=Path, default=None, metavar="LDM_CKPT",
+                           help="train on the diffusion model of this trained model, prior and prompt encoder frozen "
+                                "(e.g. --cfg_drop=0.1 for classifier-free guidance; an experiment beyond the paper)")
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -317,7 +320,7 @@ def main(argv=None):
             final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
         else:
             final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
-                              refit=args.refit_predictors)
+                              refit=args.refit_predictors, finetune=args.finetune)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
     except (ValueError, FileNotFoundError, FloatingPointError) as err:      # FloatingPointError: NonFiniteLoss
         print(f"error: {err}", file=sys.stderr)

@@ -115,17 +115,42 @@ def refit_base(ckpt, cache, codec_ckpt, overrides=()):
     return net, codec, manifest
 
 
-def _train_mode(net, refit: bool):
-    """Training mode; when re-fitting the predictors, the frozen rest stays in eval mode (no dropout), as at inference."""
-    net.train(not refit)
-    for m in (net.prior.duration, net.prior.pitch):
-        m.train()
+def finetune_base(ckpt, cache, codec_ckpt, overrides=()):
+    """A trained ldm checkpoint (EMA weights) whose diffusion model (the denoiser and the null prompt) alone trains on,
+    the prior and the prompt encoder frozen: to switch on classifier-free dropout after the fact (`--cfg_drop=0.1`,
+    the only override allowed), then sample with `--guidance`. Beyond the paper; an experiment, not the toy recipe.
+    The predictors see exactly what they saw before (frozen prior and prompt encoder), so no re-fit is needed."""
+    import model as ns2
+    codec, manifest = _codec_and_manifest(cache, codec_ckpt)
+    net, meta = ns2.load_ns2(ckpt)
+    if meta.get("codec", {}).get("sha256") != manifest["codec"]["sha256"]:
+        raise ValueError(f"{ckpt} was trained on another codec than the codes in {cache}")
+    (cfg,) = parse_overrides(list(overrides), net.cfg)
+    if replace(cfg, cfg_drop=net.cfg.cfg_drop) != net.cfg:
+        raise ValueError("--finetune trains only the diffusion model: the overrides may set cfg_drop alone")
+    net.cfg = cfg
+    net.requires_grad_(False)
+    for m in (net.denoiser, net.null_prompt):
+        m.requires_grad_(True)
+    return net, codec, manifest
+
+
+def _train_mode(net, mode: str):
+    """Training mode. "refit": the frozen rest stays in eval mode (no dropout), as at inference, and only the
+    predictors train; "finetune": the prior and the prompt encoder stay in eval mode."""
+    net.train(mode != "refit")
+    if mode == "refit":
+        for m in (net.prior.duration, net.prior.pitch):
+            m.train()
+    elif mode == "finetune":
+        net.prior.eval(), net.prompt_encoder.eval()
 
 
 def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, resume=False, device="cpu",
-              overrides=(), progress=True, refit: Path | None = None) -> dict:
+              overrides=(), progress=True, refit: Path | None = None, finetune: Path | None = None) -> dict:
     """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation.
-    `refit`: a trained ldm checkpoint whose duration and pitch predictors alone are trained afresh (`refit_base`)."""
+    `refit`: a trained ldm checkpoint whose duration and pitch predictors alone are trained afresh (`refit_base`);
+    `finetune`: a trained ldm checkpoint whose diffusion model alone trains on (`finetune_base`)."""
     import hashlib
     import numpy as np
     import soundfile as sf
@@ -134,11 +159,15 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     from tqdm import tqdm
     device, out = torch.device(device), Path(out)
     torch.manual_seed(tcfg.seed)
-    if refit is None:
+    if refit is not None and finetune is not None:
+        raise ValueError("--refit-predictors and --finetune do not go together")
+    mode, base = ("refit", refit) if refit is not None else ("finetune", finetune) if finetune is not None \
+        else ("full", None)
+    if mode == "full":
         net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
     else:
-        net, codec, manifest = refit_base(refit, cache, codec_ckpt, overrides)
-        refit_of = dict(path=str(refit), sha256=hashlib.sha256(Path(refit).read_bytes()).hexdigest()[:16])
+        net, codec, manifest = (refit_base if mode == "refit" else finetune_base)(base, cache, codec_ckpt, overrides)
+        origin = {f"{mode}_of": dict(path=str(base), sha256=hashlib.sha256(Path(base).read_bytes()).hexdigest()[:16])}
     net, codec = net.to(device), codec.to(device)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
@@ -169,7 +198,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
             scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
             front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device),
-            **({} if refit is None else dict(refit_of=refit_of))))
+            **({} if mode == "full" else origin)))
 
     @torch.no_grad()
     def validate():
@@ -191,10 +220,10 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             (out / "samples").mkdir(exist_ok=True)
             sf.write(out / "samples" / f"step{step:07d}_{u['id']}.wav", codec.decode(gen["latent"])[0].float().cpu().numpy(), 16000)
         net.load_state_dict(live)
-        _train_mode(net, refit is not None)
+        _train_mode(net, mode)
         return result
 
-    _train_mode(net, refit is not None)
+    _train_mode(net, mode)
     bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
     while step < tcfg.steps:
@@ -202,7 +231,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         for group in opt.param_groups:
             group["lr"] = inverse_sqrt_lr(step, tcfg)
         with autocast:
-            losses = net.loss(b, predictors_only=refit is not None)
+            losses = net.loss(b, predictors_only=mode == "refit")
         if not torch.isfinite(losses["total"]):
             raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")

@@ -127,6 +127,29 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     assert set(rows(tmp_path / "a" / "log.jsonl")[0]) == {"step", "lr", "dur", "pitch", "total", "grad_norm"}
 
 
+def test_finetune_trains_only_the_diffusion_model_with_cfg_dropout(encoded_cache, tmp_path):
+    """--finetune: the denoiser and the null prompt change; the prior and the prompt encoder (what the predictors
+    read) stay the base model's; cfg_drop is switched on and recorded; any other override is refused."""
+    import model
+    cache, ckpt = encoded_cache
+    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
+    base, _ = model.load_ns2(tmp_path / "base.pt")
+    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=3), cache, ckpt, tmp_path / "ft", progress=False,
+                        finetune=tmp_path / "base.pt", overrides=["--cfg_drop=0.5"])
+    ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
+    assert ck["config"]["cfg_drop"] == 0.5 and ck["finetune_of"]["path"] == str(tmp_path / "base.pt")
+    ft, _ = model.load_ns2(tmp_path / "ft" / "last.pt")
+    old, new = base.state_dict(), ft.state_dict()
+    trained = lambda k: k.startswith("denoiser.") or k == "null_prompt"
+    assert all(torch.equal(old[k], new[k]) for k in old if not trained(k))
+    assert not torch.equal(old["null_prompt"], new["null_prompt"])           # the dropped prompt was used
+    assert not torch.equal(old["denoiser.final.weight"], new["denoiser.final.weight"])
+    with pytest.raises(ValueError, match="cfg_drop alone"):
+        train_ldm.train_ldm("tiny", tiny(steps=1), cache, ckpt, tmp_path / "x", progress=False,
+                            finetune=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.1"])
+
+
 def test_refit_predictors_rejects_changes_outside_the_predictors(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
     train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
