@@ -137,7 +137,8 @@ class Synthesizer:
         Every sentence of every job is one row; rows go through the model `batch_size` at a time, longest first
         (less padding). Each row has its own noise stream (`seeds`), and every layer masks padding, so the audio
         is what one-at-a-time synthesis gives (tests/test_sample.py checks it); on a 2-core CPU a batch of 8 is
-        about 2.5x faster per sentence than one by one. `progress`: a tqdm label, or None for no bar."""
+        about 2x faster per sentence than one by one (demo sentences, 150 steps: 3.2 s instead of 6.0 s).
+        `progress`: a tqdm label, or None for no bar."""
         if batch_size < 1:
             raise UserError("the batch size must be at least 1", 2)
         latents, rows = {}, []                               # rows: (job, phoneme IDs (N,), prompt (D, Tp), seed)
