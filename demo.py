@@ -173,6 +173,15 @@ def check_targets(results: dict, model: str) -> list:
     return [f"{'met   ' if ok else 'MISSED'} {name}: {value:.3f}" for name, value, ok in checks]
 
 
+def model_label(arg: str) -> tuple:
+    """--ldm PATH or LABEL=PATH -> (label, path); split at the last "=" so that a label may hold one ("w=2"), and
+    an existing file is a path even when its name holds one."""
+    if "=" not in arg or Path(arg).exists():
+        return "NaturalSpeech 2 (toy)", Path(arg)
+    label, path = arg.rsplit("=", 1)
+    return label, Path(path)
+
+
 def run_tts(args) -> dict:
     import soundfile as sf
     from tqdm import tqdm
@@ -181,8 +190,7 @@ def run_tts(args) -> dict:
     import eval as ev
     import sample
     t0 = time.time()
-    models = [("NaturalSpeech 2 (toy)" if "=" not in m else m.split("=", 1)[0], Path(m.split("=", 1)[-1]))
-              for m in args.ldm]
+    models = [model_label(m) for m in args.ldm]
     synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in models]
     rec = asr.Recognizer(args.asr)
     codec = synths[0][1].codec

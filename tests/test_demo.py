@@ -1,5 +1,6 @@
 """demo.py: the zero-shot TTS stage end to end on tiny models, its table and its targets; stages run on their own."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,11 @@ def test_codec_stage_on_its_own(encoded_cache, tmp_path, capsys):
     assert demo.main(["--stage", "codec", "--data", str(cache), "--codec", str(codec_ckpt), "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "codec" / "results.json").read_text())["rows"]
     assert not (tmp_path / "tts").exists()
+
+
+def test_model_labels(tmp_path):
+    assert demo.model_label("runs/a.pt") == ("NaturalSpeech 2 (toy)", Path("runs/a.pt"))
+    assert demo.model_label("guidance w=2=runs/a.pt") == ("guidance w=2", Path("runs/a.pt"))
+    odd = tmp_path / "w=2.pt"
+    odd.write_bytes(b"")
+    assert demo.model_label(str(odd)) == ("NaturalSpeech 2 (toy)", odd)
