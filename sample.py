@@ -156,8 +156,8 @@ class Synthesizer:
             chunk = [rows[r] for r in order[start:start + batch_size]]
             ids = torch.nn.utils.rnn.pad_sequence([c[1] for c in chunk], batch_first=True)        # 0 = <pad>
             z_prompt = torch.nn.utils.rnn.pad_sequence([c[2].T for c in chunk], batch_first=True).transpose(1, 2)
-            prompt_mask = torch.nn.utils.rnn.pad_sequence(
-                [torch.ones(c[2].shape[-1], dtype=torch.bool) for c in chunk], batch_first=True).to(self.device)
+            prompt_mask = torch.arange(z_prompt.shape[-1], device=self.device)[None] < torch.tensor(
+                [c[2].shape[-1] for c in chunk], device=self.device)[:, None]
             gen = self.model.generate(ids, z_prompt, prompt_mask=prompt_mask, steps=steps, sampler=sampler,
                                       temperature=temperature, duration_scale=duration_scale,
                                       pitch_shift=pitch_shift / 12 * math.log(2), guidance=guidance,
@@ -173,8 +173,10 @@ class Synthesizer:
             bar.update(len(chunk))
         bar.close()
         results, gap = [], np.zeros(int(GAP_S * 16000), np.float32)
-        for j in range(len(jobs)):
-            parts = [done[r] for r in range(len(rows)) if rows[r][0] == j]
+        by_job = [[] for _ in jobs]
+        for r, row in enumerate(rows):                                       # rows are in sentence order
+            by_job[row[0]].append(done[r])
+        for parts in by_job:
             wav = np.concatenate([x for part in parts for x in (part[0], gap)][:-1])
             info = dict(phonemes=[ph for part in parts for ph in self.phoneme_set.decode(part[1])],
                         durations=[d for part in parts for d in part[2]], f0_hz=[f for part in parts for f in part[3]])
