@@ -11,6 +11,7 @@ same sentence in the same voice as ground truth. Three systems are scored on the
     ground truth        the eSpeak rendering (upper bound)
     codec resynthesis   ground truth through the codec (the upper bound of any latent model on this codec)
     the model           --ldm (repeat --ldm LABEL=PATH to add ablation rows)
+--oracle adds the (first) model with the ground truth's durations, then durations + pitch, in place of the prior's.
 Metrics (eval.py, asr.py): SIM to the prompt and to the ground truth (Resemblyzer), speaker-ID accuracy among the
 held-out voices (closest prompt), PER of the toy phoneme recogniser, WER of pocketsphinx (--wer; meaningless on
 eSpeak voices), MCD against ground truth, pitch mean/std difference to the prompt (Table 4), pitch correlation/RMSE
@@ -207,7 +208,7 @@ def run_tts(args) -> dict:
             gt = data.load_audio(args.data / u["wav"])
             items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=args.data / p["wav"],
                               prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
-                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"],
+                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,
                               phonemes=[symbols[i] for i in f["phonemes"]]))
     enrolled = {it["speaker"]: it["prompt_emb"] for it in items}
     systems = [dict(name="ground truth", wavs=[it["gt"] for it in items])]
@@ -221,6 +222,15 @@ def run_tts(args) -> dict:
                               return_info=True, progress=f"synthesise ({label})")
         systems.append(dict(name=label, wavs=[w for w, _ in out_info], durations=[i["durations"] for _, i in out_info],
                             prior_f0=[i["f0_hz"] for _, i in out_info]))
+    label, synth = synths[0]
+    for oracle in (("durations", "durations + pitch") if args.oracle else ()):     # the prior's share of the error
+        jobs = [(it["text"], it["prompt_path"], args.seed + k,
+                 dict(phonemes=it["gt_feats"]["phonemes"], durations=it["gt_feats"]["durations"],
+                      lf0=it["gt_feats"]["lf0"] if "pitch" in oracle else None)) for k, it in enumerate(items)]
+        out_info = synth.many(jobs, args.steps, args.sampler, guidance=args.guidance, batch_size=args.batch_size,
+                              return_info=True, progress=f"synthesise ({label}, ground-truth {oracle})")
+        systems.append(dict(name=f"{label}, ground-truth {oracle}", wavs=[w for w, _ in out_info],
+                            durations=[i["durations"] for _, i in out_info]))
     t_synth = time.time() - t0
     for k, it in enumerate(items):                                          # wavs and plots of the first model
         tag = f"{it['speaker']}_{it['id'].rsplit('_', 1)[-1]}"
@@ -258,6 +268,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8, help="sentences synthesised together (same audio, faster)")
     ap.add_argument("--codec-clips", type=int, default=12, help="held-out clips for the codec stage")
+    ap.add_argument("--oracle", action="store_true", help="add rows with the ground truth's durations, then also its "
+                    "pitch, in place of the predicted ones (how much of the gap is the prior's)")
     ap.add_argument("--wer", action="store_true", help="also WER with pocketsphinx (slow; useless on eSpeak voices)")
     args = ap.parse_args(argv)
     args.ldm = args.ldm or ["checkpoints/toy/ldm.pt"]

@@ -199,9 +199,10 @@ class NaturalSpeech2(nn.Module):
     def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,
                  steps: int = 150, sampler: str = "ode", temperature: float | None = None,
                  duration_scale: float = 1.0, pitch_shift: float = 0.0, guidance: float = 1.0,
-                 generator=None, seeds: list | None = None) -> dict:
+                 generator=None, seeds: list | None = None, durations=None, lf0=None) -> dict:
         """phonemes (B, N), prompt_latent (B, D, Tp) (codec latent, not normalised) -> dict(latent (B, D, T),
-        frame_mask, durations, lf0). `guidance` > 1 applies classifier-free guidance on the prompt:
+        frame_mask, durations, lf0). `durations` (B, N) frames and `lf0` (B, T ≥ Σd) replace the predicted ones
+        (oracle prosody, a diagnostic: lf0 needs durations). `guidance` > 1 applies classifier-free guidance on the prompt:
         ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0).
         `seeds` (one per row, instead of `generator`): each row draws its own noise for its own frames
         (`diffusion.RowGenerators`), so a row comes out the same whatever else is in the batch."""
@@ -220,7 +221,9 @@ class NaturalSpeech2(nn.Module):
         prompt_mask = torch.ones(B, prompt_latent.shape[-1], dtype=torch.bool, device=phonemes.device) \
             if prompt_mask is None else prompt_mask
         prompt_h = self.encode_prompt(self.normalize(prompt_latent) * prompt_mask[:, None], prompt_mask)
-        out = self.prior(phonemes, phoneme_mask, prompt_h, prompt_mask,
+        if lf0 is not None and durations is None:
+            raise ValueError("an oracle pitch contour (lf0) needs the oracle durations it is aligned to")
+        out = self.prior(phonemes, phoneme_mask, prompt_h, prompt_mask, durations=durations, lf0=lf0,
                          duration_scale=duration_scale, pitch_shift=pitch_shift)
         c, fmask = out["c"], out["frame_mask"]
         sde = self.cfg.sde if temperature is None else replace(self.cfg.sde, temperature=temperature)

@@ -133,6 +133,9 @@ class Synthesizer:
     def many(self, jobs: list, steps=150, sampler="ode", temperature=None, duration_scale=1.0, pitch_shift=0.0,
              guidance=1.0, batch_size: int = 8, return_info=False, progress: str | None = None) -> list:
         """jobs = [(text, prompt path or latent, seed)] -> one result per job, as `__call__` gives it.
+        A job may carry a 4th item, oracle prosody (a diagnostic, `demo.py --oracle`): dict(phonemes (N,) IDs,
+        durations (N,) frames, lf0 (T,) log-F0 or None); its phonemes replace the text's, the model's durations
+        (and pitch) are replaced by these.
 
         Every sentence of every job is one row; rows go through the model `batch_size` at a time, longest first
         (less padding). Each row has its own noise stream (`seeds`), and every layer masks padding, so the audio
@@ -141,12 +144,15 @@ class Synthesizer:
         `progress`: a tqdm label, or None for no bar."""
         if batch_size < 1:
             raise UserError("the batch size must be at least 1", 2)
-        latents, rows = {}, []                               # rows: (job, phoneme IDs (N,), prompt (D, Tp), seed)
-        for j, (text, prompt, seed) in enumerate(jobs):
+        latents, rows = {}, []                # rows: (job, phoneme IDs (N,), prompt (D, Tp), seed, oracle or None)
+        for j, (text, prompt, seed, *oracle) in enumerate(jobs):
             key = id(prompt) if torch.is_tensor(prompt) else str(prompt)
             if key not in latents:
                 latents[key] = prompt if torch.is_tensor(prompt) else self.prompt_latent(prompt)
-            rows += [(j, self.phoneme_ids(sentence)[0], latents[key][0], seed + k)
+            if oracle:
+                rows.append((j, torch.as_tensor(oracle[0]["phonemes"]).long().to(self.device), latents[key][0], seed, oracle[0]))
+                continue
+            rows += [(j, self.phoneme_ids(sentence)[0], latents[key][0], seed + k, None)
                      for k, sentence in enumerate(split_sentences(text))]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r][1]))
         done = {}
@@ -158,10 +164,11 @@ class Synthesizer:
             z_prompt = torch.nn.utils.rnn.pad_sequence([c[2].T for c in chunk], batch_first=True).transpose(1, 2)
             prompt_mask = torch.arange(z_prompt.shape[-1], device=self.device)[None] < torch.tensor(
                 [c[2].shape[-1] for c in chunk], device=self.device)[:, None]
+            oracle = {k: v.to(self.device) for k, v in oracle_prosody([c[4] for c in chunk]).items()}
             gen = self.model.generate(ids, z_prompt, prompt_mask=prompt_mask, steps=steps, sampler=sampler,
                                       temperature=temperature, duration_scale=duration_scale,
                                       pitch_shift=pitch_shift / 12 * math.log(2), guidance=guidance,
-                                      seeds=[c[3] for c in chunk])
+                                      seeds=[c[3] for c in chunk], **oracle)
             for i, r in enumerate(order[start:start + batch_size]):
                 frames, n = int(gen["frame_mask"][i].sum()), len(rows[r][1])
                 if frames == 0:
@@ -182,6 +189,22 @@ class Synthesizer:
                         durations=[d for part in parts for d in part[2]], f0_hz=[f for part in parts for f in part[3]])
             results.append((wav, info) if return_info else wav)
         return results
+
+
+def oracle_prosody(oracles: list) -> dict:
+    """Rows' oracle prosody (dicts, or all None) -> padded durations (B, N) and lf0 (B, T) for generate()."""
+    if all(o is None for o in oracles):
+        return {}
+    if any(o is None for o in oracles):
+        raise ValueError("give oracle prosody for every job or for none")
+    pad = torch.nn.utils.rnn.pad_sequence
+    out = dict(durations=pad([torch.as_tensor(o["durations"]).long() for o in oracles], batch_first=True))
+    with_pitch = [o.get("lf0") is not None for o in oracles]
+    if any(with_pitch) and not all(with_pitch):
+        raise ValueError("give an oracle pitch contour for every job or for none")
+    if all(with_pitch):
+        out["lf0"] = pad([torch.as_tensor(o["lf0"]).float() for o in oracles], batch_first=True)
+    return out
 
 
 def main(argv=None):

@@ -25,11 +25,15 @@ def test_tts_stage_end_to_end(tiny_tts, toy_cache, tiny_asr, tmp_path, capsys):
     root, codec_ckpt = tiny_tts
     code = demo.main(["--stage", "tts", "--data", str(toy_cache), "--codec", str(codec_ckpt), "--ldm",
                       str(root / "ldm.pt"), "--ldm", f"second={root / 'ldm.pt'}", "--asr", str(tiny_asr),
-                      "--per-voice", "1", "--steps", "2", "--out", str(tmp_path)])
+                      "--per-voice", "1", "--steps", "2", "--oracle", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     res = json.loads((tmp_path / "tts" / "results.json").read_text())
     r = res["results"]
-    assert list(r) == ["ground truth", "codec resynthesis", "NaturalSpeech 2 (toy)", "second"]
+    oracles = ["NaturalSpeech 2 (toy), ground-truth durations", "NaturalSpeech 2 (toy), ground-truth durations + pitch"]
+    assert list(r) == ["ground truth", "codec resynthesis", "NaturalSpeech 2 (toy)", "second"] + oracles
+    for name in oracles:                                       # the ground truth's durations: its length, exactly
+        assert abs(r[name]["length_ratio"] - 1) < 0.02 and r[name]["duration_corr"] > 0.999
+    assert abs(r["NaturalSpeech 2 (toy)"]["length_ratio"] - 1) > 0.05     # the stand-in predictor's 4 frames
     # ground truth against itself: the speaker of every item is identified from its own voice's prompt
     assert r["ground truth"]["speaker_id"] > 0.5 and "mcd" not in r["ground truth"]
     for name in ("codec resynthesis", "second"):

@@ -131,6 +131,21 @@ def test_generate_with_row_seeds_is_independent_of_the_batch(sampler):
     assert (other["latent"][0] - both["latent"][0, :, :int(lengths[0])]).abs().max() > 1e-3   # the seed is used
 
 
+def test_generate_with_oracle_prosody():
+    """Given durations and pitch (the ground truth's, as demo.py --oracle does), they replace the predicted ones."""
+    m = tiny_model().eval()
+    b = batch()
+    prompt = m.rvq.decode(b["codes"][:, :, :20])
+    out = m.generate(b["phonemes"], prompt, steps=2, durations=b["durations"], lf0=b["lf0"], seeds=[0, 1])
+    assert torch.equal(out["durations"], b["durations"])
+    assert torch.equal(out["frame_mask"], b["frame_mask"])
+    assert torch.allclose(out["lf0"], b["lf0"] * b["frame_mask"])
+    dur_only = m.generate(b["phonemes"], prompt, steps=2, durations=b["durations"], seeds=[0, 1])
+    assert torch.equal(dur_only["frame_mask"], b["frame_mask"])
+    assert not torch.allclose(dur_only["lf0"], out["lf0"])                    # pitch predicted, not given
+    with pytest.raises(ValueError, match="needs the oracle durations"):
+        m.generate(b["phonemes"], prompt, steps=2, lf0=b["lf0"])
+
 def test_generate_bad_inputs():
     m = tiny_model().eval()
     prompt = torch.randn(1, 16, 40)

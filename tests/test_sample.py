@@ -78,6 +78,24 @@ def test_batched_synthesis_equals_one_at_a_time(tiny_tts, sampler):
         assert len(wa) == len(wb) and np.abs(wa - wb).max() < 1e-4 * max(1.0, np.abs(wa).max())
 
 
+def test_oracle_prosody_jobs(tiny_tts):
+    """A 4th job item (demo.py --oracle) replaces the text's phonemes and the predicted durations (and pitch)."""
+    root, codec_ckpt = tiny_tts
+    synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
+    ids = synth.phoneme_ids("Hello there.")[0]
+    durations = [2 + k % 3 for k in range(len(ids))]
+    lf0 = np.full(sum(durations), np.log(180.0), np.float32)
+    both = dict(phonemes=ids, durations=durations, lf0=lf0)
+    jobs = [("(unused)", root / "prompt.wav", 0, both), ("(unused)", root / "prompt.wav", 1, dict(both, lf0=None))]
+    (w1, i1), (w2, i2) = [synth.many([job], steps=2, return_info=True)[0] for job in jobs]
+    assert i1["durations"] == i2["durations"] == durations and len(w1) == len(w2) == sum(durations) * 200
+    assert np.allclose(i1["f0_hz"], 180.0, rtol=1e-4) and not np.allclose(i2["f0_hz"], 180.0, rtol=1e-2)
+    assert i1["phonemes"] == synth.phoneme_set.decode(ids.tolist())
+    for mixed in ([jobs[0], ("Hello there.", root / "prompt.wav", 2)], jobs):      # in one batch
+        with pytest.raises(ValueError, match="every job or for none"):
+            synth.many(mixed, steps=2)
+
+
 @pytest.mark.parametrize("case, code, message", [
     ("missing_ckpt", 3, "no checkpoint"), ("corrupt_ckpt", 3, "not a readable checkpoint"),
     ("codec_as_ldm", 3, "not a latent diffusion"), ("wrong_codec", 3, "not the codec"),
