@@ -88,8 +88,7 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
         r = dict(sim_prompt=sim(it["prompt_emb"]), no_speech=float(emb is None),
                  speaker_hit=ev.speaker_id_accuracy([emb], [it["speaker"]], enrolled))
         if system["name"] != "ground truth":
-            r.update(sim_gt=sim(it["gt_emb"]), mcd=ev.mcd(it["gt"], wav),
-                     **ev.prosody_vs_ground_truth(wav, it["gt"]))
+            r.update(sim_gt=sim(it["gt_emb"]), **ev.prosody_vs_ground_truth(wav, it["gt"]))     # with MCD
         pr = ev.prosody_vs_prompt(wav, it["prompt"])
         r.update(pr, pitch_mean_rel=pr["pitch_mean_diff"] / it["prompt_f0_mean"])
         dur = system["durations"][k] if system.get("durations") else it["gt_durations"]

@@ -165,14 +165,17 @@ def mel_cepstrum(wav, n_ceps: int = 13) -> np.ndarray:
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dynamic time warping of frame sequences a (N, d), b (M, d) under Euclidean frame distance -> index pairs
-    (i_k, j_k) of the minimum-cost monotone alignment (steps (1,0), (0,1), (1,1))."""
+    (i_k, j_k) of the minimum-cost monotone alignment (steps (1,0), (0,1), (1,1)):
+        D(i, j) = ||a_i − b_j|| + min(D(i−1, j), D(i, j−1), D(i−1, j−1)),   D(0, 0) = 0
+    Cells on one anti-diagonal i + j = k depend only on the two before it, so each is filled in one numpy step."""
     cost = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
     N, M = cost.shape
     acc = np.full((N + 1, M + 1), np.inf)
     acc[0, 0] = 0
-    for i in range(1, N + 1):
-        for j in range(1, M + 1):          # (small: a few hundred frames each)
-            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i, j - 1], acc[i - 1, j - 1])
+    for k in range(2, N + M + 1):
+        i = np.arange(max(1, k - M), min(N, k - 1) + 1)
+        j = k - i
+        acc[i, j] = cost[i - 1, j - 1] + np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
     i, j, path = N, M, []
     while i > 0 and j > 0:
         path.append((i - 1, j - 1))
@@ -181,12 +184,18 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return path[:, 0], path[:, 1]
 
 
-def mcd(ref, est) -> float:
+def aligned_cepstra(ref, est) -> tuple:
+    """Mel-cepstra of ref and est and their DTW path: (a, b, i, j), frame a[i_k] aligned with b[j_k]."""
+    a, b = mel_cepstrum(ref), mel_cepstrum(est)
+    return (a, b) + dtw_path(a, b)
+
+
+def mcd(ref, est, aligned: tuple | None = None) -> float:
     """Mel-cepstral distortion in dB after DTW alignment:
         MCD = (10 / ln 10) · mean over aligned frames of √(2 Σ_d (c_d − ĉ_d)²)
-    0 for identical audio; it compares spectral envelopes, so it needs no equal lengths."""
-    a, b = mel_cepstrum(ref), mel_cepstrum(est)
-    i, j = dtw_path(a, b)
+    0 for identical audio; it compares spectral envelopes, so it needs no equal lengths. `aligned`: the
+    `aligned_cepstra(ref, est)` already computed (prosody_vs_ground_truth reuses its alignment)."""
+    a, b, i, j = aligned or aligned_cepstra(ref, est)
     return float(10 / np.log(10) * np.mean(np.sqrt(2 * ((a[i] - b[j]) ** 2).sum(1))))
 
 
@@ -219,14 +228,16 @@ def prosody_vs_prompt(gen_wav, prompt_wav, gen_durations=None, prompt_durations=
 def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=None) -> dict:
     """Table 12 of the paper, one utterance: Pearson correlation and RMSE (Hz) of the F0 contours of generated speech
     and ground truth, aligned by DTW on mel-cepstra, over frames voiced in both; the same for phoneme durations
-    (frames; same phoneme sequence, no alignment needed) when given. Correlation: higher is better, RMSE: lower."""
+    (frames; same phoneme sequence, no alignment needed) when given. Correlation: higher is better, RMSE: lower.
+    Also returns `mcd` (ground truth as reference), from the same alignment."""
     (fg, vg), (ft, vt) = f0_hz(gen_wav), f0_hz(gt_wav)
-    i, j = dtw_path(mel_cepstrum(gt_wav), mel_cepstrum(gen_wav))
+    aligned = aligned_cepstra(gt_wav, gen_wav)
+    i, j = aligned[2:]
     # mel-cepstra frames (hop 256) -> pitch frames (hop 200)
     i, j = np.minimum(i * 256 // 200, len(ft) - 1), np.minimum(j * 256 // 200, len(fg) - 1)
     both = vt[i] & vg[j]
     a, b = ft[i][both], fg[j][both]
-    out = dict(pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan,
+    out = dict(mcd=mcd(gt_wav, gen_wav, aligned), pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan,
                pitch_rmse=np.sqrt(np.mean((a - b) ** 2)) if both.any() else np.nan)
     if gen_durations is not None and gt_durations is not None:
         dg, dt = np.asarray(gen_durations, float), np.asarray(gt_durations, float)
@@ -352,7 +363,7 @@ def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
     import data
     ref, est = data.load_audio(ref_path), data.load_audio(est_path)
     e_ref, e_est = speaker_embedding(ref), speaker_embedding(est)
-    out = dict(sim_ref=cosine(e_est, e_ref), mcd=mcd(ref, est), **prosody_vs_ground_truth(est, ref))
+    out = dict(sim_ref=cosine(e_est, e_ref), **prosody_vs_ground_truth(est, ref))        # with MCD
     if abs(len(ref) - len(est)) <= max(HOP_SLACK, LENGTH_TOLERANCE * len(ref)):
         out.update(codec_metrics(ref, est))
     if prompt_path is not None:

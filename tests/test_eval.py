@@ -169,6 +169,25 @@ def test_dtw_path_recovers_a_known_warp():
     assert (a[i] == b[j]).all() and i[0] == j[0] == 0 and i[-1] == 9 and j[-1] == 19
 
 
+
+def test_dtw_path_is_the_minimum_cost_alignment():
+    """The anti-diagonal DTW against the textbook cell-by-cell recursion and backtrack, on random sequences."""
+    rng = np.random.default_rng(0)
+    for N, M in ((1, 1), (1, 5), (7, 3), (40, 55)):
+        a, b = rng.normal(size=(N, 3)), rng.normal(size=(M, 3))
+        cost = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+        acc = np.full((N + 1, M + 1), np.inf)
+        acc[0, 0] = 0
+        for i in range(1, N + 1):
+            for j in range(1, M + 1):
+                acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i, j - 1], acc[i - 1, j - 1])
+        i, j = ev.dtw_path(a, b)
+        assert i[0] == j[0] == 0 and i[-1] == N - 1 and j[-1] == M - 1
+        steps = np.stack([np.diff(i), np.diff(j)], 1)
+        assert ((steps >= 0).all(1) & (steps.sum(1) >= 1) & (steps <= 1).all(1)).all()     # monotone, unit steps
+        assert cost[i, j].sum() == pytest.approx(acc[N, M])                                 # the minimum cost
+
+
 def test_prosody_metrics_on_tones():
     base, higher = _tone(150.0), _tone(165.0)                     # +10% pitch
     p = ev.prosody_vs_prompt(higher, base, [4, 6, 8], [4, 6, 8])
@@ -177,6 +196,8 @@ def test_prosody_metrics_on_tones():
     assert g["pitch_rmse"] < 1.0 and g["duration_corr"] == pytest.approx(1.0) and g["duration_rmse"] == 0
     glide_up = (np.sin(2 * np.pi * np.cumsum(np.linspace(120, 220, 24000)) / 16000) * 0.3).astype(np.float32)
     assert ev.prosody_vs_ground_truth(glide_up, glide_up)["pitch_corr"] > 0.99
+    g = ev.prosody_vs_ground_truth(glide_up, base)                # its MCD: the one `mcd` gives, ground truth as ref
+    assert g["mcd"] == pytest.approx(ev.mcd(base, glide_up)) and g["mcd"] > 1
     with pytest.raises(ValueError, match="same phonemes"):
         ev.prosody_vs_ground_truth(base, base, [1, 2], [1, 2, 3])
 
