@@ -49,6 +49,9 @@ class PriorConfig:
     pred_dropout: float = 0.5      # (Table 11)
     prompt_dim: int = 512          # width of the prompt hiddens the predictors attend to (prompt encoder's dim)
     use_prompt: bool = True        # False: Table 9's ablation "no prompt in duration/pitch" (no attention layers)
+    pitch_bins: int = 0            # 0: pitch enters c linearly (1×1 conv of log-F0); > 0: an embedding of log-F0
+    pitch_min_hz: float = 40.0     # ... quantized into `pitch_bins` log-spaced bins between these (FastSpeech 2's
+    pitch_max_hz: float = 800.0    # pitch embedding; the paper only says pitch is "added"): BinnedPitchEmbedding
 
 
 PRIOR_CONFIGS = {
@@ -286,6 +289,31 @@ def pitch_loss(lf0_hat: torch.Tensor, lf0: torch.Tensor, frame_mask: torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Pitch embedding
+# ---------------------------------------------------------------------------------------------------------------
+class BinnedPitchEmbedding(nn.Module):
+    """PitchEmbed of `c = h_frames + PitchEmbed(lf0)` as a learned vector per pitch bin (`pitch_bins` = K > 0):
+
+        PitchEmbed(lf0) = E[k(lf0)],   k = bucketize(lf0, K − 1 boundaries log-spaced over [min_hz, max_hz])
+
+    (FastSpeech 2's pitch embedding; 256 bins over 40–800 Hz are 0.2 semitone wide). The paper says only that pitch
+    is added; with `pitch_bins = 0` the prior uses a 1×1 conv, PitchEmbed(lf0) = w · lf0 + b: one direction of the
+    hidden space, linear in log-F0, which the toy model barely used (README, *Results*). lf0 (B, T) -> (B, D, T)."""
+
+    def __init__(self, dim: int, bins: int, min_hz: float = 40.0, max_hz: float = 800.0):
+        super().__init__()
+        if bins < 2 or not 0 < min_hz < max_hz:
+            raise ValueError(f"pitch_bins must be 0 or ≥ 2 and 0 < pitch_min_hz < pitch_max_hz, got {bins}, "
+                             f"{min_hz}, {max_hz}")
+        self.embed = nn.Embedding(bins, dim)
+        self.register_buffer("boundaries", torch.linspace(math.log(min_hz), math.log(max_hz), bins - 1),
+                             persistent=False)
+
+    def forward(self, lf0: torch.Tensor) -> torch.Tensor:
+        return self.embed(torch.bucketize(lf0.contiguous(), self.boundaries)).transpose(1, 2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The prior
 # ---------------------------------------------------------------------------------------------------------------
 class Prior(nn.Module):
@@ -299,7 +327,8 @@ class Prior(nn.Module):
         self.encoder = PhonemeEncoder(cfg)
         self.duration = VariancePredictor(kernel=cfg.dur_kernel, **pred)
         self.pitch = VariancePredictor(kernel=cfg.pitch_kernel, **pred)
-        self.pitch_embed = nn.Conv1d(1, cfg.dim, 1)                         # log-F0 value → hidden
+        self.pitch_embed = nn.Conv1d(1, cfg.dim, 1) if cfg.pitch_bins == 0 else \
+            BinnedPitchEmbedding(cfg.dim, cfg.pitch_bins, cfg.pitch_min_hz, cfg.pitch_max_hz)     # log-F0 → hidden
 
     def forward(self, phonemes, phoneme_mask, prompt, prompt_mask, durations=None, lf0=None,
                 duration_scale: float = 1.0, pitch_shift: float = 0.0) -> dict:
@@ -327,7 +356,7 @@ class Prior(nn.Module):
         lf0_hat = self.pitch(h_frames, frame_mask, prompt, prompt_mask)     # (B, T)
         pitch = (lf0_hat if lf0 is None else lf0) + pitch_shift
         pitch = pitch.masked_fill(~frame_mask, 0)
-        c = h_frames + self.pitch_embed(pitch[:, None])                     # (B, D, T)
+        c = h_frames + self.pitch_embed(pitch[:, None] if self.cfg.pitch_bins == 0 else pitch)     # (B, D, T)
         return dict(c=c.masked_fill(~frame_mask[:, None], 0), frame_mask=frame_mask, log_d_hat=log_d_hat,
                     lf0_hat=lf0_hat, durations=durations, lf0=pitch)
 

@@ -257,3 +257,34 @@ def test_bad_inputs_raise_clear_errors():
         prior(b["phonemes"], *rest, durations=b["durations"], lf0=b["lf0"][:, :4])
     with pytest.raises(ValueError, match="odd"):
         P.ConvFFNTransformer(16, 1, 2, 32, 4, 0.0)
+
+
+# --- binned pitch embedding (pitch_bins > 0) ---------------------------------------------------------------------
+def test_binned_pitch_embedding():
+    """c = h_frames + E[k(lf0)]: one learned vector per log-spaced pitch bin; padding stays 0; bad settings refused."""
+    torch.manual_seed(0)
+    prior = P.Prior(tiny(pitch_bins=32, pitch_min_hz=50.0, pitch_max_hz=400.0)).eval()
+    emb = prior.pitch_embed
+    width = math.log(400 / 50) / 30                                  # 32 bins: 31 boundaries, 30 gaps
+    mid = math.log(50.0) + 10.5 * width                              # the middle of a bin
+    lf0 = torch.tensor([[math.log(20.0), math.log(50.0), mid, mid + 0.3 * width, mid + width, math.log(1000.0)]])
+    k = torch.bucketize(lf0, emb.boundaries)
+    assert k[0, 0] == 0 and k[0, -1] == 31                            # below / above the range: the end bins
+    assert k[0, 2] == k[0, 3] and k[0, 4] == k[0, 2] + 1              # a fraction of a bin apart: same bin or the next
+    out = emb(lf0)
+    assert out.shape == (1, 16, 6) and torch.equal(out[0, :, 2], out[0, :, 3]) and not torch.equal(out[0, :, 2], out[0, :, 4])
+    b = batch(cfg=prior.cfg)
+    args = (b["phonemes"], b["phoneme_mask"], b["prompt"], b["prompt_mask"])
+    with torch.no_grad():
+        base = prior(*args, durations=b["durations"], lf0=b["lf0"])
+        up = prior(*args, durations=b["durations"], lf0=b["lf0"] + math.log(2.0))      # one octave up
+    m = b["frame_mask"]
+    shift = (up["c"] - base["c"]).permute(0, 2, 1)
+    expect = (emb.embed.weight[torch.bucketize(b["lf0"] + math.log(2.0), emb.boundaries)]
+              - emb.embed.weight[torch.bucketize(b["lf0"], emb.boundaries)])
+    assert torch.allclose(shift[m], expect[m], atol=1e-5) and shift[~m].abs().sum() == 0
+    assert set(dict(prior.named_parameters())) >= {"pitch_embed.embed.weight"}
+    assert "pitch_embed.boundaries" not in prior.state_dict()        # derived from the config, not stored
+    for bad in (dict(pitch_bins=1), dict(pitch_bins=8, pitch_min_hz=500.0, pitch_max_hz=100.0)):
+        with pytest.raises(ValueError, match="pitch_bins"):
+            P.Prior(tiny(**bad))
