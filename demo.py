@@ -215,10 +215,11 @@ def run_tts(args) -> dict:
         resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
                  for it in items]
     systems.append(dict(name="codec resynthesis", wavs=resyn))
+    settings = dict(steps=args.steps, sampler=args.sampler, guidance=args.guidance, temperature=args.temperature,
+                    pitch_shift=args.pitch_shift)
     for label, synth in synths:                        # batched: the same audio as one at a time, faster
         out_info = synth.many([(it["text"], it["prompt_path"], args.seed + k) for k, it in enumerate(items)],
-                              args.steps, args.sampler, guidance=args.guidance, batch_size=args.batch_size,
-                              return_info=True, progress=f"synthesise ({label})")
+                              **settings, batch_size=args.batch_size, return_info=True, progress=f"synthesise ({label})")
         systems.append(dict(name=label, wavs=[w for w, _ in out_info], durations=[i["durations"] for _, i in out_info],
                             prior_f0=[i["f0_hz"] for _, i in out_info]))
     label, synth = synths[0]
@@ -226,8 +227,8 @@ def run_tts(args) -> dict:
         jobs = [(it["text"], it["prompt_path"], args.seed + k,
                  dict(phonemes=it["gt_feats"]["phonemes"], durations=it["gt_feats"]["durations"],
                       lf0=it["gt_feats"]["lf0"] if "pitch" in oracle else None)) for k, it in enumerate(items)]
-        out_info = synth.many(jobs, args.steps, args.sampler, guidance=args.guidance, batch_size=args.batch_size,
-                              return_info=True, progress=f"synthesise ({label}, ground-truth {oracle})")
+        out_info = synth.many(jobs, **settings, batch_size=args.batch_size, return_info=True,
+                              progress=f"synthesise ({label}, ground-truth {oracle})")
         systems.append(dict(name=f"{label}, ground-truth {oracle}", wavs=[w for w, _ in out_info],
                             durations=[i["durations"] for _, i in out_info]))
     t_synth = time.time() - t0
@@ -243,9 +244,8 @@ def run_tts(args) -> dict:
         s["embs"] = [it["gt_emb"] for it in items] if s["name"] == "ground truth" else [embed_or_none(w) for w in s["wavs"]]
         results[s["name"]], rows[s["name"]] = score(s, items, enrolled, rec, args.wer)
     voices = per_voice_table(items, rows["ground truth"], rows[systems[2]["name"]], training_f0_range(args.data))
-    return dict(results=results, items=len(items), voices=len(enrolled), steps=args.steps, sampler=args.sampler,
-                guidance=args.guidance, seed=args.seed, seconds=time.time() - t0, synthesis_seconds=t_synth,
-                targets=check_targets(results, systems[2]["name"]), per_voice=voices,
+    return dict(results=results, items=len(items), voices=len(enrolled), **settings, seed=args.seed,
+                seconds=time.time() - t0, synthesis_seconds=t_synth, targets=check_targets(results, systems[2]["name"]), per_voice=voices,
                 per_item={name: [dict(r, id=it["id"], speaker=it["speaker"]) for r, it in zip(rs, items)]
                           for name, rs in rows.items()})
 
@@ -264,6 +264,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=150, help="sampler steps (paper: 150)")
     ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's, 1.44)")
+    ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones added to the predicted pitch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8, help="sentences synthesised together (same audio, faster)")
     ap.add_argument("--codec-clips", type=int, default=12, help="held-out clips for the codec stage")

@@ -25,7 +25,8 @@ def test_tts_stage_end_to_end(tiny_tts, toy_cache, tiny_asr, tmp_path, capsys):
     root, codec_ckpt = tiny_tts
     code = demo.main(["--stage", "tts", "--data", str(toy_cache), "--codec", str(codec_ckpt), "--ldm",
                       str(root / "ldm.pt"), "--ldm", f"second={root / 'ldm.pt'}", "--asr", str(tiny_asr),
-                      "--per-voice", "1", "--steps", "2", "--oracle", "--out", str(tmp_path)])
+                      "--per-voice", "1", "--steps", "2", "--oracle", "--pitch-shift", "12", "--temperature", "2",
+                      "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     res = json.loads((tmp_path / "tts" / "results.json").read_text())
     r = res["results"]
@@ -34,6 +35,7 @@ def test_tts_stage_end_to_end(tiny_tts, toy_cache, tiny_asr, tmp_path, capsys):
     for name in oracles:                                       # the ground truth's durations: its length, exactly
         assert abs(r[name]["length_ratio"] - 1) < 0.02 and r[name]["duration_corr"] > 0.999
     assert abs(r["NaturalSpeech 2 (toy)"]["length_ratio"] - 1) > 0.05     # the stand-in predictor's 4 frames
+    assert (res["pitch_shift"], res["temperature"], res["steps"]) == (12, 2, 2)
     # ground truth against itself: the speaker of every item is identified from its own voice's prompt
     assert r["ground truth"]["speaker_id"] > 0.5 and "mcd" not in r["ground truth"]
     for name in ("codec resynthesis", "second"):
