@@ -245,7 +245,8 @@ def run_tts(args) -> dict:
         results[s["name"]], rows[s["name"]] = score(s, items, enrolled, rec, args.wer)
     voices = per_voice_table(items, rows["ground truth"], rows[systems[2]["name"]], training_f0_range(args.data))
     return dict(results=results, items=len(items), voices=len(enrolled), **settings, seed=args.seed,
-                seconds=time.time() - t0, synthesis_seconds=t_synth, targets=check_targets(results, systems[2]["name"]), per_voice=voices,
+                seconds=time.time() - t0, synthesis_seconds=t_synth, per_voice=voices,
+                targets=check_targets(results, systems[2]["name"]),
                 per_item={name: [dict(r, id=it["id"], speaker=it["speaker"]) for r, it in zip(rs, items)]
                           for name, rs in rows.items()})
 
