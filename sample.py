@@ -150,8 +150,8 @@ class Synthesizer:
             if key not in latents:
                 latents[key] = prompt if torch.is_tensor(prompt) else self.prompt_latent(prompt)
             if oracle:
-                ids = torch.as_tensor(oracle[0]["phonemes"]).long().to(self.device)
-                rows.append((j, ids, latents[key][0], seed, oracle[0]))
+                given = torch.as_tensor(oracle[0]["phonemes"]).long().to(self.device)
+                rows.append((j, given, latents[key][0], seed, oracle[0]))
                 continue
             rows += [(j, self.phoneme_ids(sentence)[0], latents[key][0], seed + k, None)
                      for k, sentence in enumerate(split_sentences(text))]
