@@ -25,6 +25,7 @@ test: venv              ## the whole test suite (tests/ and the notebooks)
 # each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.
 # The LDM is made in two runs: joint training as the paper, then its duration and pitch predictors trained afresh
 # on the frozen rest, in eval mode, with predictor dropout 0.1 (README "Departures": removes their bias at inference).
+# Pitch enters c through a binned embedding (--prior.pitch_bins=256; README "Departures"); the re-fit keeps it.
 QUICK ?= 0
 QUICK_STEPS ?= 200
 ifeq ($(QUICK),1)
@@ -47,7 +48,7 @@ train-toy: venv         ## retrain the toy codec, diffusion model and phoneme re
 	$(PY) train.py export --ckpt $(RUN)/codec_toy/last.pt --out $(CKPT)/codec.pt
 	$(PY) data.py encode --codec $(CKPT)/codec.pt --data data/toy
 	$(PY) train.py ldm --config toy --data data/toy --codec $(CKPT)/codec.pt --out $(RUN)/ldm_toy \
-		$(call resume,$(RUN)/ldm_toy) $(LDM_STEPS)
+		--prior.pitch_bins=256 $(call resume,$(RUN)/ldm_toy) $(LDM_STEPS)
 	$(PY) train.py export --ckpt $(RUN)/ldm_toy/last.pt --out $(RUN)/ldm_toy/base.pt
 	$(PY) train.py ldm --config toy --data data/toy --codec $(CKPT)/codec.pt --out $(RUN)/ldm_toy_predictors \
 		--refit-predictors $(RUN)/ldm_toy/base.pt --prior.pred_dropout=0.1 $(call resume,$(RUN)/ldm_toy_predictors) \
