@@ -95,7 +95,7 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
         r.update(duration_mean_diff=abs(np.mean(dur) - np.mean(it["prompt_durations"])),
                  duration_std_diff=abs(np.std(dur) - np.std(it["prompt_durations"])))
         if system.get("durations") and len(dur) == len(it["gt_durations"]):
-            r.update(duration_corr=float(np.corrcoef(dur, it["gt_durations"])[0, 1]))
+            r.update(duration_corr=ev.pearson(dur, it["gt_durations"]))
         r["length_ratio"] = len(wav) / len(it["gt"])
         f0, voiced = ev.f0_hz(wav)
         r.update(unvoiced=float(not voiced.any()), voiced_frac=float(voiced.mean()),   # no F0: pitch metrics NaN

@@ -225,6 +225,12 @@ def prosody_vs_prompt(gen_wav, prompt_wav, gen_durations=None, prompt_durations=
     return {k: float(v) for k, v in out.items()}
 
 
+def pearson(a, b) -> float:
+    """Pearson correlation; NaN (without numpy's divide warning) when fewer than 3 points or either is constant."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
+
+
 def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=None) -> dict:
     """Table 12 of the paper, one utterance: Pearson correlation and RMSE (Hz) of the F0 contours of generated speech
     and ground truth, aligned by DTW on mel-cepstra, over frames voiced in both; the same for phoneme durations
@@ -237,13 +243,13 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
     i, j = np.minimum(i * 256 // 200, len(ft) - 1), np.minimum(j * 256 // 200, len(fg) - 1)
     both = vt[i] & vg[j]
     a, b = ft[i][both], fg[j][both]
-    out = dict(mcd=mcd(gt_wav, gen_wav, aligned), pitch_corr=np.corrcoef(a, b)[0, 1] if both.sum() > 2 else np.nan,
+    out = dict(mcd=mcd(gt_wav, gen_wav, aligned), pitch_corr=pearson(a, b),
                pitch_rmse=np.sqrt(np.mean((a - b) ** 2)) if both.any() else np.nan)
     if gen_durations is not None and gt_durations is not None:
         dg, dt = np.asarray(gen_durations, float), np.asarray(gt_durations, float)
         if dg.shape != dt.shape:
             raise ValueError("duration sequences must cover the same phonemes")
-        out.update(duration_corr=np.corrcoef(dg, dt)[0, 1], duration_rmse=np.sqrt(np.mean((dg - dt) ** 2)))
+        out.update(duration_corr=pearson(dg, dt), duration_rmse=np.sqrt(np.mean((dg - dt) ** 2)))
     return {k: float(v) for k, v in out.items()}
 
 

@@ -261,3 +261,13 @@ def test_predictors_cli_errors(args, message):
     r = subprocess.run([sys.executable, "eval.py", "predictors", *args], cwd=Path(__file__).resolve().parents[1],
                        capture_output=True, text=True)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pearson_known_values_and_constant_input_without_warning():
+    import warnings
+    assert ev.pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
+    assert ev.pearson([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # numpy's divide warning would raise here
+        assert np.isnan(ev.pearson([5, 5, 5, 5], [1, 2, 3, 4]))
+        assert np.isnan(ev.pearson([1, 2], [2, 1]))        # fewer than 3 points
