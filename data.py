@@ -7,7 +7,7 @@ the first three and serves all four to training:
     python data.py prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
     python data.py prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT
     python data.py encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
-    python data.py stats                                    # hours, speakers, phoneme inventory
+    python data.py stats                                    # hours, speakers, phoneme inventory and coverage
 
 Conventions, shared with every other file:
 - audio is 16 kHz mono float32; a codec frame is `HOP` = 200 samples = 12.5 ms (80 frames/s, §3.1);
@@ -51,13 +51,19 @@ class AudioError(ValueError):
 # ----------------------------------------------------------------------------------------------------------------
 # Audio: read, down-mix, resample, check
 # ----------------------------------------------------------------------------------------------------------------
-def check_audio(wav: np.ndarray, name: str = "audio") -> np.ndarray:
+def clipped_fraction(wav: np.ndarray) -> float:
+    """Share of samples at full scale (|x| >= 0.999)."""
+    return float((np.abs(wav) >= 0.999).mean()) if wav.size else 0.0
+
+
+def check_audio(wav: np.ndarray, name: str = "audio", max_clipped: float = 1e-3) -> np.ndarray:
     """Reject audio a model should never see; return it unchanged otherwise.
 
     - empty, NaN or inf samples -> AudioError
     - silent (peak below 1e-4, i.e. -80 dBFS) -> AudioError
-    - clipped (more than 0.1% of samples at full scale, |x| >= 0.999) -> AudioError: clipping adds harmonics the
-      codec would learn to reproduce, and the pitch tracker misreads it.
+    - clipped (more than `max_clipped` of samples at full scale, |x| >= 0.999; default 0.1%) -> AudioError: in
+      training data, clipping adds harmonics the codec would learn to reproduce, and the pitch tracker misreads it.
+      A prompt is only listened to: sample.py passes max_clipped=1 and warns instead.
     """
     if wav.size == 0:
         raise AudioError(f"{name}: audio is empty")
@@ -66,13 +72,13 @@ def check_audio(wav: np.ndarray, name: str = "audio") -> np.ndarray:
     peak = float(np.abs(wav).max())
     if peak < 1e-4:
         raise AudioError(f"{name}: audio is silent (peak {peak:.1e})")
-    clipped = float((np.abs(wav) >= 0.999).mean())
-    if clipped > 1e-3:
+    clipped = clipped_fraction(wav)
+    if clipped > max_clipped:
         raise AudioError(f"{name}: audio is clipped ({clipped:.2%} of samples at full scale)")
     return wav
 
 
-def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path, sample_rate: int = SAMPLE_RATE, max_clipped: float = 1e-3) -> np.ndarray:
     """Read any file soundfile reads -> mono float32 at `sample_rate`.
 
     Documented conversions (not errors): several channels are averaged to mono; another sample rate is resampled
@@ -86,7 +92,7 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     wav = wav.mean(axis=1)                                              # (samples,) down-mix
     if wav.size and np.isfinite(wav).all():
         wav = toy.resample(wav, sr, sample_rate)
-    return check_audio(wav, str(path))
+    return check_audio(wav, str(path), max_clipped)
 
 
 def write_wav(path: Path, wav: np.ndarray, sample_rate: int = SAMPLE_RATE):
@@ -235,8 +241,20 @@ def read_manifest(root) -> dict:
     return json.loads(path.read_text())
 
 
-def stats(manifest: dict) -> dict:
-    """Hours, speakers and utterances per split, phoneme inventory."""
+def phoneme_counts(root, manifest: dict, split: str = "train") -> dict:
+    """{phoneme: occurrences in `split`} for every symbol of the inventory (0 for those never seen)."""
+    symbols = manifest["phonemes"]
+    counts = np.zeros(len(symbols), np.int64)
+    for u in manifest["utterances"]:
+        if u["split"] == split:
+            with np.load(Path(root) / "feats" / f"{u['id']}.npz") as z:
+                counts += np.bincount(z["phonemes"].astype(np.int64), minlength=len(symbols))
+    return {p: int(n) for p, n in zip(symbols[1:], counts[1:])}
+
+
+def stats(manifest: dict, root=None) -> dict:
+    """Hours, speakers and utterances per split, phoneme inventory; with `root` (the cache folder), how often each
+    phoneme occurs in the training split and, for the toy corpus, which front-end phonemes the inventory lacks."""
     per = {}
     for u in manifest["utterances"]:
         s = per.setdefault(u["split"], {"utterances": 0, "hours": 0.0, "speakers": set()})
@@ -247,7 +265,10 @@ def stats(manifest: dict) -> dict:
         s["speakers"] = len(s["speakers"])
     return dict(corpus=manifest["corpus"], front_end=manifest["front_end"], splits=per,
                 train_speakers=len(manifest["speakers"]["train"]), heldout_speakers=len(manifest["speakers"]["heldout"]),
-                phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])), codec=manifest.get("codec"))
+                phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])), codec=manifest.get("codec"),
+                train_counts=phoneme_counts(root, manifest) if root is not None and "train" in per else None,
+                front_end_missing=sorted(set(toy.coverage_vocabulary()["kept"]) - set(manifest["phonemes"]))
+                if manifest["corpus"] == "toy" else None)
 
 
 def format_stats(st: dict) -> str:
@@ -256,6 +277,14 @@ def format_stats(st: dict) -> str:
     for name, s in st["splits"].items():
         lines.append(f"  {name:6s} {s['utterances']:6d} utterances {s['hours'] * 60:8.1f} min  {s['speakers']} speakers")
     lines.append(f"  {len(st['phonemes'])} phonemes: {' '.join(st['phonemes'])}")
+    if st.get("train_counts"):
+        counts = sorted((n, p) for p, n in st["train_counts"].items() if p != PAUSE)
+        lines.append(f"  coverage of the train split: every phoneme at least {counts[0][0]} times; fewest: "
+                     + ", ".join(f"{p} {n}" for n, p in counts[:8]))
+    if st.get("front_end_missing") is not None:
+        missing = st["front_end_missing"]
+        lines.append(f"  eSpeak en-us phonemes of English words (toy_words.json) missing from the inventory: "
+                     f"{' '.join(missing) if missing else 'none'}")
     if st.get("codec"):
         lines.append(f"  codec IDs: {st['codec']['n_q']} x {st['codec']['codebook_size']} from {st['codec']['checkpoint']}")
     if st["skipped"]:
@@ -435,13 +464,13 @@ def main(argv=None):
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):
                 manifest["codec"] = read_manifest(out)["codec"]           # codes already in the npz files stay valid
             write_manifest(out, manifest)
-            print(format_stats(stats(read_manifest(out))))
+            print(format_stats(stats(read_manifest(out), out)))
             print(f"feature cache: {out}/manifest.json")
         elif args.cmd == "encode":
             info = encode_cache(args.data, args.codec, args.device)
             print(f"codec IDs ({info['n_q']} x {info['codebook_size']} codes per frame) added to {args.data}")
         elif args.cmd == "stats":
-            print(format_stats(stats(read_manifest(args.data))))
+            print(format_stats(stats(read_manifest(args.data), args.data)))
     except (AudioError, TextError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

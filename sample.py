@@ -9,9 +9,15 @@ NaturalSpeech2.generate (predicted durations and pitch, the chosen sampler) -> l
 Long text is split at sentence boundaries; the pieces are joined with a short pause. Sentences (of one text or of
 a --list) are synthesised --batch-size at a time; each draws its own noise, so the audio does not depend on batching.
 
-Exit codes: 0 done; 2 bad command line; 3 checkpoint problem (missing, corrupt, wrong stage, codec mismatch);
-4 prompt audio problem (unreadable, silent, clipped, shorter than 1 s after trimming or longer than 30 s);
-5 text problem (empty, nothing pronounceable, a phoneme the model never saw). Errors are one line, no traceback.
+Inputs are taken generously, with a one-line note on stderr: a prompt longer than 30 s is cropped to its best
+stretch of 10-30 s of speech; a clipped prompt is used; characters an English front end cannot read (another
+script, emoji) are skipped; a phoneme the model never saw is read as the closest one it knows (text.closest_known).
+
+Exit codes: 0 done; 2 bad command line (an option out of range, an --out that cannot be written, an unreadable
+--list file); 3 checkpoint problem (missing, corrupt, wrong stage, codec mismatch); 4 prompt audio problem
+(unreadable, silent, shorter than 1 s after trimming); 5 text problem (empty, nothing pronounceable in English);
+6 batch mode: some rows failed (each is reported with its line number and reason; every good row is written).
+Errors are one line, no traceback.
 """
 from __future__ import annotations
 
@@ -19,16 +25,21 @@ import argparse
 import csv
 import hashlib
 import math
+import os
 import re
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import torch
 
-EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT = 3, 4, 5
-MIN_PROMPT_S, MAX_PROMPT_S = 1.0, 30.0
+EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS = 2, 3, 4, 5, 6
+MIN_PROMPT_S, MAX_PROMPT_S, CROP_MIN_S = 1.0, 30.0, 10.0
+# Accepted ranges of the numeric options: outside them a value is a mistake, not a setting (exit 2).
+LIMITS = {"steps": (1, 10_000), "temperature": (1e-3, 100.0), "duration_scale": (0.1, 10.0),
+          "pitch_shift": (-36.0, 36.0), "guidance": (0.0, 20.0), "batch_size": (1, 1024)}
 GAP_S = 0.15                                     # pause between sentences of a long text
 
 
@@ -62,6 +73,28 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
+def readable_text(text: str) -> tuple[str, str]:
+    """(what an English front end can read, the characters left out): Latin letters, ASCII digits, punctuation,
+    spaces and common symbols are kept; other scripts, emoji and control characters are left out. Raises a
+    UserError (exit 5) when no Latin letter or digit remains."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserError("the text is empty: give a sentence to speak", EXIT_TEXT)
+    kept, dropped = [], []
+    for ch in unicodedata.normalize("NFKC", text):
+        cat = unicodedata.category(ch)
+        if ch.isascii() or (ch.isalpha() and "LATIN" in unicodedata.name(ch, "")) or cat[0] in "PZ" or cat in ("Sc", "Sm"):
+            kept.append(ch if ch.isprintable() else " ")
+        elif not ch.isspace():
+            kept.append(" ")
+            dropped.append(ch)
+    readable = "".join(kept)
+    if not any(ch.isascii() and ch.isalnum() or ch.isalpha() for ch in readable):
+        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:40] + "..."
+        raise UserError(f"the text {shown!r} has no English letters or digits to read (this model speaks "
+                        f"English)", EXIT_TEXT)
+    return readable, "".join(dict.fromkeys(dropped))
+
+
 def trim_silence(wav: np.ndarray, sr: int = 16000, threshold_db: float = -40.0) -> np.ndarray:
     """Drop leading/trailing 10 ms frames quieter than `threshold_db` relative to the loudest frame."""
     hop = sr // 100
@@ -71,6 +104,55 @@ def trim_silence(wav: np.ndarray, sr: int = 16000, threshold_db: float = -40.0) 
     energy = 10 * np.log10(np.mean(wav[: n * hop].reshape(n, hop) ** 2, 1) + 1e-12)
     loud = np.flatnonzero(energy > energy.max() + threshold_db)
     return wav[loud[0] * hop: (loud[-1] + 1) * hop]
+
+
+def best_speech_window(wav: np.ndarray, sr: int = 16000, max_s: float = MAX_PROMPT_S,
+                       min_s: float = CROP_MIN_S) -> tuple[int, int]:
+    """(start, end) samples of the stretch of at most `max_s` seconds with the most speech (10 ms frames within
+    40 dB of the loudest), its ends moved back to the nearest pause so that no word is cut, unless that would
+    leave less than `min_s` seconds."""
+    hop = sr // 100
+    n = len(wav) // hop
+    width = int(max_s * 100)
+    if n <= width:
+        return 0, len(wav)
+    energy = 10 * np.log10(np.mean(wav[: n * hop].reshape(n, hop) ** 2, 1) + 1e-12)
+    speech = energy > energy.max() - 40
+    quiet = energy < energy.max() - 50                                     # pauses between words
+    counts = np.concatenate([[0], np.cumsum(speech)])
+    start = int(np.argmax(counts[width:] - counts[:-width]))                # the first best window
+    end = start + width
+    floor = start + int(min_s * 100)
+    pauses = np.flatnonzero(quiet[floor:end])
+    if len(pauses) and not quiet[end - 1]:
+        end = floor + int(pauses[-1]) + 1
+    later = np.flatnonzero(quiet[start:start + 100])                        # within the first second
+    if len(later) and not quiet[start] and end - (start + int(later[0])) >= min_s * 100:
+        start += int(later[0])
+    return start * hop, end * hop
+
+
+def check_out(path: Path, what: str = "--out") -> None:
+    """Refuse, before any synthesis, an output path that cannot be written (UserError, exit 2)."""
+    import soundfile as sf
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder: give a file name such as {path / 'out.wav'}", EXIT_USAGE)
+    ext = path.suffix.lstrip(".").upper()
+    if ext not in sf.available_formats():
+        raise UserError(f"{what} {path}: unknown audio format {path.suffix or '(no extension)'!r}; use .wav, .flac "
+                        f"or .ogg", EXIT_USAGE)
+    parent = path.parent
+    existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is a file, not a folder", EXIT_USAGE)
+    if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{what} {path} cannot be written (permission denied)", EXIT_USAGE)
+
+
+def note(message: str) -> None:
+    """A one-line remark on stderr about input taken generously (it does not stop anything)."""
+    print(f"note: {message}", file=sys.stderr)
 
 
 class Synthesizer:
@@ -99,27 +181,58 @@ class Synthesizer:
         self.phonemize = front_end(self.meta["front_end"])
         self.phoneme_set = PhonemeSet.from_list(self.meta["phonemes"])
         self.device = device
+        self._ids, self._noted = {}, set()            # phonemized sentences; what was already noted on stderr
 
     def prompt_latent(self, path) -> torch.Tensor:
+        """Prompt audio -> codec latent (1, D, Tp): mono 16 kHz, silence trimmed; a clipped file is used (noted),
+        one longer than MAX_PROMPT_S is cropped to its best stretch of speech (noted)."""
         import data
         try:
-            wav = data.load_audio(path)
+            wav = data.load_audio(path, max_clipped=1.0)
         except data.AudioError as e:
             raise UserError(f"prompt: {e}", EXIT_PROMPT) from None
+        if data.clipped_fraction(wav) > 1e-3:
+            note(f"prompt {path} is clipped ({data.clipped_fraction(wav):.1%} of samples at full scale); using it "
+                 f"anyway (a clean recording copies the voice better)")
         wav = trim_silence(wav)
         seconds = len(wav) / 16000
-        if not MIN_PROMPT_S <= seconds <= MAX_PROMPT_S:
+        if seconds > MAX_PROMPT_S:
+            start, end = best_speech_window(wav)
+            wav = trim_silence(wav[start:end])
+            note(f"prompt {path} has {seconds:.1f} s of speech; using {start / 16000:.1f}-{end / 16000:.1f} s "
+                 f"({len(wav) / 16000:.1f} s; give at most {MAX_PROMPT_S:g} s to choose yourself)")
+            seconds = len(wav) / 16000
+        if seconds < MIN_PROMPT_S:
             raise UserError(f"prompt {path} has {seconds:.2f} s of speech after trimming silence; give "
                             f"{MIN_PROMPT_S:g}-{MAX_PROMPT_S:g} s (3 s works well)", EXIT_PROMPT)
         z, _ = self.codec.encode(torch.from_numpy(wav)[None].to(self.device))
         return z                                                              # (1, D, Tp)
 
+    def sentences(self, text: str) -> list[str]:
+        """The readable part of `text` (others noted) split into sentences."""
+        readable, dropped = readable_text(text)
+        if dropped and dropped not in self._noted:
+            self._noted.add(dropped)
+            note(f"skipped characters an English front end cannot read: {' '.join(dropped)}")
+        return split_sentences(readable)
+
     def phoneme_ids(self, sentence: str) -> torch.Tensor:
-        try:
-            ids = self.phoneme_set.encode(self.phonemize(sentence))
-        except ValueError as e:                                               # TextError is a ValueError
-            raise UserError(f"text: {e}", EXIT_TEXT) from None
-        return torch.tensor([ids], device=self.device)
+        """(1, N) IDs of the checkpoint's inventory; a phoneme it lacks is read as the closest known (noted once)."""
+        if sentence not in self._ids:
+            try:
+                phonemes = self.phonemize(sentence)
+            except ValueError as e:                                           # TextError is a ValueError
+                raise UserError(f"text: {e}", EXIT_TEXT) from None
+            phonemes, changed = self.phoneme_set.map_unknown(phonemes)
+            for unseen, near in changed.items():
+                if unseen not in self._noted:
+                    self._noted.add(unseen)
+                    note(f"phoneme {unseen!r} (in {sentence[:40]!r}) is not in this model's inventory: read as "
+                         + (" ".join(repr(p) for p in near) + " (the closest it knows)" if near else "nothing"))
+            if not any(p not in ("_", ",", ".", "?", "!") for p in phonemes):
+                raise UserError(f"text: {sentence!r} has nothing this model can pronounce", EXIT_TEXT)
+            self._ids[sentence] = self.phoneme_set.encode(phonemes)
+        return torch.tensor([self._ids[sentence]], device=self.device)
 
     def __call__(self, text: str, prompt, steps=150, sampler="ode", temperature=None, duration_scale=1.0,
                  pitch_shift=0.0, guidance=1.0, seed=0, return_info=False):
@@ -154,11 +267,11 @@ class Synthesizer:
                 rows.append((j, given, latents[key][0], seed, oracle[0]))
                 continue
             rows += [(j, self.phoneme_ids(sentence)[0], latents[key][0], seed + k, None)
-                     for k, sentence in enumerate(split_sentences(text))]
+                     for k, sentence in enumerate(self.sentences(text))]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r][1]))
         done = {}
         from tqdm import tqdm
-        bar = tqdm(total=len(rows), desc=progress, unit="sentence", disable=progress is None, mininterval=5)
+        bar = tqdm(total=len(rows), desc=progress, unit="sentence", disable=progress is None, mininterval=0.5)
         for start in range(0, len(order), batch_size):
             chunk = [rows[r] for r in order[start:start + batch_size]]
             ids = torch.nn.utils.rnn.pad_sequence([c[1] for c in chunk], batch_first=True)        # 0 = <pad>
@@ -231,35 +344,94 @@ def main(argv=None):
     if (args.list is None) == (args.text is None and args.prompt is None) or \
             (args.list is None and (args.text is None or args.prompt is None)):
         ap.error("give --text and --prompt, or --list")
-    if args.steps < 1 or args.batch_size < 1:
-        ap.error("--steps and --batch-size must be at least 1")
     try:
-        jobs = [(args.text, args.prompt, args.out)] if args.list is None else read_list(args.list)
+        check_options(args)
+        if args.list is None:
+            check_out(args.out)
+            rows, bad = [(0, args.text, args.prompt, args.out)], []
+            n_rows = 1
+        else:
+            rows, bad = read_list(args.list)
+        n_rows = len(rows) + len(bad)
         synth = Synthesizer(args.ckpt, args.codec, args.device)
+        jobs, latents = [], {}
+        for line, text, prompt, out in rows:               # check every row first: a bad one is reported, not fatal
+            try:
+                check_out(out, "out")
+                for sentence in synth.sentences(text):
+                    synth.phoneme_ids(sentence)
+                if str(prompt) not in latents:
+                    latents[str(prompt)] = synth.prompt_latent(prompt)
+                jobs.append((line, text, latents[str(prompt)], out))
+            except UserError as e:
+                if args.list is None:
+                    raise
+                bad.append((line, str(e)))
+                print(f"error: {args.list} line {line}: {e}", file=sys.stderr)
         import soundfile as sf
         t0 = time.time()
-        wavs = synth.many([(text, prompt, args.seed) for text, prompt, _ in jobs], args.steps, args.sampler,
+        n_sentences = sum(len(synth.sentences(text)) for _, text, _, _ in jobs)
+        wavs = synth.many([(text, z, args.seed) for _, text, z, _ in jobs], args.steps, args.sampler,
                           args.temperature, args.duration_scale, args.pitch_shift, args.guidance, args.batch_size,
-                          progress="synthesise" if len(jobs) > 1 else None)
-        for (_, _, out), wav in zip(jobs, wavs):
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(out, wav, 16000)
+                          progress="synthesise" if n_sentences > 1 else None)
+        written = 0
+        for (line, _, _, out), wav in zip(jobs, wavs):
+            try:
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(out, wav, 16000)
+            except (OSError, RuntimeError) as e:           # soundfile raises RuntimeError (LibsndfileError)
+                if args.list is None:
+                    raise UserError(f"cannot write {out}: {e}", EXIT_USAGE) from None
+                bad.append((line, f"cannot write {out}: {e}"))
+                print(f"error: {args.list} line {line}: cannot write {out}: {e}", file=sys.stderr)
+                continue
+            written += 1
             print(f"{out}: {len(wav) / 16000:.2f} s")
-        print(f"{len(jobs)} file(s) in {time.time() - t0:.1f} s")
+        print(f"{written} file(s) in {time.time() - t0:.1f} s")
+        if bad:
+            lines = ", ".join(str(n) for n, _ in sorted(bad))
+            print(f"error: {len(bad)} of {n_rows} rows of {args.list} failed (lines {lines}); the other {written} were written", file=sys.stderr)
+            return EXIT_ROWS
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
     return 0
 
 
-def read_list(path: Path) -> list[tuple]:
-    if not path.is_file():
-        raise UserError(f"--list file {path} not found", 2)
-    rows = [r for r in csv.reader(open(path, encoding="utf-8"), delimiter="\t") if r and not r[0].startswith("#")]
-    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 3]
-    if bad or not rows:
-        raise UserError(f"--list {path}: every row needs text<TAB>prompt<TAB>out (bad rows: {bad or 'no rows'})", 2)
-    return [(t, Path(p), Path(o)) for t, p, o in rows]
+def check_options(args) -> None:
+    """Numeric options inside LIMITS (and finite), or a one-line UserError (exit 2)."""
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or not lo <= value <= hi:
+            flag = "--" + name.replace("_", "-")
+            why = " (τ must be > 0: the start noise has variance 1/τ)" if name == "temperature" else ""
+            raise UserError(f"{flag} {value} is out of range: give {lo:g} to {hi:g}{why}", EXIT_USAGE)
+
+
+def read_list(path: Path) -> tuple[list, list]:
+    """A TSV of text<TAB>prompt<TAB>out rows ('#' starts a comment) -> ([(line, text, prompt, out)], [(line,
+    reason)] for malformed rows). A missing, unreadable or row-less file is a UserError (exit 2)."""
+    if not Path(path).is_file():
+        raise UserError(f"--list file {path} not found", EXIT_USAGE)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            table = list(csv.reader(f, delimiter="\t"))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"--list {path} is not a UTF-8 tab-separated file ({e})", EXIT_USAGE) from None
+    rows, bad = [], []
+    for line, r in enumerate(table, 1):
+        if not r or not "".join(r).strip() or r[0].startswith("#"):
+            continue
+        if len(r) != 3 or not all(x.strip() for x in r):
+            bad.append((line, f"every row needs text<TAB>prompt<TAB>out (got {len(r)} field(s))"))
+            print(f"error: {path} line {line}: {bad[-1][1]}", file=sys.stderr)
+            continue
+        rows.append((line, r[0], Path(r[1].strip()), Path(r[2].strip())))
+    if not rows and not bad:
+        raise UserError(f"--list {path} has no rows: every row needs text<TAB>prompt<TAB>out", EXIT_USAGE)
+    return rows, bad
 
 
 if __name__ == "__main__":

@@ -229,6 +229,73 @@ def phonemize_en(text: str) -> list:
     return EnglishG2P()(text)
 
 
+# --------------------------------------------------------------------------- unseen phonemes
+_IPA_STRESS = ["ˈ", "ˌ", ""]                     # primary, secondary, none
+_ARPA_STRESS = ["1", "2", "0"]
+# Sounds an English inventory may lack -> the nearest English sound (place and manner of articulation kept where
+# English has it: a velar fricative becomes the velar stop, a lateral fricative the lateral, a trill the approximant,
+# a monophthong the English diphthong or long vowel of the same quality).
+NEAR_SOUNDS = {"x": "k", "ɣ": "ɡ", "ɬ": "l", "r": "ɹ", "ʀ": "ɹ", "ʁ": "ɹ", "ʲ": "j", "ç": "h", "o": "oʊ",
+               "e": "eɪ", "a": "æ", "ɐ": "ə", "ᵻ": "ɪ", "i": "iː", "u": "uː", "ɑ": "ɑː", "ɒ": "ɑː", "ɔ": "ɔː",
+               "ɜ": "ɜː", "y": "uː", "ø": "ɜː", "œ": "ɛ", "ɨ": "ɪ", "ɯ": "uː", "β": "v", "ɸ": "f", "ɲ": "n",
+               "ʎ": "l", "ɾ": "t", "ʔ": "t", "ɫ": "l"}
+
+
+def split_stress(token: str) -> tuple[str, str]:
+    """('ˈ', 'iə') for 'ˈiə' (IPA mark in front), ('1', 'AH') for 'AH1' (ARPAbet digit behind), ('', t) otherwise."""
+    if token[:1] in ("ˈ", "ˌ") and len(token) > 1:
+        return token[0], token[1:]
+    if len(token) > 1 and token[-1] in "012" and token[:-1].isalpha() and token[:-1].isupper():
+        return token[-1], token[:-1]
+    return "", token
+
+
+def _with_stress(base: str, stress: str, known) -> str | None:
+    """`base` with `stress`, else with the nearest other stress level (primary <-> secondary before none), if known."""
+    arpa = stress in _ARPA_STRESS or (not stress and base.isupper())
+    levels = _ARPA_STRESS if arpa else _IPA_STRESS
+    i = levels.index(stress) if stress in levels else len(levels) - 1
+    order = [levels[i]] + [levels[j] for j in sorted(range(len(levels)), key=lambda j: (abs(j - i), j)) if j != i]
+    for level in order + ([""] if arpa else []):
+        token = base + level if arpa else level + base
+        if token in known:
+            return token
+    return None
+
+
+def closest_known(token: str, known) -> list[str]:
+    """The known token(s) closest to an unseen phoneme: the rule that lets a model read a phoneme it never saw.
+
+    In order, the first rule that gives known tokens wins:
+      1. the token itself;
+      2. the same sound with another stress level ('ˈiə' -> 'ˌiə' -> 'iə'; ARPAbet 'AH1' -> 'AH2' -> 'AH0');
+      3. without diacritics (nasalised 'ɑ̃' -> 'ɑ', syllabic 'n̩' -> 'n'), then rule 2;
+      4. the nearest English sound (NEAR_SOUNDS: 'x' -> 'k', 'ɬ' -> 'l', 'o' -> 'oʊ', ...), then rule 2;
+      5. split into known sounds, longest first ('aɪɚ' -> 'aɪ' 'ɚ'), the stress on the first piece;
+    and [] when nothing fits (the caller drops the sound and says so).
+    """
+    if token in known:
+        return [token]
+    stress, base = split_stress(token)
+    plain = "".join(c for c in unicodedata.normalize("NFD", base) if not unicodedata.combining(c)) or base
+    for candidate in (base, plain, NEAR_SOUNDS.get(plain), NEAR_SOUNDS.get(plain.rstrip("ː"))):
+        hit = candidate and _with_stress(candidate, stress, known)
+        if hit:
+            return [hit]
+    pieces, rest = [], plain
+    while rest:
+        for n in range(len(rest), 0, -1):
+            hit = _with_stress(rest[:n], stress if not pieces else "", known) or \
+                _with_stress(NEAR_SOUNDS.get(rest[:n], "\0"), stress if not pieces else "", known)
+            if hit:
+                pieces.append(hit)
+                rest = rest[n:]
+                break
+        else:
+            return []
+    return pieces
+
+
 # --------------------------------------------------------------------------- symbol table
 class PhonemeSet:
     """Ordered phoneme inventory <-> integer IDs. ID 0 is padding ("<pad>");
@@ -255,6 +322,19 @@ class PhonemeSet:
                                 f"{' '.join(self.symbols[1:6])} ...); was the text phonemized by "
                                 f"another front end?")
         return [self._ids[p] for p in phonemes]
+
+    def map_unknown(self, phonemes: list) -> tuple[list, dict]:
+        """Replace every phoneme outside the inventory by `closest_known` ones. Returns (phonemes, {unseen: its
+        replacement list}); an unseen phoneme with no close one maps to [] and is dropped."""
+        out, changed = [], {}
+        for p in phonemes:
+            if p in self._ids:
+                out.append(p)
+                continue
+            if p not in changed:
+                changed[p] = closest_known(p, self._ids)
+            out += changed[p]
+        return out, changed
 
     def decode(self, ids) -> list:
         """IDs (ints, or a 1-D tensor/array) -> phoneme strings."""

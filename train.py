@@ -20,14 +20,13 @@ clear message before anything is written.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -78,28 +77,92 @@ def lr_at(step: int, t: CodecTrainConfig) -> float:
     return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def convert_override(key: str, raw: str, declared: type, default):
+    """The text of `--key=raw` -> a value of the field's declared type, or a one-line ValueError.
+
+    bool: true/false, 1/0, yes/no, on/off in any case (never Python truthiness: "false" is False); int: an integer,
+    also written 2e4 or 20_000; float: a finite number; tuple: comma-separated, brackets optional, each item of the
+    type of the default's items; str: the text itself.
+    """
+    text = raw.strip()
+    if declared is bool:
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"--{key}={raw}: expected a boolean (true/false, 1/0, yes/no)")
+    if declared is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise ValueError(f"--{key}={raw}: expected an integer")
+    if declared is float:
+        try:
+            number = float(text.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"--{key}={raw}: expected a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"--{key}={raw}: expected a finite number")
+        return number
+    if declared is tuple:
+        items = [x.strip() for x in text.strip("()[] ").split(",") if x.strip()]
+        if not items:
+            raise ValueError(f"--{key}={raw}: expected comma-separated values, e.g. --{key}=" +
+                             ",".join(str(v) for v in default))
+        item_type = type(default[0]) if default else str
+        return tuple(convert_override(key, x, item_type, None) for x in items)
+    if declared is str:
+        return text
+    raise ValueError(f"--{key}: a field of type {getattr(declared, '__name__', declared)} cannot be set here")
+
+
 def parse_overrides(pairs: list[str], *configs):
-    """minGPT-style `--key=value` overrides applied to the first config that has a field `key`."""
+    """minGPT-style `--key=value` overrides applied to the first config that has a field `key` (nested fields with
+    a dot: --prior.pitch_bins=256), each value converted to the field's declared type (`convert_override`).
+    A wrong type, an unknown key or a group of settings given a value is a one-line ValueError."""
+    import difflib
+    import typing
     out = list(configs)
     for pair in pairs:
         if not pair.startswith("--") or "=" not in pair:
             raise ValueError(f"unrecognised argument {pair!r} (overrides are written --key=value)")
         key, raw = pair[2:].split("=", 1)
         key = key.replace("-", "_")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
         for i, cfg in enumerate(out):
             sub, _, leaf = key.rpartition(".")                  # "denoiser.use_prompt" -> a nested config
             target = getattr(cfg, sub) if sub and hasattr(cfg, sub) else (cfg if not sub else None)
             if target is not None and leaf in {f.name for f in fields(target)}:
+                declared = typing.get_type_hints(type(target))[leaf]
+                if is_dataclass(declared):
+                    names = ", ".join(f"--{key}.{f.name}" for f in fields(declared)[:3])
+                    raise ValueError(f"--{key} is a group of settings: set its fields, e.g. {names}")
+                value = convert_override(key, raw, declared, getattr(target, leaf))
                 target = replace(target, **{leaf: value})
                 out[i] = replace(cfg, **{sub: target}) if sub else target
                 break
         else:
-            raise ValueError(f"no config field named {key!r}")
+            known = _field_names(out)
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ValueError(f"no config field named {key!r}" + (f" (did you mean --{close[0]}?)" if close else ""))
     return out
+
+
+def _field_names(configs) -> list[str]:
+    """Every settable key of these configs: 'lr', 'prior.pitch_bins', ..."""
+    names = []
+    for cfg in configs:
+        for f in fields(cfg):
+            value = getattr(cfg, f.name)
+            names += [f"{f.name}.{g.name}" for g in fields(value)] if is_dataclass(value) else [f.name]
+    return names
 
 
 def save_checkpoint(path: Path, obj: dict):
