@@ -90,8 +90,8 @@ def readable_text(text: str) -> tuple[str, str]:
     readable = "".join(kept)
     if not any(ch.isascii() and ch.isalnum() or ch.isalpha() for ch in readable):
         shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:40] + "..."
-        raise UserError(f"the text {shown!r} has no English letters or digits to read (this model speaks "
-                        f"English)", EXIT_TEXT)
+        raise UserError(f"the text {shown!r} " + ("has no English letters or digits to read (this model speaks "
+                        "English)" if dropped else "has nothing to pronounce"), EXIT_TEXT)
     return readable, "".join(dict.fromkeys(dropped))
 
 

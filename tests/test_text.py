@@ -304,3 +304,40 @@ def test_phoneme_set_errors():
         text.PhonemeSet(["<pad>", "AA1"])
     with pytest.raises(ValueError, match="starts with"):
         text.PhonemeSet.from_list(["AA1", "B"])
+
+
+# --------------------------------------------------------------------------- unseen phonemes
+KNOWN = {"iə", "ˈiː", "ˌiː", "iː", "k", "l", "ɹ", "oʊ", "ˈoʊ", "ɑː", "ˈɑː", "ˈaɪ", "ɚ", "n", "ə", "AH0", "B"}
+
+
+@pytest.mark.parametrize("token, expected, rule", [
+    ("k", ["k"], "1: known as is"),
+    ("ˈiə", ["iə"], "2: another stress level (primary -> secondary -> none)"),
+    ("ˌoʊ", ["ˈoʊ"], "2: secondary prefers primary to none"),
+    ("iː", ["iː"], "1"),
+    ("AH1", ["AH0"], "2: ARPAbet stress digit"),
+    ("ˈɑ̃", ["ˈɑː"], "3+4: nasal mark dropped, then the nearest English vowel"),
+    ("n̩", ["n"], "3: syllabic mark dropped"),
+    ("x", ["k"], "4: velar fricative -> velar stop"),
+    ("ɬ", ["l"], "4: lateral fricative -> lateral"),
+    ("r", ["ɹ"], "4: trill -> approximant"),
+    ("ˈo", ["ˈoʊ"], "4: monophthong -> the English diphthong"),
+    ("ˈaɪɚ", ["ˈaɪ", "ɚ"], "5: split into known sounds, stress on the first"),
+    ("ʘ", [], "nothing close: dropped"),
+])
+def test_closest_known_rules(token, expected, rule):
+    assert text.closest_known(token, KNOWN) == expected, rule
+
+
+def test_closest_known_prefers_the_same_stress_when_the_inventory_has_it():
+    assert text.closest_known("ˈiə", KNOWN | {"ˈiə"}) == ["ˈiə"]
+    assert text.closest_known("ˌiə", KNOWN | {"ˈiə"}) == ["ˈiə"]          # secondary: primary before none
+
+
+def test_map_unknown_reports_each_unseen_phoneme_once():
+    table = text.PhonemeSet(sorted(KNOWN))
+    mapped, changed = table.map_unknown(["k", "ˈiə", "x", "ˈiə", "ʘ", "n"])
+    assert mapped == ["k", "iə", "k", "iə", "n"]
+    assert changed == {"ˈiə": ["iə"], "x": ["k"], "ʘ": []}
+    assert table.map_unknown(["k", "n"]) == (["k", "n"], {})
+    table.encode(mapped)                                                   # every mapped token is in the inventory
