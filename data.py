@@ -181,18 +181,23 @@ def _toy_worker(args):
     return utt["id"], len(durations), len(wav) // HOP
 
 
-def _phonemize_worker(text):
-    return text, toy.EspeakPhonemizer()(text)
-
-
-def phonemize_all(out: Path, texts: list, jobs=None) -> dict:
-    """{text: eSpeak phonemes} for every text, in `jobs` processes, cached in out/phonemes.json (a re-run, or a
-    later build of more splits, phonemizes nothing twice)."""
+def phonemize_all(out: Path, texts: list, chunk: int = 64) -> dict:
+    """{text: eSpeak phonemes} for every text (one fresh eSpeak engine per `chunk` texts), cached in
+    out/phonemes.json (a re-run, or a later build of more splits, phonemizes nothing twice)."""
+    from tqdm import tqdm
     path, name = out / "phonemes.json", toy.EspeakPhonemizer.name
     cache = json.loads(path.read_text()).get(name, {}) if path.exists() else {}
     todo = [t for t in texts if t not in cache]
     if todo:
-        cache.update(_run_pool(_phonemize_worker, todo, jobs, desc="phonemize", unit="text"))
+        phonemizer = toy.EspeakPhonemizer()
+        with tqdm(total=len(todo), desc="phonemize", unit="text") as bar:
+            for s in range(0, len(todo), chunk):
+                part = todo[s:s + chunk]
+                for text, phonemes in zip(part, phonemizer.many(part)):
+                    if not phonemes:
+                        raise ValueError(f"text {text!r} has nothing to pronounce")
+                    cache[text] = phonemes
+                bar.update(len(part))
         out.mkdir(parents=True, exist_ok=True)
         _atomic(path, lambda f: f.write(json.dumps({name: cache}, ensure_ascii=False).encode()))
     return {t: cache[t] for t in texts}
@@ -205,7 +210,7 @@ def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None,
     plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts)
     if set(splits or ()) - {"train", "valid", "test"}:
         raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test")
-    phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}), jobs)
+    phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}))
     inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]
             if (splits is None or u["split"] in splits) and not (out / "feats" / f"{u['id']}.npz").exists()]

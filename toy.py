@@ -418,6 +418,20 @@ class EspeakPhonemizer:
             raise ValueError(f"text {text!r} has nothing to pronounce")
         return phonemes
 
+    def many(self, texts: list[str]) -> list[list[str]]:
+        """The phonemes of each text, as __call__ gives them, all in one fresh engine (~3 ms per sentence instead
+        of ~15 ms for a fork each); a text with nothing to pronounce gives []."""
+        return in_fresh_engine(_phonemize_here, list(texts))
+
+
+def _phonemize_here(engine: Espeak, texts: list[str]) -> list[list[str]]:
+    out = []
+    for text in texts:
+        engine.synth_here(text, EspeakPhonemizer.voice, 0)
+        phonemes = [p for p, _ in merge_pauses(engine._events)]
+        out.append(phonemes if any(p != PAUSE for p in phonemes) else [])
+    return out
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Phoneme coverage of a model's inventory over the CMU dictionary

@@ -178,12 +178,13 @@ def save_checkpoint(path: Path, obj: dict):
         raise
 
 
-def _plain(cfg) -> dict:
+def plain_config(cfg) -> dict:
     """Dataclass -> dict of JSON/weights_only-safe values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def _autocast(device: torch.device, amp: str):
+def amp_context(device: torch.device, amp: str):
+    """(autocast context, grad scaler or None) for `amp`: auto = bf16 on a GPU, none on a CPU; fp16 adds a scaler."""
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "none"
     if amp == "none":
@@ -193,11 +194,12 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype), scaler
 
 
-def _rng_state(device: torch.device) -> dict:
+def rng_state(device: torch.device) -> dict:
+    """The CPU (and CUDA) RNG states a checkpoint stores for an exact resume."""
     return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
 
 
-def _restore(ck: dict, scaler, device: torch.device) -> tuple[int, list]:
+def restore_shared(ck: dict, scaler, device: torch.device) -> tuple[int, list]:
     """The parts of a resume both stages share: grad scaler, CPU and CUDA RNG; returns (step, history)."""
     if scaler is not None and ck.get("scaler"):
         scaler.load_state_dict(ck["scaler"])
@@ -244,17 +246,17 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
     disc = codec_lib.Discriminators(model_cfg).to(device)
     opt_g = torch.optim.AdamW(model.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
-    autocast, scaler = _autocast(device, tcfg.amp)
+    autocast, scaler = amp_context(device, tcfg.amp)
     step, history = 0, []
     if resume:
         ck = torch.load(last, map_location=device, weights_only=True)
         if ck.get("kind") != "codec":
             raise ValueError(f"{last} is not a codec training checkpoint")
-        if _plain(model_cfg) != ck["config"]:
+        if plain_config(model_cfg) != ck["config"]:
             raise ValueError(f"{last} was trained with another model config; resume with the same --config")
         model.load_state_dict(ck["model"]); disc.load_state_dict(ck["disc"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
-        step, history = _restore(ck, scaler, device)
+        step, history = restore_shared(ck, scaler, device)
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed)
     clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts)
@@ -262,11 +264,11 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
     log = open(out / "log.jsonl", "a")
 
     def checkpoint():
-        save_checkpoint(last, dict(kind="codec", version=1, config=_plain(model_cfg), train_config=_plain(tcfg),
+        save_checkpoint(last, dict(kind="codec", version=1, config=plain_config(model_cfg), train_config=plain_config(tcfg),
                                    step=step, model=model.state_dict(), disc=disc.state_dict(),
                                    opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(),
                                    scaler=scaler.state_dict() if scaler else None, history=history,
-                                   rng=_rng_state(device)))
+                                   rng=rng_state(device)))
 
     model.train(); disc.train()
     bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not progress, dynamic_ncols=True,

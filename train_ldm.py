@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 import codec as codec_lib
-from train import NonFiniteLoss, _autocast, _plain, _restore, _rng_state, optimizer_step, parse_overrides, save_checkpoint
+from train import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
+                   rng_state, save_checkpoint)
 
 
 @dataclass
@@ -172,14 +173,14 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
                             weight_decay=tcfg.weight_decay)
-    autocast, scaler = _autocast(device, tcfg.amp)
+    autocast, scaler = amp_context(device, tcfg.amp)
     step, history = 0, []
     if resume:
         ck = torch.load(out / "last.pt", map_location=device, weights_only=True)
         if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
             raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
         net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
-        step, history = _restore(ck, scaler, device)
+        step, history = restore_shared(ck, scaler, device)
     shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
     train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
     valid_ds = data.FeatureDataset(cache, "valid", with_codes=True, min_frames=shortest)
@@ -194,10 +195,10 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
 
     def checkpoint():
         save_checkpoint(out / "last.pt", dict(
-            kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=_plain(tcfg),
+            kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=plain_config(tcfg),
             step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
             scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"], rng=_rng_state(device),
+            front_end=manifest["front_end"], codec=manifest["codec"], rng=rng_state(device),
             **({} if mode == "full" else origin)))
 
     @torch.no_grad()

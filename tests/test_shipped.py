@@ -97,3 +97,36 @@ def test_shipped_predictors_are_unbiased_at_inference():
 
 
 BIAS_LF0, BIAS_LOGD = 0.1, 0.1       # |mean signed error|, log units (≈ 10%); measured -0.055 and +0.020 (README)
+
+
+def test_every_cmu_word_reads_into_the_shipped_inventory():
+    """Every 25th alphabetic word of the CMU dictionary (4,700 of ~117k words), phonemized by the toy front end,
+    maps into the shipped model's inventory; at most 0.1% of them need text.closest_known (measured on all
+    words: README "Phoneme coverage"), and none is left with nothing to say."""
+    r = toy.cmu_coverage(torch.load(LDM, weights_only=True)["phonemes"], every=25)
+    print(f"\n{r['words']} CMU words: {len(r['fallback'])} need the fallback ({r['fraction']:.3%}): {r['fallback']}")
+    assert r["words"] > 4000 and r["fraction"] <= 0.001 and not r["empty"], r["unseen"]
+
+
+def test_everyday_english_with_zero_refusals(tmp_path, capsys):
+    """54 lines of everyday English (tests/fixtures/everyday_sentences.txt: numbers, money, abbreviations,
+    questions, names, British and American spellings, a reading passage) through sample.py's batch mode with the
+    shipped checkpoints, 2 sampler steps: every line is written, none refused, each long enough for its words."""
+    import soundfile as sf
+    import sample
+    lines = [line.strip() for line in (ROOT / "tests" / "fixtures" / "everyday_sentences.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(lines) >= 50
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, heldout_clips(1)[0], 16000)
+    rows = [f"{line}\t{prompt}\t{tmp_path / f'{k:02d}.wav'}" for k, line in enumerate(lines)]
+    (tmp_path / "jobs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code = sample.main(["--list", str(tmp_path / "jobs.tsv"), "--steps", "2", "--batch-size", "16"])
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("note: phoneme")]
+    print(f"\n{len(lines)} lines, {len(notes)} unseen phoneme(s) read through the fallback: {notes}")
+    assert code == 0 and "error" not in err, err
+    for k, line in enumerate(lines):
+        seconds = sf.info(tmp_path / f"{k:02d}.wav").duration
+        assert seconds >= 0.12 * len(line.split()), (line, seconds)
+    assert len(notes) <= 2

@@ -39,6 +39,31 @@ def test_sentences_deterministic_and_cover_phonemes():
         assert p in seen, p
 
 
+def test_training_split_has_every_front_end_phoneme_30_times():
+    """The default corpus's training split holds each phoneme eSpeak en-us emits for English words (all but the
+    rare ones toy_words.json lists as dropped) at least 30 times, and nothing outside that list."""
+    from collections import Counter
+    plan = toy.plan(seed=0)
+    texts = [u["text"] for u in plan["utterances"] if u["split"] == "train"]
+    counts = Counter(p for ps in toy.EspeakPhonemizer().many(texts) for p in ps if p != toy.PAUSE)
+    vocab = toy.coverage_vocabulary()
+    assert len(vocab["kept"]) >= 100 and not set(vocab["kept"]) & set(vocab["dropped"])
+    assert {p: counts[p] for p in vocab["kept"] if counts[p] < 30} == {}
+    assert set(counts) <= set(vocab["kept"])
+    for p, words in vocab["words_for"].items():
+        assert words and all(p in vocab["phonemes_of"][w] for w in words), p
+
+
+def test_word_phonemes_match_whole_sentences():
+    words = ["idea", "for", "coffee", "Bach", "measure"]
+    alone = toy.word_phonemes(words)
+    assert alone == [[p for p in toy.EspeakPhonemizer()(w + ".") if p != toy.PAUSE] for w in words]
+    carried = toy.word_phonemes(words, "The next words are {}, and the rest.")
+    assert len(carried) == len(words) and all(carried)
+    texts = ["Hello there.", "I have an idea for the museum.", " "]
+    assert toy.EspeakPhonemizer().many(texts) == [toy.EspeakPhonemizer()(t) for t in texts[:2]] + [[]]
+
+
 def test_render_is_deterministic_across_processes():
     voice = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[5]
     text = "Joseph measured the frozen river at noon."
