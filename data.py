@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import toy
+import toy_text
 from text import PhonemeSet, TextError
 
 SAMPLE_RATE = toy.SAMPLE_RATE   # 16 kHz
@@ -272,7 +273,7 @@ def stats(manifest: dict, root=None) -> dict:
                 train_speakers=len(manifest["speakers"]["train"]), heldout_speakers=len(manifest["speakers"]["heldout"]),
                 phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])), codec=manifest.get("codec"),
                 train_counts=phoneme_counts(root, manifest) if root is not None and "train" in per else None,
-                front_end_missing=sorted(set(toy.coverage_vocabulary()["kept"]) - set(manifest["phonemes"]))
+                front_end_missing=sorted(set(toy_text.coverage_vocabulary()["kept"]) - set(manifest["phonemes"]))
                 if manifest["corpus"] == "toy" else None)
 
 

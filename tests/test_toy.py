@@ -7,6 +7,7 @@ import pytest
 
 import data
 import toy
+import toy_text
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -30,10 +31,10 @@ def test_test_sentences_unseen_in_training():
 
 
 def test_sentences_deterministic_and_cover_phonemes():
-    assert toy.sentences(50, 3) == toy.sentences(50, 3)
-    assert toy.sentences(50, 3) != toy.sentences(50, 4)
+    assert toy_text.sentences(50, 3) == toy_text.sentences(50, 3)
+    assert toy_text.sentences(50, 3) != toy_text.sentences(50, 4)
     phonemizer = toy.EspeakPhonemizer()
-    seen = {p.lstrip("ˈˌ") for s in toy.sentences(200, 0) for p in phonemizer(s)}
+    seen = {p.lstrip("ˈˌ") for s in toy_text.sentences(200, 0) for p in phonemizer(s)}
     # every English consonant, including the rare ones, and the main vowels/diphthongs
     for p in "p b t d k ɡ f v θ ð s z ʃ ʒ h tʃ dʒ m n ŋ l ɹ w j æ ɪ ɛ ʌ ʊ iː uː ɑː ɔː ɜː eɪ aɪ oʊ aʊ ɔɪ".split():
         assert p in seen, p
@@ -46,7 +47,7 @@ def test_training_split_has_every_front_end_phoneme_30_times():
     plan = toy.plan(seed=0)
     texts = [u["text"] for u in plan["utterances"] if u["split"] == "train"]
     counts = Counter(p for ps in toy.EspeakPhonemizer().many(texts) for p in ps if p != toy.PAUSE)
-    vocab = toy.coverage_vocabulary()
+    vocab = toy_text.coverage_vocabulary()
     assert len(vocab["kept"]) >= 100 and not set(vocab["kept"]) & set(vocab["dropped"])
     assert {p: counts[p] for p in vocab["kept"] if counts[p] < 30} == {}
     assert set(counts) <= set(vocab["kept"])

@@ -9,7 +9,7 @@ appear often in the training split. This script enumerates those phonemes over t
 read through `text.closest_known`), and for each kept phoneme lists the most frequent English words (wordfreq's
 Zipf scale) that contain it both alone and inside a list sentence (eSpeak
 may destress a word in context) and contain no dropped phoneme; a phoneme with fewer than 3 such words is dropped too. It also stores the phonemes of each chosen word and
-of the generator's own word lists, which toy.sentences uses to steer every sentence towards the phonemes seen least.
+of the generator's own word lists, which toy_text.sentences uses to steer every sentence towards the phonemes seen least.
 """
 import collections
 import json
@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import toy  # noqa: E402
+import toy_text  # noqa: E402
 
 MIN_WORDS = 5        # a phoneme in fewer CMU words is left to the fallback rule
 WORDS_PER_PHONEME = 12
@@ -47,7 +48,7 @@ def main():
         words_for[p] = sorted(cands, key=lambda w: (-freq[w], w))[:WORDS_PER_PHONEME]
         if len(words_for[p]) < 3:
             kept.remove(p), dropped.append(p), words_for.pop(p)
-    generator_words = sorted({w.lower() for v in toy.WORD_LISTS.values() for phrase in v
+    generator_words = sorted({w.lower() for v in toy_text.WORD_LISTS.values() for phrase in v
                               for w in re.findall(r"[A-Za-z]+", phrase)})
     extra = dict(zip(generator_words, toy.word_phonemes(generator_words, CARRIER)))
     chosen = {w for ws in words_for.values() for w in ws}
