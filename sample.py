@@ -109,8 +109,9 @@ def trim_silence(wav: np.ndarray, sr: int = 16000, threshold_db: float = -40.0) 
 def best_speech_window(wav: np.ndarray, sr: int = 16000, max_s: float = MAX_PROMPT_S,
                        min_s: float = CROP_MIN_S) -> tuple[int, int]:
     """(start, end) samples of the stretch of at most `max_s` seconds with the most speech (10 ms frames within
-    40 dB of the loudest), its ends moved back to the nearest pause so that no word is cut, unless that would
-    leave less than `min_s` seconds."""
+    40 dB of the loudest): the first window of `max_s` seconds with the most speech frames, its end moved back to
+    its last pause and its start forward to a pause within its first second, so that no word is cut, as long as at
+    least `min_s` seconds remain. Audio of at most `max_s` seconds is returned whole."""
     hop = sr // 100
     n = len(wav) // hop
     width = int(max_s * 100)
