@@ -104,6 +104,21 @@ def test_manifest_and_stats(toy_cache):
     assert "12 held out" in data.format_stats(st)
 
 
+def test_stats_count_phonemes_of_the_training_split(toy_cache):
+    manifest = data.read_manifest(toy_cache)
+    st = data.stats(manifest, toy_cache)
+    counts = st["train_counts"]
+    expected = {}
+    for u in manifest["utterances"]:
+        if u["split"] == "train":
+            for i in data.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"]:
+                expected[manifest["phonemes"][i]] = expected.get(manifest["phonemes"][i], 0) + 1
+    assert {p: n for p, n in counts.items() if n} == expected and set(counts) == set(manifest["phonemes"][1:])
+    assert st["front_end_missing"] == []                # the inventory has every phoneme toy_words.json keeps
+    text = data.format_stats(st)
+    assert "coverage of the train split: every phoneme at least" in text and "missing from the inventory: none" in text
+
+
 def test_dataset_and_collate_masks(toy_cache):
     ds = data.FeatureDataset(toy_cache, "train")
     items = [ds[i] for i in range(4)]
