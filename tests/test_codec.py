@@ -167,7 +167,8 @@ def run_train(*args):
 @pytest.mark.parametrize("args, message", [
     (["codec", "--data", "/nonexistent", "--out", "/nonexistent/run"], "no feature cache"),
     (["codec", "--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint"),
-    (["codec", "--lr=oops", "--nosuchfield=3"], "no config field named 'nosuchfield'"),
+    (["codec", "--nosuchfield=3"], "no config field named 'nosuchfield'"),
+    (["codec", "--lr=oops", "--nosuchfield=3"], "--lr=oops: expected a number"),
 ])
 def test_train_cli_user_errors(args, message):
     r = run_train(*args)
