@@ -358,7 +358,8 @@ def main(argv=None):
         jobs, latents = [], {}
         for line, text, prompt, out in rows:               # check every row first: a bad one is reported, not fatal
             try:
-                check_out(out, "out")
+                if args.list is not None:                  # a single --out was checked before loading the model
+                    check_out(out, "out")
                 for sentence in synth.sentences(text):
                     synth.phoneme_ids(sentence)
                 if str(prompt) not in latents:
