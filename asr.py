@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import codec as codec_lib
+import features
 
 IGNORED = {"<pad>", "_"}                  # padding/blank and the pause symbol are not scored
 
@@ -47,7 +48,7 @@ class ASRConfig:
     seed: int = 0
 
 
-def features(wav: torch.Tensor) -> torch.Tensor:
+def mel_features(wav: torch.Tensor) -> torch.Tensor:
     """wav (B, L) at 16 kHz -> log-mel (B, 80, L/200), each band normalised over time per utterance."""
     lm = codec_lib.log_mel(wav, 1024, 200, 80)
     return (lm - lm.mean(-1, keepdim=True)) / (lm.std(-1, keepdim=True) + 1e-5)
@@ -112,7 +113,7 @@ class Recognizer:
 
     @torch.no_grad()
     def __call__(self, wav) -> list:
-        logp = self.model(features(torch.as_tensor(np.asarray(wav, np.float32), device=self.device)[None]))[0]
+        logp = self.model(mel_features(torch.as_tensor(np.asarray(wav, np.float32), device=self.device)[None]))[0]
         return [self.symbols[i] for i in greedy_decode(logp)]
 
 
@@ -154,7 +155,7 @@ def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
 def _load_split(root: Path, split: str, max_utts: int | None = None) -> list:
     import data
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split][:max_utts]
-    return [(data.load_audio(root / u["wav"]), data.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
+    return [(features.load_audio(root / u["wav"]), features.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
             for u in utts]
 
 
@@ -173,7 +174,7 @@ def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
     bar = tqdm(range(cfg.steps), desc="asr", unit="step", mininterval=5)
     for step in bar:
         batch = [items[i] for i in rng.choice(len(items), cfg.batch_size, replace=False)]
-        feats = [features(torch.from_numpy(w)[None])[0] for w, _ in batch]         # per utterance: no padding
+        feats = [mel_features(torch.from_numpy(w)[None])[0] for w, _ in batch]         # per utterance: no padding
         in_lens = torch.tensor([f.shape[-1] for f in feats])                          # leaks into the statistics
         x = torch.zeros(len(batch), cfg.n_mels, int(in_lens.max()))
         for k, f in enumerate(feats):

@@ -17,8 +17,7 @@ formed in one place (`total_loss`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -177,7 +176,7 @@ class Codec(nn.Module):
             raise ValueError(f"audio is {sample_rate} Hz, the codec expects {self.cfg.sample_rate} Hz: resample first")
         if wav.dim() == 3:
             if wav.shape[1] != 1:
-                raise ValueError(f"expected mono audio, got {wav.shape[1]} channels: mix down first (data.load_audio does)")
+                raise ValueError(f"expected mono audio, got {wav.shape[1]} channels: mix down first (features.load_audio does)")
             wav = wav[:, 0]
         if wav.dim() != 2:
             raise ValueError(f"expected audio shaped (batch, samples), got {tuple(wav.shape)}")

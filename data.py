@@ -9,12 +9,10 @@ the first three and serves all four to training:
     python data.py encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
     python data.py stats                                    # hours, speakers, phoneme inventory and coverage
 
-Conventions, shared with every other file:
-- audio is 16 kHz mono float32; a codec frame is `HOP` = 200 samples = 12.5 ms (80 frames/s, §3.1);
-- an utterance of `T` frames has exactly `T * HOP` samples, its durations sum exactly to `T`, its pitch has `T` values;
-- pitch is log-F0 with unvoiced frames linearly interpolated, plus a voiced flag: `log(0)` never happens;
-- the phoneme inventory (and the front end that produced it) is part of the data: saved in the manifest, later in
-  every checkpoint, so that synthesis uses the same front end as training.
+The per-utterance conventions (16 kHz, 12.5 ms frames, durations summing to the frame count, interpolated log-F0)
+and the code that makes one utterance's features live in `features.py`; the phoneme inventory (and the front end that
+produced it) is part of the data: saved in the manifest, later in every checkpoint, so that synthesis uses the same
+front end as training.
 
 Feature cache layout (`--out`, default data/<corpus>):
     manifest.json         corpus, front end, phoneme inventory, speakers (train / held-out), utterances with splits
@@ -28,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,135 +34,9 @@ import numpy as np
 import toy
 import toy_text
 from text import PhonemeSet, TextError
+from features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, load_audio, load_features,
+                      run_pool, save_features, write_wav)
 
-SAMPLE_RATE = toy.SAMPLE_RATE   # 16 kHz
-HOP = 200                       # samples per codec frame: 12.5 ms
-PAUSE = toy.PAUSE               # one pause token for every corpus
-F0_FLOOR, F0_CEIL = 50.0, 800.0
-
-
-class AudioError(ValueError):
-    """Audio that cannot be used (unreadable, empty, silent, clipped, NaN)."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Audio: read, down-mix, resample, check
-# ----------------------------------------------------------------------------------------------------------------
-def clipped_fraction(wav: np.ndarray) -> float:
-    """Share of samples at full scale (|x| >= 0.999)."""
-    return float((np.abs(wav) >= 0.999).mean()) if wav.size else 0.0
-
-
-def check_audio(wav: np.ndarray, name: str = "audio", max_clipped: float = 1e-3) -> np.ndarray:
-    """Reject audio a model should never see; return it unchanged otherwise.
-
-    - empty, NaN or inf samples -> AudioError
-    - silent (peak below 1e-4, i.e. -80 dBFS) -> AudioError
-    - clipped (more than `max_clipped` of samples at full scale, |x| >= 0.999; default 0.1%) -> AudioError: in
-      training data, clipping adds harmonics the codec would learn to reproduce, and the pitch tracker misreads it.
-      A prompt is only listened to: sample.py passes max_clipped=1 and warns instead.
-    """
-    if wav.size == 0:
-        raise AudioError(f"{name}: audio is empty")
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{name}: audio contains NaN or inf samples")
-    peak = float(np.abs(wav).max())
-    if peak < 1e-4:
-        raise AudioError(f"{name}: audio is silent (peak {peak:.1e})")
-    clipped = clipped_fraction(wav)
-    if clipped > max_clipped:
-        raise AudioError(f"{name}: audio is clipped ({clipped:.2%} of samples at full scale)")
-    return wav
-
-
-def load_audio(path, sample_rate: int = SAMPLE_RATE, max_clipped: float = 1e-3) -> np.ndarray:
-    """Read any file soundfile reads -> mono float32 at `sample_rate`.
-
-    Documented conversions (not errors): several channels are averaged to mono; another sample rate is resampled
-    with an anti-aliased polyphase filter. Unusable audio raises AudioError (see `check_audio`).
-    """
-    import soundfile as sf
-    try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)   # (samples, channels)
-    except Exception as e:  # soundfile raises several types for missing / corrupt files
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    wav = wav.mean(axis=1)                                              # (samples,) down-mix
-    if wav.size and np.isfinite(wav).all():
-        wav = toy.resample(wav, sr, sample_rate)
-    return check_audio(wav, str(path), max_clipped)
-
-
-def write_wav(path: Path, wav: np.ndarray, sample_rate: int = SAMPLE_RATE):
-    import soundfile as sf
-    _atomic(path, lambda f: sf.write(f, wav, sample_rate, subtype="PCM_16", format="WAV"))
-
-
-def _atomic(path: Path, write):
-    """Write through a temp file in the same folder, then rename: a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Pitch (§4.1: "frame-level pitch by PyWorld")
-# ----------------------------------------------------------------------------------------------------------------
-def extract_pitch(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, hop: int = HOP):
-    """Frame-level F0 with PyWorld (DIO + StoneMask) on the codec's frame grid.
-
-    Returns (lf0, voiced), both of length T = len(wav) // hop:
-      lf0[t]    = log F0 at the centre of frame t (samples t*hop .. (t+1)*hop), unvoiced frames filled by linear
-                  interpolation of log F0 between voiced neighbours (held constant at the ends);
-      voiced[t] = True where the tracker found voicing.
-    PyWorld's frame k sits at time k * frame_period; dropping the first hop/2 samples moves frame k onto the
-    *centre* of codec frame k. Raises AudioError when no frame is voiced (nothing to interpolate from).
-    """
-    import pyworld
-    T = len(wav) // hop
-    x = np.ascontiguousarray(wav[hop // 2:], dtype=np.float64)
-    period_ms = 1000.0 * hop / sample_rate                   # 12.5 ms
-    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=period_ms)
-    f0 = pyworld.stonemask(x, f0, times, sample_rate)
-    f0 = np.pad(f0, (0, max(0, T - len(f0))))[:T]
-    voiced = f0 > 0
-    if not voiced.any():
-        raise AudioError("no voiced frame found: pitch cannot be estimated")
-    return interpolate_log_f0(f0, voiced), voiced
-
-
-def interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """log F0 on voiced frames, linear interpolation across unvoiced ones: never log(0)."""
-    idx = np.flatnonzero(voiced)
-    lf0 = np.log(f0[idx])
-    return np.interp(np.arange(len(f0)), idx, lf0).astype(np.float32)
-
-
-def features(wav, phoneme_ids, durations, speaker, text, hop: int = HOP) -> dict:
-    """Everything training needs for one utterance, checked for the invariants the model relies on."""
-    T = len(wav) // hop
-    if len(wav) != T * hop:
-        raise ValueError(f"audio length {len(wav)} is not a multiple of the hop {hop}")
-    durations = np.asarray(durations, np.int64)
-    if durations.sum() != T or (durations < 0).any() or len(durations) != len(phoneme_ids):
-        raise ValueError(f"durations must be >= 0, one per phoneme, and sum to {T} frames (sum {durations.sum()})")
-    lf0, voiced = extract_pitch(wav, hop=hop)
-    return dict(phonemes=np.asarray(phoneme_ids, np.int16), durations=durations.astype(np.int16), lf0=lf0,
-                voiced=voiced, speaker=np.str_(speaker), text=np.str_(text))
-
-
-def save_features(path: Path, feats: dict):
-    _atomic(path, lambda f: np.savez(f, **feats))
-
-
-def load_features(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,7 +70,7 @@ def phonemize_all(out: Path, texts: list, chunk: int = 64) -> dict:
                     cache[text] = phonemes
                 bar.update(len(part))
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(path, lambda f: f.write(json.dumps({name: cache}, ensure_ascii=False).encode()))
+        atomic_write(path, lambda f: f.write(json.dumps({name: cache}, ensure_ascii=False).encode()))
     return {t: cache[t] for t in texts}
 
 
@@ -215,7 +85,7 @@ def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None,
     inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]
             if (splits is None or u["split"] in splits) and not (out / "feats" / f"{u['id']}.npz").exists()]
-    _run_pool(_toy_worker, todo, jobs, desc="toy corpus")
+    run_pool(_toy_worker, todo, jobs, desc="toy corpus")
     utterances = [u for u in plan["utterances"] if (out / "feats" / f"{u['id']}.npz").exists()]
     for u in utterances:
         u["wav"] = f"wavs/{u['id']}.wav"
@@ -224,20 +94,9 @@ def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None,
                 voices=plan["voices"], speakers=plan["speakers"], utterances=utterances, skipped=[])
 
 
-def _run_pool(fn, todo, jobs, desc, unit="utt"):
-    """Map `fn` over `todo` with a progress bar, in `jobs` processes (1 = in this process)."""
-    from tqdm import tqdm
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1 or len(todo) < 8:
-        return [fn(a) for a in tqdm(todo, desc=desc, unit=unit)]
-    import multiprocessing as mp
-    with mp.get_context("spawn").Pool(jobs) as pool:
-        return list(tqdm(pool.imap_unordered(fn, todo, chunksize=4), total=len(todo), desc=desc, unit=unit))
-
-
 def write_manifest(out: Path, manifest: dict):
     manifest = dict(manifest, version=1, sample_rate=SAMPLE_RATE, hop=HOP)
-    _atomic(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=1, ensure_ascii=False).encode()))
+    atomic_write(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=1, ensure_ascii=False).encode()))
 
 
 def read_manifest(root) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import features
 
 TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # issue [4]
 
@@ -137,7 +138,7 @@ def training_f0_range(root: Path) -> tuple:
     per_voice = {}
     for u in data.read_manifest(root)["utterances"]:
         if u["split"] == "valid":
-            f = data.load_features(root / "feats" / f"{u['id']}.npz")
+            f = features.load_features(root / "feats" / f"{u['id']}.npz")
             per_voice.setdefault(u["speaker"], []).extend(np.exp(f["lf0"][f["voiced"].astype(bool)]))
     means = [float(np.mean(v)) for v in per_voice.values() if v]
     return min(means), max(means)
@@ -198,13 +199,13 @@ def run_tts(args) -> dict:
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for speaker, p, targets in pick_items(args.data, args.per_voice):
-        prompt = data.load_audio(args.data / p["wav"])
+        prompt = features.load_audio(args.data / p["wav"])
         prompt_emb = ev.speaker_embedding(prompt)
         f0, voiced = ev.f0_hz(prompt)
-        pf = data.load_features(args.data / "feats" / f"{p['id']}.npz")
+        pf = features.load_features(args.data / "feats" / f"{p['id']}.npz")
         for u in targets:
-            f = data.load_features(args.data / "feats" / f"{u['id']}.npz")
-            gt = data.load_audio(args.data / u["wav"])
+            f = features.load_features(args.data / "feats" / f"{u['id']}.npz")
+            gt = features.load_audio(args.data / u["wav"])
             items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=args.data / p["wav"],
                               prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
                               gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import codec
+import features
 
 SAMPLE_RATE = 16000       # the project's audio rate; wide-band PESQ is defined only at 16 kHz
 LENGTH_TOLERANCE = 0.01   # relative length difference that is cropped instead of refused
@@ -200,13 +201,12 @@ def mcd(ref, est, aligned: tuple | None = None) -> float:
 
 
 def f0_hz(wav) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-level F0 in Hz (PyWorld via data.extract_pitch, 12.5 ms frames) and the voiced flags."""
-    import data
+    """Frame-level F0 in Hz (PyWorld via features.extract_pitch, 12.5 ms frames) and the voiced flags."""
     wav = _as_array(wav, "wav", np.float32)
     try:
-        lf0, voiced = data.extract_pitch(wav[: len(wav) // data.HOP * data.HOP])
+        lf0, voiced = features.extract_pitch(wav[: len(wav) // features.HOP * features.HOP])
     except ValueError:                             # silent, or no voiced frame (a broken synthesis): all unvoiced
-        n = len(wav) // data.HOP
+        n = len(wav) // features.HOP
         return np.full(n, np.nan), np.zeros(n, bool)
     return np.exp(lf0), voiced
 
@@ -303,7 +303,7 @@ def heldout_clips(root, n: int, split: str = "test") -> list:
     for u in utts:
         firsts.setdefault(u["speaker"], u)
     chosen = (list(firsts.values()) + [u for u in utts if u not in firsts.values()])[:n]
-    return [(u["id"], data.load_audio(Path(root) / u["wav"])) for u in chosen]
+    return [(u["id"], features.load_audio(Path(root) / u["wav"])) for u in chosen]
 
 
 def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str = "", device="cpu",
@@ -364,16 +364,15 @@ def plot_history(history: list[dict], path, keys=("pesq", "stoi", "si_sdr", "mel
 
 
 def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
-    """All metrics of one pair of files (any format data.load_audio reads): SIM, MCD, Table 12 prosody, and the
+    """All metrics of one pair of files (any format features.load_audio reads): SIM, MCD, Table 12 prosody, and the
     codec metrics when the lengths match (a reconstruction); with a prompt, SIM and Table 4 prosody to it."""
-    import data
-    ref, est = data.load_audio(ref_path), data.load_audio(est_path)
+    ref, est = features.load_audio(ref_path), features.load_audio(est_path)
     e_ref, e_est = speaker_embedding(ref), speaker_embedding(est)
     out = dict(sim_ref=cosine(e_est, e_ref), **prosody_vs_ground_truth(est, ref))        # with MCD
     if abs(len(ref) - len(est)) <= max(HOP_SLACK, LENGTH_TOLERANCE * len(ref)):
         out.update(codec_metrics(ref, est))
     if prompt_path is not None:
-        prompt = data.load_audio(prompt_path)
+        prompt = features.load_audio(prompt_path)
         out.update(sim_prompt=cosine(e_est, speaker_embedding(prompt)), **prosody_vs_prompt(est, prompt))
     if text:
         import asr
@@ -444,7 +443,7 @@ def codec_cli(args):
     if not utts:
         raise ValueError(f"split {args.split!r} of {args.data} is empty")
     utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
-    clips = [(u["id"], data.load_audio(args.data / u["wav"])) for u in utts]
+    clips = [(u["id"], features.load_audio(args.data / u["wav"])) for u in utts]
     result = evaluate_codec(model, clips, n_qs, args.out)
     history = torch.load(args.ckpt, weights_only=True).get("history") or []
     if history:

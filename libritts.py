@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 
 
-import data
 import toy
 from text import PHONEMES, PhonemeSet
+import features
 
 FRONT_END = "g2p_en-arpabet"
 SILENCES = {"", "sil", "sp"}
@@ -32,7 +32,7 @@ SILENCES = {"", "sil", "sp"}
 
 def inventory() -> PhonemeSet:
     """The fixed LibriTTS inventory: the pause token + the 69 stress-marked ARPAbet phonemes."""
-    return PhonemeSet([data.PAUSE] + PHONEMES)
+    return PhonemeSet([features.PAUSE] + PHONEMES)
 
 
 def read_textgrid_phones(path: Path) -> list[tuple[float, float, str]]:
@@ -46,18 +46,18 @@ def read_textgrid_phones(path: Path) -> list[tuple[float, float, str]]:
     raise ValueError(f"{path}: no 'phones' tier in long TextGrid format (expected Montreal Forced Aligner output)")
 
 
-def phones_to_frames(intervals, n_frames: int, hop: int = data.HOP):
+def phones_to_frames(intervals, n_frames: int, hop: int = features.HOP):
     """TextGrid intervals -> (phonemes, durations in frames summing exactly to n_frames). Silences -> pause."""
     phonemes, starts = [], []
     for start, _, label in intervals:
-        label = data.PAUSE if label.lower() in SILENCES else label.upper()
+        label = features.PAUSE if label.lower() in SILENCES else label.upper()
         if label == "SPN":
             raise ValueError("alignment contains 'spn' (unaligned out-of-vocabulary word)")
-        if phonemes and label == data.PAUSE and phonemes[-1] == data.PAUSE:
+        if phonemes and label == features.PAUSE and phonemes[-1] == features.PAUSE:
             continue
         phonemes.append(label)
-        starts.append(start * data.SAMPLE_RATE)
-    return phonemes, toy.frame_durations(starts, data.SAMPLE_RATE, n_frames, hop)
+        starts.append(start * features.SAMPLE_RATE)
+    return phonemes, toy.frame_durations(starts, features.SAMPLE_RATE, n_frames, hop)
 
 
 def find_utterances(root: Path, subsets: list[str]) -> list[dict]:
@@ -82,13 +82,13 @@ def _worker(args):
     """One utterance -> feats/<id>.npz. Returns (id, n_frames, None) or (id, None, reason it was skipped)."""
     utt, textgrid, out = args
     try:
-        wav = data.load_audio(utt["wav"])
-        T = len(wav) // data.HOP
-        wav = wav[:T * data.HOP]
+        wav = features.load_audio(utt["wav"])
+        T = len(wav) // features.HOP
+        wav = wav[:T * features.HOP]
         phonemes, durations = phones_to_frames(read_textgrid_phones(textgrid), T)
         ids = inventory().encode(phonemes)
-        data.save_features(out / "feats" / f"{utt['id']}.npz",
-                           data.features(wav, ids, durations, utt["speaker"], utt["text"]))
+        features.save_features(out / "feats" / f"{utt['id']}.npz",
+                           features.features(wav, ids, durations, utt["speaker"], utt["text"]))
         return utt["id"], T, None
     except (ValueError, OSError) as e:     # AudioError and TextError are ValueErrors
         return utt["id"], None, str(e)
@@ -105,12 +105,12 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None, j
     skipped = [dict(id=u["id"], reason="no TextGrid") for u in utts if u["id"] not in grids]
     utts = [u for u in utts if u["id"] in grids]
     todo = [(u, grids[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
-    results = data._run_pool(_worker, todo, jobs, desc="libritts")
+    results = features.run_pool(_worker, todo, jobs, desc="libritts")
     skipped += [dict(id=i, reason=r) for i, _, r in results if r is not None]
     bad = {s["id"] for s in skipped}
     kept = [u for u in utts if u["id"] not in bad]
     for u in kept:
-        u["n_frames"] = int(data.load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
+        u["n_frames"] = int(features.load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
     if not kept:
         raise ValueError(f"every utterance was skipped; first reasons: {[s['reason'] for s in skipped[:3]]}")
     speakers = {"train": sorted({u["speaker"] for u in kept if u["split"] != "test"}),

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import features
 
 EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS = 2, 3, 4, 5, 6
 MIN_PROMPT_S, MAX_PROMPT_S, CROP_MIN_S = 1.0, 30.0, 10.0
@@ -55,10 +56,9 @@ def front_end(name: str):
         import toy
         return toy.EspeakPhonemizer()
     if name == "g2p_en-arpabet":
-        import data
         from text import EnglishG2P, PUNCTUATION
         g2p = EnglishG2P()
-        return lambda t: [data.PAUSE if p in PUNCTUATION else p for p in g2p(t)]
+        return lambda t: [features.PAUSE if p in PUNCTUATION else p for p in g2p(t)]
     raise UserError(f"the checkpoint uses an unknown text front end {name!r}", EXIT_CKPT)
 
 
@@ -187,13 +187,12 @@ class Synthesizer:
     def prompt_latent(self, path) -> torch.Tensor:
         """Prompt audio -> codec latent (1, D, Tp): mono 16 kHz, silence trimmed; a clipped file is used (noted),
         one longer than MAX_PROMPT_S is cropped to its best stretch of speech (noted)."""
-        import data
         try:
-            wav = data.load_audio(path, max_clipped=1.0)
-        except data.AudioError as e:
+            wav = features.load_audio(path, max_clipped=1.0)
+        except features.AudioError as e:
             raise UserError(f"prompt: {e}", EXIT_PROMPT) from None
-        if data.clipped_fraction(wav) > 1e-3:
-            note(f"prompt {path} is clipped ({data.clipped_fraction(wav):.1%} of samples at full scale); using it "
+        if features.clipped_fraction(wav) > 1e-3:
+            note(f"prompt {path} is clipped ({features.clipped_fraction(wav):.1%} of samples at full scale); using it "
                  f"anyway (a clean recording copies the voice better)")
         wav = trim_silence(wav)
         seconds = len(wav) / 16000

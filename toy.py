@@ -31,9 +31,8 @@ from dataclasses import dataclass, asdict
 import numpy as np
 
 from toy_text import sentences
+from features import PAUSE, SAMPLE_RATE, resample
 
-SAMPLE_RATE = 16000          # the project's audio rate (the codec's, §3.1)
-PAUSE = "_"                  # token for eSpeak's pause phonemes (they come as empty strings)
 LANGUAGE = "en-us"
 
 # eSpeak variants kept for the corpus. Dropped: whisper/whisperf/croak/announcer/david/robosoft/caleb/klatt/klatt2
@@ -282,16 +281,6 @@ def frame_durations(starts: list[int], sample_rate: int, n_frames: int, hop: int
     bounds[0] = 0
     bounds = np.clip(np.maximum.accumulate(bounds), 0, n_frames)
     return np.diff(np.append(bounds, n_frames))
-
-
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Anti-aliased polyphase resampling (scipy's Kaiser-windowed FIR); float in, float32 out."""
-    if sr_in == sr_out:
-        return x.astype(np.float32)
-    from math import gcd
-    from scipy.signal import resample_poly
-    g = gcd(sr_in, sr_out)
-    return resample_poly(x.astype(np.float64), sr_out // g, sr_in // g).astype(np.float32)
 
 
 def render(text: str, voice: Voice, seed: int = 0, hop: int = 200):

@@ -20,6 +20,7 @@ import torch
 import codec as codec_lib
 from train import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
                    rng_state, save_checkpoint)
+import features
 
 
 @dataclass
@@ -79,7 +80,23 @@ def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
     ds = data.FeatureDataset(cache, "train", with_codes=True)
     batches = (data.collate([ds[j] for j in range(i, min(i + 32, len(ds)))]) for i in range(0, len(ds), 32))
     mean, std = ns2.latent_stats(codec.rvq, ((b["codes"], b["frame_mask"]) for b in batches))
-    return ns2.NaturalSpeech2(cfg, codec.rvq.codebooks, mean, std), codec, manifest
+    net = ns2.NaturalSpeech2(cfg, codec.rvq.codebooks, mean, std)
+    net.prior.init_predictor_offsets(*predictor_targets_mean(cache))
+    return net, codec, manifest
+
+
+def predictor_targets_mean(cache) -> tuple[float, float]:
+    """(mean log(d + 1) over the phonemes, mean lf0 over the frames) of a cache's training split."""
+    import numpy as np
+    import data
+    log_d, lf0 = [], []
+    for u in data.read_manifest(cache)["utterances"]:
+        if u["split"] == "train":
+            f = features.load_features(Path(cache) / "feats" / f"{u['id']}.npz")
+            log_d.append(np.log1p(f["durations"].astype(np.float64))), lf0.append(f["lf0"].astype(np.float64))
+    if not lf0:
+        raise ValueError(f"the cache {cache} has no training utterances")
+    return float(np.concatenate(log_d).mean()), float(np.concatenate(lf0).mean())
 
 
 PREDICTOR_FIELDS = ("pred_convs", "pred_attn_every", "pred_heads", "dur_kernel", "pitch_kernel", "pred_dropout",
@@ -109,6 +126,7 @@ def refit_base(ckpt, cache, codec_ckpt, overrides=()):
         raise ValueError("--refit-predictors changes only the predictors: the overrides may set "
                          + ", ".join(f"prior.{f}" for f in PREDICTOR_FIELDS))
     fresh = P.Prior(cfg.prior)
+    fresh.init_predictor_offsets(*predictor_targets_mean(cache))
     net.cfg, net.prior.cfg, net.prior.duration, net.prior.pitch = cfg, cfg.prior, fresh.duration, fresh.pitch
     net.requires_grad_(False)
     for m in (net.prior.duration, net.prior.pitch):
@@ -213,8 +231,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         result = {k: float(sum(t[k] for t in terms) / len(terms)) for k in terms[0]}
         for k, u in enumerate(test_utts[:2]):
             prompt_u = next((p for p in test_utts if p["speaker"] == u["speaker"] and p["id"] != u["id"]), u)
-            f, fp = data.load_features(Path(cache) / "feats" / f"{u['id']}.npz"), \
-                data.load_features(Path(cache) / "feats" / f"{prompt_u['id']}.npz")
+            f, fp = features.load_features(Path(cache) / "feats" / f"{u['id']}.npz"), \
+                features.load_features(Path(cache) / "feats" / f"{prompt_u['id']}.npz")
             prompt = codec.rvq.decode(torch.from_numpy(fp["codes"].astype(np.int64))[None].to(device))
             gen = net.generate(torch.from_numpy(f["phonemes"].astype(np.int64))[None].to(device), prompt,
                                steps=tcfg.sample_steps, generator=torch.Generator().manual_seed(k))

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import features
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,7 @@ def tiny_tts(encoded_cache, tmp_path_factory):
     wav, _, _ = toy.render("Please bring the gentle violin to Judith before the storm.",
                            toy.make_voices(toy.HELDOUT_VARIANTS, 0, "ho")[1], seed=3)
     sf.write(root / "prompt.wav", wav, 16000)
-    stereo = toy.resample(wav, 16000, 44100)
+    stereo = features.resample(wav, 16000, 44100)
     sf.write(root / "prompt_stereo44k.flac", np.stack([stereo, stereo], 1), 44100)
     sf.write(root / "silent.wav", np.zeros(48000, np.float32), 16000)
     sf.write(root / "short.wav", wav[:8000], 16000)

@@ -13,6 +13,7 @@ import toy
 import train
 
 from pathlib import Path
+import features
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -193,9 +194,9 @@ def test_encode_adds_codes_to_the_cache(toy_cache, tmp_path):
     assert info["n_q"] == 4 and data.read_manifest(cache)["codec"]["sha256"] == info["sha256"]
     model = codec.load_codec(tmp_path / "codec.pt")
     for u in data.read_manifest(cache)["utterances"][::20]:
-        f = data.load_features(cache / "feats" / f"{u['id']}.npz")
+        f = features.load_features(cache / "feats" / f"{u['id']}.npz")
         assert f["codes"].shape == (4, u["n_frames"]) and f["codes"].dtype == np.int16
-        wav = torch.from_numpy(data.load_audio(cache / u["wav"]))[None]
+        wav = torch.from_numpy(features.load_audio(cache / u["wav"]))[None]
         assert np.array_equal(model.encode(wav)[1][0].numpy(), f["codes"])
     batch = data.collate([data.FeatureDataset(cache, "train", with_codes=True)[i] for i in range(3)])
     assert batch["codes"].shape[:2] == (3, 4) and batch["codes"].shape[2] == batch["lf0"].shape[1]

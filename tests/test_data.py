@@ -9,6 +9,7 @@ import soundfile as sf
 
 import data
 import toy
+import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -20,8 +21,8 @@ def harmonic_tone(f0, seconds=1.0, sr=16000, n_harmonics=6):
 
 @pytest.mark.parametrize("f0", [110.0, 150.0, 237.0, 400.0])
 def test_pitch_of_harmonic_tone_within_one_percent(f0):
-    wav = harmonic_tone(f0)[: 79 * data.HOP]
-    lf0, voiced = data.extract_pitch(wav)
+    wav = harmonic_tone(f0)[: 79 * features.HOP]
+    lf0, voiced = features.extract_pitch(wav)
     assert lf0.shape == voiced.shape == (79,)
     assert voiced[2:-2].all()
     est = np.exp(lf0[voiced])
@@ -31,8 +32,8 @@ def test_pitch_of_harmonic_tone_within_one_percent(f0):
 
 def test_pitch_frames_sit_on_codec_frames():
     """A tone that jumps 120 -> 240 Hz at frame 40 changes pitch at frame 40, not half a frame off."""
-    a, b = harmonic_tone(120.0, 40 * data.HOP / 16000), harmonic_tone(240.0, 40 * data.HOP / 16000)
-    lf0, voiced = data.extract_pitch(np.concatenate([a, b]))
+    a, b = harmonic_tone(120.0, 40 * features.HOP / 16000), harmonic_tone(240.0, 40 * features.HOP / 16000)
+    lf0, voiced = features.extract_pitch(np.concatenate([a, b]))
     f = np.exp(lf0)
     assert abs(f[37] / 120 - 1) < 0.02 and abs(f[42] / 240 - 1) < 0.02
     assert np.argmax(np.diff(f)) in (38, 39, 40)
@@ -40,20 +41,20 @@ def test_pitch_frames_sit_on_codec_frames():
 
 def test_unvoiced_frames_are_interpolated_never_log_zero():
     f0 = np.array([0, 0, 100, 0, 0, 0, 200, 0], float)
-    lf0 = data.interpolate_log_f0(f0, f0 > 0)
+    lf0 = features.interpolate_log_f0(f0, f0 > 0)
     assert np.isfinite(lf0).all()
     assert np.allclose(np.exp(lf0[[0, 1, 2, 6, 7]]), [100, 100, 100, 200, 200])
     assert np.allclose(lf0[4], (np.log(100) + np.log(200)) / 2)      # linear in log F0
-    with pytest.raises(data.AudioError, match="no voiced"):
-        data.extract_pitch(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+    with pytest.raises(features.AudioError, match="no voiced"):
+        features.extract_pitch(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
 
 
 def test_load_audio_downmixes_and_resamples(tmp_path):
     tone = harmonic_tone(200.0, 1.0, sr=44100)
     sf.write(tmp_path / "stereo44k.wav", np.stack([tone, 0.5 * tone], 1), 44100)
-    wav = data.load_audio(tmp_path / "stereo44k.wav")
+    wav = features.load_audio(tmp_path / "stereo44k.wav")
     assert wav.ndim == 1 and wav.dtype == np.float32 and abs(len(wav) - 16000) <= 1
-    lf0, _ = data.extract_pitch(wav[: len(wav) // 200 * 200])
+    lf0, _ = features.extract_pitch(wav[: len(wav) // 200 * 200])
     assert abs(np.median(np.exp(lf0)) / 200 - 1) < 0.01                 # resampling kept the pitch
 
 
@@ -66,33 +67,33 @@ def test_load_audio_downmixes_and_resamples(tmp_path):
 def test_bad_audio_gets_a_clear_error(tmp_path, make, message):
     path = tmp_path / "bad.wav"
     sf.write(path, make(), 16000, subtype="FLOAT")
-    with pytest.raises(data.AudioError, match=message):
-        data.load_audio(path)
+    with pytest.raises(features.AudioError, match=message):
+        features.load_audio(path)
 
 
 def test_unreadable_audio(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
-    with pytest.raises(data.AudioError, match="cannot read"):
-        data.load_audio(tmp_path / "junk.wav")
-    with pytest.raises(data.AudioError, match="cannot read"):
-        data.load_audio(tmp_path / "missing.wav")
+    with pytest.raises(features.AudioError, match="cannot read"):
+        features.load_audio(tmp_path / "junk.wav")
+    with pytest.raises(features.AudioError, match="cannot read"):
+        features.load_audio(tmp_path / "missing.wav")
 
 
 def test_features_reject_broken_durations():
-    wav = harmonic_tone(150.0)[: 80 * data.HOP]
+    wav = harmonic_tone(150.0)[: 80 * features.HOP]
     with pytest.raises(ValueError, match="sum to 80"):
-        data.features(wav, [1, 2, 3], [10, 20, 30], "s", "t")
+        features.features(wav, [1, 2, 3], [10, 20, 30], "s", "t")
     with pytest.raises(ValueError, match="multiple of the hop"):
-        data.features(wav[:-1], [1], [80], "s", "t")
+        features.features(wav[:-1], [1], [80], "s", "t")
 
 
 def test_every_item_durations_sum_to_frame_count(toy_cache):
     manifest = data.read_manifest(toy_cache)
     for u in manifest["utterances"]:
-        f = data.load_features(toy_cache / "feats" / f"{u['id']}.npz")
+        f = features.load_features(toy_cache / "feats" / f"{u['id']}.npz")
         n_samples = sf.info(toy_cache / u["wav"]).frames
-        assert f["durations"].sum() == len(f["lf0"]) == len(f["voiced"]) == u["n_frames"] == n_samples // data.HOP
-        assert n_samples % data.HOP == 0 and len(f["durations"]) == len(f["phonemes"]) and (f["durations"] >= 0).all()
+        assert f["durations"].sum() == len(f["lf0"]) == len(f["voiced"]) == u["n_frames"] == n_samples // features.HOP
+        assert n_samples % features.HOP == 0 and len(f["durations"]) == len(f["phonemes"]) and (f["durations"] >= 0).all()
         assert np.isfinite(f["lf0"]).all() and str(f["speaker"]) == u["speaker"] and str(f["text"]) == u["text"]
 
 
@@ -111,7 +112,7 @@ def test_stats_count_phonemes_of_the_training_split(toy_cache):
     expected = {}
     for u in manifest["utterances"]:
         if u["split"] == "train":
-            for i in data.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"]:
+            for i in features.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"]:
                 expected[manifest["phonemes"][i]] = expected.get(manifest["phonemes"][i], 0) + 1
     assert {p: n for p, n in counts.items() if n} == expected and set(counts) == set(manifest["phonemes"][1:])
     assert st["front_end_missing"] == []                # the inventory has every phoneme toy_words.json keeps
@@ -169,7 +170,7 @@ def test_prepare_resumes_where_it_stopped(tmp_path, toy_cache):
     data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1))
     assert untouched.stat().st_mtime_ns == mtime
     for p in removed:
-        new = data.load_features(p)
+        new = features.load_features(p)
         old = np.load(io.BytesIO(before[p]))
         for k in ("phonemes", "durations", "lf0", "voiced"):
             assert np.array_equal(new[k], old[k]), (p.name, k)
@@ -190,8 +191,8 @@ def test_prepare_some_splits_then_the_rest(tmp_path, toy_cache, monkeypatch):
     assert part["phonemes"] == full["phonemes"]                          # the inventory of the whole plan
     assert part["utterances"] == [u for u in full["utterances"] if u["split"] == "test"]
     for u in part["utterances"]:                                         # the same features as a full build's
-        assert np.array_equal(data.load_features(out / "feats" / f"{u['id']}.npz")["phonemes"],
-                              data.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"])
+        assert np.array_equal(features.load_features(out / "feats" / f"{u['id']}.npz")["phonemes"],
+                              features.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"])
     for sub in ("feats", "wavs"):                                        # stand in for rendering the rest
         for f in (toy_cache / sub).iterdir():
             if not (out / sub / f.name).exists():

@@ -10,6 +10,7 @@ import data
 import libritts
 import toy
 from text import phonemize_en, PUNCTUATION
+import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def libritts_fixture(tmp_path_factory):
         folder.mkdir(parents=True, exist_ok=True)
         uid = f"{spk}_{chap}_{k:06d}_000000"
         wav, _, _ = toy.render(text, voices[int(spk) % len(voices)], seed=k)
-        wav = toy.resample(wav, 16000, 24000)
+        wav = features.resample(wav, 16000, 24000)
         if "clipped" in text:
             wav = np.clip(wav * 50, -1, 1)
         sf.write(folder / f"{uid}.wav", wav, 24000)
@@ -68,13 +69,13 @@ def test_prepare_libritts(libritts_fixture, tmp_path):
     assert "spn" in reasons["000005"] and "clipped" in reasons["000006"] and "TextGrid" in reasons["000007"]
     pset = data.PhonemeSet.from_list(manifest["phonemes"])
     for u in manifest["utterances"]:
-        f = data.load_features(tmp_path / "feats" / f"{u['id']}.npz")
+        f = features.load_features(tmp_path / "feats" / f"{u['id']}.npz")
         n16 = int(round(sf.info(u["wav"]).frames * 16000 / 24000))
-        assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] == n16 // data.HOP
+        assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] == n16 // features.HOP
         ph = pset.decode(f["phonemes"])
-        assert ph[0] == ph[-1] == data.PAUSE and all(p == data.PAUSE or p[:2].isupper() for p in ph)
+        assert ph[0] == ph[-1] == features.PAUSE and all(p == features.PAUSE or p[:2].isupper() for p in ph)
     past = next(u for u in manifest["utterances"] if "read" in u["text"])
-    assert "EH1" in pset.decode(data.load_features(tmp_path / "feats" / f"{past['id']}.npz")["phonemes"])
+    assert "EH1" in pset.decode(features.load_features(tmp_path / "feats" / f"{past['id']}.npz")["phonemes"])
 
 
 def test_textgrid_without_phones_tier(tmp_path):

@@ -8,6 +8,7 @@ import codec
 import data
 import eval as metrics
 import toy
+import features
 
 ROOT = Path(__file__).resolve().parents[1]
 CODEC = ROOT / "checkpoints" / "toy" / "codec.pt"
@@ -57,7 +58,7 @@ def heldout_batch(codec_model, phoneme_set, n=6, first=1):
     items = []
     for k, (voice, text) in enumerate(zip(plan["speakers"]["heldout"][first::2][:n], texts)):
         wav, phonemes, durations = toy.render(text, toy.Voice(**plan["voices"][voice]), seed=k)
-        f = data.features(wav, phoneme_set.encode(phonemes), durations, voice, text)
+        f = features.features(wav, phoneme_set.encode(phonemes), durations, voice, text)
         _, codes = codec_model.encode(torch.from_numpy(wav)[None])                     # (1, R, T)
         items.append(dict(id=f"{voice}_{k}", speaker=torch.tensor(0), phonemes=torch.from_numpy(f["phonemes"].astype(np.int64)),
                           durations=torch.from_numpy(f["durations"].astype(np.int64)), lf0=torch.from_numpy(f["lf0"]),
@@ -115,7 +116,7 @@ def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     corpus: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, README "Phoneme coverage");
     (2) the shipped model reads every one of them (through the fallback where needed), none left with nothing."""
     import toy_text
-    inventory = ["<pad>", toy.PAUSE] + sorted(toy_text.coverage_vocabulary()["kept"])
+    inventory = ["<pad>", features.PAUSE] + sorted(toy_text.coverage_vocabulary()["kept"])
     r = toy.cmu_coverage(inventory, every=25)
     print(f"\n{r['words']} CMU words: {len(r['fallback'])} need the fallback ({r['fraction']:.3%}): {r['fallback']}")
     assert r["words"] > 4000 and r["fraction"] <= 0.001 and not r["empty"], r["unseen"]

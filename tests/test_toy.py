@@ -8,6 +8,7 @@ import pytest
 import data
 import toy
 import toy_text
+import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_training_split_has_every_front_end_phoneme_30_times():
     from collections import Counter
     plan = toy.plan(seed=0)
     texts = [u["text"] for u in plan["utterances"] if u["split"] == "train"]
-    counts = Counter(p for ps in toy.EspeakPhonemizer().many(texts) for p in ps if p != toy.PAUSE)
+    counts = Counter(p for ps in toy.EspeakPhonemizer().many(texts) for p in ps if p != features.PAUSE)
     vocab = toy_text.coverage_vocabulary()
     assert len(vocab["kept"]) >= 100 and not set(vocab["kept"]) & set(vocab["dropped"])
     assert {p: counts[p] for p in vocab["kept"] if counts[p] < 30} == {}
@@ -58,7 +59,7 @@ def test_training_split_has_every_front_end_phoneme_30_times():
 def test_word_phonemes_match_whole_sentences():
     words = ["idea", "for", "coffee", "Bach", "measure"]
     alone = toy.word_phonemes(words)
-    assert alone == [[p for p in toy.EspeakPhonemizer()(w + ".") if p != toy.PAUSE] for w in words]
+    assert alone == [[p for p in toy.EspeakPhonemizer()(w + ".") if p != features.PAUSE] for w in words]
     carried = toy.word_phonemes(words, "The next words are {}, and the rest.")
     assert len(carried) == len(words) and all(carried)
     texts = ["Hello there.", "I have an idea for the museum.", " "]
@@ -81,9 +82,9 @@ def test_corpus_files_match_in_process_render(toy_cache):
     manifest = data.read_manifest(toy_cache)
     for u in manifest["utterances"]:
         wav, phonemes, durations = toy.render(u["text"], toy.Voice(**manifest["voices"][u["speaker"]]), u["seed"])
-        f = data.load_features(toy_cache / "feats" / f"{u['id']}.npz")
+        f = features.load_features(toy_cache / "feats" / f"{u['id']}.npz")
         assert np.abs(wav).max() < 0.999
-        assert np.abs(data.load_audio(toy_cache / u["wav"]) - wav).max() < 1 / 32768 + 1e-6   # 16-bit rounding
+        assert np.abs(features.load_audio(toy_cache / u["wav"]) - wav).max() < 1 / 32768 + 1e-6   # 16-bit rounding
         assert data.PhonemeSet.from_list(manifest["phonemes"]).decode(f["phonemes"]) == phonemes
         assert np.array_equal(f["durations"], durations)
 

@@ -1,0 +1,361 @@
+"""Built-in phoneme aligner (paper §4.1: phoneme durations "from an internal alignment tool"), learned from the
+corpus itself, so that real speech needs no external forced aligner.
+
+Method: unsupervised alignment learning of Badlani et al. 2022, "One TTS Alignment to Rule Them All" (RAD-TTS
+aligner), on log-mel frames at the codec's frame rate (12.5 ms), so that its durations are codec frames.
+
+    k_n = TextEncoder(phonemes)_n,  q_t = MelEncoder(mel)_t                     keys (B, D, N), queries (B, D, T)
+    D_{t,n} = ‖q_t − k_n‖²                                                       distances (B, T, N)
+    log A_soft = log_softmax_n(−D + log P_prior)                                 soft alignment, Eq. (soft alignment)
+    P_prior(n | t) = BetaBinomial(n; N − 1, α = ω t, β = ω (T − t + 1))          the beta-binomial prior
+    L_ForwardSum = −log Σ_{monotonic paths} Π_t A_soft[t, path(t)]               the forward-sum (CTC) loss
+    A_hard = MAS(log A_soft)                                                     monotonic alignment search
+    L_bin = −Σ_{t,n} A_hard ⊙ log A_soft / Σ A_hard                              the binarization loss
+    L_align = L_ForwardSum + λ_bin L_bin      (λ_bin = 0 for the first `bin_start` of the steps)
+
+Durations d_n = Σ_t A_hard[t, n]: every phoneme gets ≥ 1 frame and they sum exactly to T, as the feature cache
+needs. Monotonic alignment search is the Glow-TTS dynamic programme from PyPI `monotonic-alignment-search` (a
+compiled, well-tested implementation; the recursion is written out in `hard_alignment`'s docstring).
+
+    python align.py train --data data/toy --out runs/aligner.pt       # fit on a prepared cache's training split
+    python align.py eval  --ckpt runs/aligner.pt --data data/toy       # boundary error vs eSpeak's exact timings
+"""
+from __future__ import annotations
+
+import argparse
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec import log_mel
+
+SAMPLE_RATE, HOP = 16000, 200
+MASKED = -1e4        # log-probability of a padded phoneme: finite, because −inf makes the CTC gradient NaN
+
+
+@dataclass
+class AlignerConfig:
+    dim: int = 128             # key/query dimension D
+    n_mels: int = 80
+    n_fft: int = 1024
+    text_layers: int = 3       # residual conv layers over the phoneme embeddings (context for the keys)
+    text_kernel: int = 5
+    mel_layers: int = 3
+    mel_kernel: int = 3
+    prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
+    blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
+    lambda_bin: float = 1.0
+    bin_start: float = 0.3     # L_bin joins after this share of the steps
+    lr: float = 1e-3
+    batch_size: int = 16
+    steps: int = 3000
+    seed: int = 0
+
+
+ALIGNER_PRESETS = {"toy": AlignerConfig(), "libritts": AlignerConfig(dim=192, steps=20_000),
+                   "tiny": AlignerConfig(dim=16, n_mels=20, n_fft=256, text_layers=1, mel_layers=1, batch_size=2,
+                                         steps=20)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Features and the prior
+# ---------------------------------------------------------------------------------------------------------------
+def mel_frames(wav: np.ndarray | torch.Tensor, cfg: AlignerConfig, hop: int = HOP) -> torch.Tensor:
+    """Log-mel of one utterance at the codec's frame rate, normalised per mel bin over the utterance (mean 0,
+    std 1: robust to recording level and channel): (n_mels, T) with T = len(wav) // hop, frame t centred on the
+    middle of samples t·hop .. (t+1)·hop."""
+    wav = torch.as_tensor(np.asarray(wav, np.float32))
+    T = len(wav) // hop
+    if T < 1:
+        raise ValueError(f"audio of {len(wav)} samples is shorter than one frame ({hop} samples)")
+    m = log_mel(wav[hop // 2: T * hop][None], cfg.n_fft, hop, cfg.n_mels)[0, :, :T]     # (n_mels, T)
+    return (m - m.mean(1, keepdim=True)) / (m.std(1, keepdim=True) + 1e-5)
+
+
+def beta_binomial_log_prior(N: int, T: int, omega: float = 1.0) -> torch.Tensor:
+    """The beta-binomial alignment prior, log P(n | t) for t = 1..T, n = 0..N−1: (T, N).
+
+        P(n | t) = C(N−1, n) · B(n + α_t, N − 1 − n + β_t) / B(α_t, β_t),  α_t = ω t,  β_t = ω (T − t + 1)
+
+    Its mode moves along the diagonal n ≈ (N−1) t / T, which pulls the soft alignment towards monotonic paths
+    early in training (Badlani et al. 2022, §3.3)."""
+    n = torch.arange(N, dtype=torch.float64)[None]                                  # (1, N)
+    t = torch.arange(1, T + 1, dtype=torch.float64)[:, None]                        # (T, 1)
+    a, b = omega * t, omega * (T - t + 1)
+    lbeta = lambda x, y: torch.lgamma(x) + torch.lgamma(y) - torch.lgamma(x + y)
+    log_choose = torch.lgamma(torch.tensor(N, dtype=torch.float64)) - torch.lgamma(n + 1) - torch.lgamma(N - n)
+    return (log_choose + lbeta(n + a, N - 1 - n + b) - lbeta(a, b)).float()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The aligner
+# ---------------------------------------------------------------------------------------------------------------
+class Aligner(nn.Module):
+    """Phoneme keys and mel queries; forward(...) -> log A_soft (B, T, N), ≈ MASKED on padded phonemes."""
+
+    def __init__(self, n_phonemes: int, cfg: AlignerConfig):
+        super().__init__()
+        self.cfg, self.n_phonemes = cfg, n_phonemes
+        D = cfg.dim
+        self.embed = nn.Embedding(n_phonemes, D)
+        self.text = nn.ModuleList(nn.Conv1d(D, D, cfg.text_kernel, padding=cfg.text_kernel // 2)
+                                  for _ in range(cfg.text_layers))
+        self.text_out = nn.Conv1d(D, D, 1)
+        self.mel_in = nn.Conv1d(cfg.n_mels, D, cfg.mel_kernel, padding=cfg.mel_kernel // 2)
+        self.mel = nn.ModuleList(nn.Conv1d(D, D, cfg.mel_kernel, padding=cfg.mel_kernel // 2)
+                                 for _ in range(cfg.mel_layers - 1))
+        self.mel_out = nn.Conv1d(D, D, 1)
+
+    def keys(self, phonemes, phoneme_mask):                       # (B, N), (B, N) -> (B, D, N)
+        keep = phoneme_mask[:, None]
+        x = self.embed(phonemes).transpose(1, 2) * keep
+        for conv in self.text:
+            x = x + torch.relu(conv(x)) * keep
+        return self.text_out(x) * keep
+
+    def queries(self, mel, frame_mask):                           # (B, n_mels, T), (B, T) -> (B, D, T)
+        keep = frame_mask[:, None]
+        x = torch.relu(self.mel_in(mel * keep)) * keep
+        for conv in self.mel:
+            x = x + torch.relu(conv(x)) * keep
+        return self.mel_out(x) * keep
+
+    def forward(self, phonemes, phoneme_mask, mel, frame_mask) -> torch.Tensor:
+        """log A_soft = log_softmax_n(−‖q_t − k_n‖² + log P_prior(n | t)): (B, T, N)."""
+        k, q = self.keys(phonemes, phoneme_mask), self.queries(mel, frame_mask)
+        dist = (q.pow(2).sum(1)[:, :, None] - 2 * q.transpose(1, 2) @ k + k.pow(2).sum(1)[:, None, :])  # (B, T, N)
+        prior = torch.zeros_like(dist)
+        for b, (N, T) in enumerate(zip(phoneme_mask.sum(1).tolist(), frame_mask.sum(1).tolist())):
+            prior[b, :T, :N] = beta_binomial_log_prior(N, T, self.cfg.prior_omega)
+        logits = (-dist + prior).masked_fill(~phoneme_mask[:, None, :], MASKED)
+        return torch.log_softmax(logits, -1)
+
+
+def forward_sum_loss(log_attn, phoneme_mask, frame_mask, blank_logprob: float = -1.0) -> torch.Tensor:
+    """L_ForwardSum = −(1/B) Σ_b (1/N_b) log Σ_{monotonic paths} Π_t A_soft[t, path(t)].
+
+    Computed as a CTC loss whose classes are [blank, phoneme 1..N] and whose target is the sequence 1..N: each
+    phoneme in order, each at least once, blanks allowed between them (a blank column of log-probability
+    `blank_logprob` is prepended and every frame renormalised)."""
+    B, T, N = log_attn.shape
+    blank = torch.full((B, T, 1), blank_logprob, dtype=log_attn.dtype, device=log_attn.device)
+    lp = torch.log_softmax(torch.cat([blank, log_attn], -1), -1)                    # (B, T, N + 1)
+    targets = torch.arange(1, N + 1, device=log_attn.device).expand(B, N)
+    return F.ctc_loss(lp.transpose(0, 1), targets, frame_mask.sum(1), phoneme_mask.sum(1), blank=0,
+                      reduction="mean", zero_infinity=True)
+
+
+def hard_alignment(log_attn, phoneme_mask, frame_mask) -> torch.Tensor:
+    """A_hard = MAS(log A_soft): the monotonic path (each frame one phoneme, phonemes in order, each ≥ 1 frame,
+    starting at the first and ending at the last) of highest Σ_t log A_soft[t, path(t)]. The Glow-TTS recursion
+
+        Q[t, n] = log A_soft[t, n] + max(Q[t−1, n], Q[t−1, n−1]),   backtracked from Q[T, N].
+
+    (B, T, N) of 0/1. Needs T ≥ N for every item."""
+    from monotonic_alignment_search import maximum_path
+    mask = (phoneme_mask[:, :, None] & frame_mask[:, None, :])                      # (B, N, T)
+    value = log_attn.detach().transpose(1, 2).masked_fill(~mask, -1e4).float().cpu().contiguous()
+    return maximum_path(value, mask.cpu().contiguous(), implementation="cython").transpose(1, 2).to(log_attn)
+
+
+def bin_loss(log_attn, hard) -> torch.Tensor:
+    """L_bin = −Σ_{t,n} A_hard[t, n] log A_soft[t, n] / Σ_{t,n} A_hard[t, n]."""
+    return -(log_attn.masked_fill(hard == 0, 0) * hard).sum() / hard.sum().clamp_min(1)
+
+
+def losses(net: Aligner, batch: dict, with_bin: bool) -> dict:
+    """{"forward_sum", "bin" (when with_bin), "total"} of one batch (`collate`)."""
+    log_attn = net(batch["phonemes"], batch["phoneme_mask"], batch["mel"], batch["frame_mask"])
+    out = {"forward_sum": forward_sum_loss(log_attn, batch["phoneme_mask"], batch["frame_mask"],
+                                           net.cfg.blank_logprob)}
+    if with_bin:
+        out["bin"] = bin_loss(log_attn, hard_alignment(log_attn, batch["phoneme_mask"], batch["frame_mask"]))
+    out["total"] = out["forward_sum"] + net.cfg.lambda_bin * out.get("bin", 0.0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data, training, durations
+# ---------------------------------------------------------------------------------------------------------------
+def collate(items: list[tuple[np.ndarray, torch.Tensor]]) -> dict:
+    """[(phoneme IDs (N,), mel (n_mels, T))] -> padded phonemes/phoneme_mask (B, N), mel (B, n_mels, T)/frame_mask."""
+    B, N, T = len(items), max(len(p) for p, _ in items), max(m.shape[1] for _, m in items)
+    out = dict(phonemes=torch.zeros(B, N, dtype=torch.long), phoneme_mask=torch.zeros(B, N, dtype=torch.bool),
+               mel=torch.zeros(B, items[0][1].shape[0], T), frame_mask=torch.zeros(B, T, dtype=torch.bool))
+    for b, (p, m) in enumerate(items):
+        out["phonemes"][b, :len(p)] = torch.as_tensor(np.asarray(p, np.int64))
+        out["phoneme_mask"][b, :len(p)] = True
+        out["mel"][b, :, :m.shape[1]] = m
+        out["frame_mask"][b, :m.shape[1]] = True
+    return out
+
+
+def fit(items: list, n_phonemes: int, cfg: AlignerConfig, progress: bool = True, threads: int | None = None):
+    """Train an aligner on [(phoneme IDs, mel_frames)] for cfg.steps steps of cfg.batch_size random items (a pure
+    function of cfg.seed). Items with fewer frames than phonemes cannot be aligned and must be left out first."""
+    from tqdm import tqdm
+    bad = [i for i, (p, m) in enumerate(items) if m.shape[1] < len(p)]
+    if bad:
+        raise ValueError(f"{len(bad)} items have fewer frames than phonemes (first: item {bad[0]})")
+    torch.manual_seed(cfg.seed)
+    net = Aligner(n_phonemes, cfg)
+    opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=0.0)
+    rng = np.random.default_rng(cfg.seed)
+    bar = tqdm(range(cfg.steps), desc="aligner", unit="step", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
+    for step in bar:
+        batch = collate([items[i] for i in rng.integers(len(items), size=cfg.batch_size)])
+        terms = losses(net, batch, with_bin=step >= cfg.bin_start * cfg.steps)
+        opt.zero_grad()
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in terms.items()})
+    return net.eval()
+
+
+@torch.no_grad()
+def durations(net: Aligner, items: list, batch_size: int = 16) -> list[np.ndarray]:
+    """Hard durations in frames (each ≥ 1, summing to the item's frame count) for [(phoneme IDs, mel)]."""
+    out = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        b = collate(chunk)
+        hard = hard_alignment(net(b["phonemes"], b["phoneme_mask"], b["mel"], b["frame_mask"]),
+                              b["phoneme_mask"], b["frame_mask"])
+        out += [hard[k, :m.shape[1], :len(p)].sum(0).long().numpy() for k, (p, m) in enumerate(chunk)]
+    return out
+
+
+def save(net: Aligner, path: Path, phonemes: list[str]):
+    """Atomic checkpoint: weights, config and the phoneme inventory the IDs index."""
+    import os
+    import tempfile
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    os.close(fd)
+    torch.save(dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes), model=net.state_dict()), tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> tuple[Aligner, list[str]]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if ck.get("kind") != "aligner":
+        raise ValueError(f"{path} is not an aligner checkpoint")
+    net = Aligner(len(ck["phonemes"]), AlignerConfig(**ck["config"]))
+    net.load_state_dict(ck["model"])
+    return net.eval(), ck["phonemes"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accuracy against known boundaries
+# ---------------------------------------------------------------------------------------------------------------
+def boundary_errors(pred_durations: list[np.ndarray], true_starts_s: list[np.ndarray], hop: int = HOP) -> dict:
+    """Phoneme boundary error of aligned durations against true start times (seconds), over every inner boundary
+    (the start of phonemes 2..N; the first start is 0 for both):
+        err_n = |hop · Σ_{m<n} d_m / sample_rate − s_n|
+    Returns mean and median in ms, share within 10/20/25 ms, and the number of boundaries."""
+    errs = []
+    for d, s in zip(pred_durations, true_starts_s):
+        starts = np.cumsum(np.asarray(d))[:-1] * hop / SAMPLE_RATE
+        errs.append(np.abs(starts - np.asarray(s, np.float64)[1:]) * 1000)
+    e = np.concatenate(errs) if errs else np.zeros(0)
+    return dict(mean_ms=float(e.mean()), median_ms=float(np.median(e)), within_10ms=float((e <= 10).mean()),
+                within_20ms=float((e <= 20).mean()), within_25ms=float((e <= 25).mean()), boundaries=int(len(e)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line: fit on a prepared feature cache, measure against the toy corpus's exact eSpeak timings
+# ---------------------------------------------------------------------------------------------------------------
+def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[list, list]:
+    """(utterances, [(phoneme IDs, mel_frames)]) of one split of a prepared cache (`data.py prepare`) that keeps
+    its wavs (the toy corpus does)."""
+    import json
+    import soundfile as sf
+    root = Path(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    utts = [u for u in manifest["utterances"] if u["split"] == split][: limit or None]
+    if not utts:
+        raise ValueError(f"split {split!r} of {root} is empty")
+    items = []
+    for u in utts:
+        if "wav" not in u:
+            raise ValueError(f"{root} keeps no wavs (utterance {u['id']}): fit the aligner from the corpus instead")
+        wav, sr = sf.read(root / u["wav"], dtype="float32")
+        if sr != SAMPLE_RATE:
+            raise ValueError(f"{u['wav']}: {sr} Hz, expected {SAMPLE_RATE}")
+        with np.load(root / "feats" / f"{u['id']}.npz") as f:
+            items.append((f["phonemes"].astype(np.int64), mel_frames(wav, cfg)))
+    return utts, items
+
+
+def toy_true_starts(root, utts: list) -> list[np.ndarray]:
+    """Exact phoneme start times (s) of toy utterances, from eSpeak's phoneme events when re-rendered (rendering is
+    reproducible: `toy.synth`)."""
+    import json
+    import toy
+    voices = json.loads((Path(root) / "manifest.json").read_text())["voices"]
+    out = []
+    for u in utts:
+        _, rate, events = toy.synth(u["text"], toy.Voice(**voices[u["speaker"]]), u["seed"])
+        starts = np.array([s for _, s in toy.merge_pauses(events)], np.float64) / rate
+        starts[0] = 0.0
+        out.append(starts)
+    return out
+
+
+def main(argv=None) -> int:
+    import json
+    from train import parse_overrides
+    p = argparse.ArgumentParser(description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fit", help="train an aligner on a cache's training split")
+    f.add_argument("--data", type=Path, required=True, help="a prepared cache with wavs (e.g. data/toy)")
+    f.add_argument("--out", type=Path, required=True, help="checkpoint to write (e.g. runs/aligner.pt)")
+    f.add_argument("--config", default="toy", choices=sorted(ALIGNER_PRESETS))
+    f.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    e = sub.add_parser("eval", help="boundary error against eSpeak's exact timings (toy corpus)")
+    e.add_argument("--ckpt", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--split", default="test", help="test = held-out voices (default)")
+    e.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    args, rest = p.parse_known_args(argv)
+    try:
+        if args.cmd == "fit":
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            (cfg,) = parse_overrides(rest, ALIGNER_PRESETS[args.config])
+            _, items = cache_items(args.data, "train", cfg)
+            phonemes = json.loads((args.data / "manifest.json").read_text())["phonemes"]
+            save(fit(items, len(phonemes), cfg), args.out, phonemes)
+            print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
+        else:
+            if rest:
+                p.error(f"unrecognized arguments: {' '.join(rest)}")
+            net, phonemes = load(args.ckpt)
+            if phonemes != json.loads((args.data / "manifest.json").read_text())["phonemes"]:
+                raise ValueError(f"{args.ckpt} was fitted on another phoneme inventory than {args.data}'s")
+            utts, items = cache_items(args.data, args.split, net.cfg)
+            m = boundary_errors(durations(net, items), toy_true_starts(args.data, utts))
+            print(f"{len(utts)} utterances of split {args.split!r}, {m['boundaries']} phoneme boundaries")
+            print("| mean | median | ≤ 10 ms | ≤ 20 ms | ≤ 25 ms |\n|---|---|---|---|---|")
+            print(f"| {m['mean_ms']:.1f} ms | {m['median_ms']:.1f} ms | {m['within_10ms']:.0%} | "
+                  f"{m['within_20ms']:.0%} | {m['within_25ms']:.0%} |")
+            if args.json:
+                args.json.write_text(json.dumps(m, indent=1))
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
