@@ -5,7 +5,7 @@ the frame-level pitch, and the codec's token IDs (from which the latent `z` is r
 the first three and serves all four to training:
 
     python data.py prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
-    python data.py prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT
+    python data.py prepare --corpus libritts --root LibriTTS           # phonemes by g2p_en, durations by align.py
     python data.py encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
     python data.py stats                                    # hours, speakers, phoneme inventory and coverage
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+import libritts
 import toy
 import toy_text
 from text import PhonemeSet, TextError
@@ -307,7 +308,10 @@ def main(argv=None):
                    "make demo needs valid,test")
     p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
     p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")
-    p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations)")
+    p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations); "
+                   "default: the built-in aligner, fitted on the corpus (align.py)")
+    p.add_argument("--aligner", action="append", default=[], metavar="KEY=VALUE",
+                   help="libritts: an aligner setting, e.g. --aligner steps=500 (repeatable; align.py AlignerConfig)")
     e = sub.add_parser("encode", help="add codec token IDs to a feature cache (resumable)")
     e.add_argument("--codec", type=Path, required=True, help="codec checkpoint (train.py codec / export)")
     e.add_argument("--data", type=Path, default=Path("data/toy"))
@@ -324,8 +328,8 @@ def main(argv=None):
                 splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
                 manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits)
             else:
-                import libritts
-                manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs)
+                manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs,
+                                            [f"--{kv}" for kv in args.aligner])
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):
                 manifest["codec"] = read_manifest(out)["codec"]           # codes already in the npz files stay valid
             write_manifest(out, manifest)

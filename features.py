@@ -157,12 +157,19 @@ def load_features(path: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def run_pool(fn, todo, jobs, desc, unit="utt"):
-    """Map `fn` over `todo` with a progress bar, in `jobs` processes (1 = in this process)."""
+def imap_pool(fn, todo, jobs, desc, unit="utt"):
+    """Yield fn(a) for every a in `todo` as results come (in any order), with a progress bar, in `jobs` processes
+    (1 = in this process)."""
     from tqdm import tqdm
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(todo) < 8:
-        return [fn(a) for a in tqdm(todo, desc=desc, unit=unit)]
+        yield from (fn(a) for a in tqdm(todo, desc=desc, unit=unit))
+        return
     import multiprocessing as mp
     with mp.get_context("spawn").Pool(jobs) as pool:
-        return list(tqdm(pool.imap_unordered(fn, todo, chunksize=4), total=len(todo), desc=desc, unit=unit))
+        yield from tqdm(pool.imap_unordered(fn, todo, chunksize=4), total=len(todo), desc=desc, unit=unit)
+
+
+def run_pool(fn, todo, jobs, desc, unit="utt") -> list:
+    """[fn(a) for a in todo] in any order (`imap_pool`)."""
+    return list(imap_pool(fn, todo, jobs, desc, unit))

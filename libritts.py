@@ -5,26 +5,37 @@ LibriTTS (585 h, 24 kHz, 2,456 speakers) is read from its official layout, which
     <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav
                                         ... .normalized.txt   (the text)
 
-Phonemes and their durations come from a forced alignment: Montreal Forced Aligner (MFA) TextGrids with an ARPAbet
-`phones` tier (e.g. the `english_us_arpa` model), one `<utterance id>.TextGrid` per utterance anywhere under
-`--textgrids`. Its phones are the stress-marked ARPAbet that g2p_en emits, so at synthesis time text goes through
-`text.EnglishG2P` and lands in the same inventory. Silences (`""`, `sil`, `sp`) become the pause token; an
-utterance whose alignment contains `spn` (an out-of-vocabulary word MFA could not align) is skipped.
+Phonemes come from g2p_en (`text_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses).
+Durations come from the built-in aligner (`align.py`), fitted on the corpus being prepared; or, with
+`--textgrids DIR`, from Montreal Forced Aligner TextGrids with an ARPAbet `phones` tier (one `<utterance id>.TextGrid`
+per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the pause; an utterance with `spn`, a word MFA
+could not align, is skipped). Pitch is PyWorld's, as for every corpus.
+
+    python data.py prepare --corpus libritts --root LibriTTS --out data/libritts              # built-in aligner
+    python data.py prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT              # MFA durations
+
+Three resumable stages, each with a progress bar: (1) scan: read every utterance once, check it, phonemize it
+(out/scan.jsonl, appended as it goes); (2) fit the aligner on the training split (out/aligner.pt; skipped when it
+exists); (3) features: durations, pitch, feats/<id>.npz (skipped when it exists). A bad entry (unreadable, empty,
+silent, clipped or non-finite audio; a missing or empty transcript; nothing pronounceable; fewer frames than
+phonemes; no voiced frame) is skipped, counted and listed with its reason in the manifest, never a crash.
 
 Splits: `train-*` subsets -> train, `dev-*` -> valid, `test-*` -> test; the test speakers are disjoint from the
-training speakers in LibriTTS, so they are the held-out (zero-shot) speakers.
-Audio is resampled to 16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples, < 12.5 ms, are
-dropped from the end); no silence is trimmed, so durations always sum to the frame count.
+training speakers in LibriTTS, so they are the held-out (zero-shot) speakers. Audio is resampled to 16 kHz and
+cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is trimmed.
 """
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
+import numpy as np
 
-import toy
-from text import PHONEMES, PhonemeSet
 import features
+from features import HOP, PAUSE, SAMPLE_RATE
+from text import PHONEMES, PUNCTUATION, PhonemeSet, TextError
 
 FRONT_END = "g2p_en-arpabet"
 SILENCES = {"", "sil", "sp"}
@@ -32,9 +43,25 @@ SILENCES = {"", "sil", "sp"}
 
 def inventory() -> PhonemeSet:
     """The fixed LibriTTS inventory: the pause token + the 69 stress-marked ARPAbet phonemes."""
-    return PhonemeSet([features.PAUSE] + PHONEMES)
+    return PhonemeSet([PAUSE] + PHONEMES)
 
 
+def text_phonemes(text: str) -> list[str]:
+    """A transcript as the aligner and the model see it, in training and at synthesis: g2p_en's phonemes
+    (`text.EnglishG2P`) with every run of punctuation one pause, and a pause at the start and at the end (the
+    silence around a recorded sentence). Raises TextError when nothing is pronounceable."""
+    from text import EnglishG2P
+    out = [PAUSE]
+    for p in EnglishG2P()(text):
+        p = PAUSE if p in PUNCTUATION else p
+        if not (p == PAUSE and out[-1] == PAUSE):
+            out.append(p)
+    return out + ([] if out[-1] == PAUSE else [PAUSE])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Montreal Forced Aligner TextGrids (optional)
+# ---------------------------------------------------------------------------------------------------------------
 def read_textgrid_phones(path: Path) -> list[tuple[float, float, str]]:
     """(start s, end s, label) of every interval of the `phones` tier of a long-format (ooTextFile) TextGrid."""
     txt = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -46,23 +73,29 @@ def read_textgrid_phones(path: Path) -> list[tuple[float, float, str]]:
     raise ValueError(f"{path}: no 'phones' tier in long TextGrid format (expected Montreal Forced Aligner output)")
 
 
-def phones_to_frames(intervals, n_frames: int, hop: int = features.HOP):
+def phones_to_frames(intervals, n_frames: int, hop: int = HOP):
     """TextGrid intervals -> (phonemes, durations in frames summing exactly to n_frames). Silences -> pause."""
+    import toy
     phonemes, starts = [], []
     for start, _, label in intervals:
-        label = features.PAUSE if label.lower() in SILENCES else label.upper()
+        label = PAUSE if label.lower() in SILENCES else label.upper()
         if label == "SPN":
             raise ValueError("alignment contains 'spn' (unaligned out-of-vocabulary word)")
-        if phonemes and label == features.PAUSE and phonemes[-1] == features.PAUSE:
+        if phonemes and label == PAUSE and phonemes[-1] == PAUSE:
             continue
         phonemes.append(label)
-        starts.append(start * features.SAMPLE_RATE)
-    return phonemes, toy.frame_durations(starts, features.SAMPLE_RATE, n_frames, hop)
+        starts.append(start * SAMPLE_RATE)
+    return phonemes, toy.frame_durations(starts, SAMPLE_RATE, n_frames, hop)
 
 
-def find_utterances(root: Path, subsets: list[str]) -> list[dict]:
+# ---------------------------------------------------------------------------------------------------------------
+# Stage 1: find and scan
+# ---------------------------------------------------------------------------------------------------------------
+def find_utterances(root: Path, subsets: list[str]) -> tuple[list[dict], list[dict]]:
+    """(utterances with id/speaker/split/wav/text, skipped entries with their reason): a wav whose transcript is
+    missing, unreadable or empty is skipped."""
     root = Path(root)
-    utts = []
+    utts, skipped = [], []
     for subset in subsets:
         folder = root / subset
         if not folder.is_dir():
@@ -70,42 +103,142 @@ def find_utterances(root: Path, subsets: list[str]) -> list[dict]:
         split = "train" if subset.startswith("train") else "valid" if subset.startswith("dev") else "test"
         for wav in sorted(folder.glob("*/*/*.wav")):
             txt = wav.with_suffix(".normalized.txt")
-            if txt.exists():
-                utts.append(dict(id=wav.stem, speaker=wav.stem.split("_")[0], split=split, wav=str(wav.resolve()),
-                                 text=txt.read_text(encoding="utf-8").strip()))
-    if not utts:
+            try:
+                text = txt.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                skipped.append(dict(id=wav.stem, reason=f"no readable transcript {txt.name} ({type(e).__name__})"))
+                continue
+            if not text:
+                skipped.append(dict(id=wav.stem, reason="empty transcript"))
+                continue
+            utts.append(dict(id=wav.stem, speaker=wav.stem.split("_")[0], split=split, wav=str(wav.resolve()),
+                             text=text))
+    if not utts and not skipped:
         raise FileNotFoundError(f"no LibriTTS utterances (*.wav + *.normalized.txt) under {root} / {subsets}")
-    return utts
+    return utts, skipped
 
 
-def _worker(args):
-    """One utterance -> feats/<id>.npz. Returns (id, n_frames, None) or (id, None, reason it was skipped)."""
-    utt, textgrid, out = args
+def load_cropped(path) -> np.ndarray:
+    """16 kHz mono audio cropped to a whole number of frames."""
+    wav = features.load_audio(path)
+    return wav[: len(wav) // HOP * HOP]
+
+
+def scan_one(utt: dict) -> dict:
+    """Check one utterance and phonemize it: {id, n_frames, phonemes} or {id, reason}."""
     try:
-        wav = features.load_audio(utt["wav"])
-        T = len(wav) // features.HOP
-        wav = wav[:T * features.HOP]
-        phonemes, durations = phones_to_frames(read_textgrid_phones(textgrid), T)
+        T = len(load_cropped(utt["wav"])) // HOP
+        phonemes = text_phonemes(utt["text"])
+        if T < len(phonemes):
+            raise ValueError(f"too short for its text: {T} frames for {len(phonemes)} phonemes")
+        return dict(id=utt["id"], n_frames=T, phonemes=phonemes)
+    except (ValueError, OSError) as e:        # AudioError and TextError are ValueErrors
+        return dict(id=utt["id"], reason=str(e))
+
+
+def scan(utts: list[dict], out: Path, jobs=None) -> dict:
+    """{id: scan_one result} for every utterance, appended to out/scan.jsonl as results come (resumable)."""
+    path = Path(out) / "scan.jsonl"
+    done = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+                done[r["id"]] = r
+            except (json.JSONDecodeError, KeyError):
+                continue                                      # a line cut short by an interruption
+    todo = [u for u in utts if u["id"] not in done]
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            for r in features.imap_pool(scan_one, todo, jobs, desc="scan"):
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.flush()
+                done[r["id"]] = r
+    return done
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages 2 and 3: the aligner and the features
+# ---------------------------------------------------------------------------------------------------------------
+def _mel_item(args):
+    import align
+    utt, ids, cfg = args
+    return ids, align.mel_frames(load_cropped(utt["wav"]), cfg).half()
+
+
+def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides=(), max_utts: int = 5000):
+    """Fit the built-in aligner on (up to `max_utts` of) the training utterances; out/aligner.pt."""
+    import align
+    import torch
+    from train import parse_overrides
+    (cfg,) = parse_overrides(list(overrides), align.ALIGNER_PRESETS["libritts"])
+    pset = inventory()
+    train = [u for u in utts if u["split"] == "train" and "phonemes" in scanned[u["id"]]]
+    if not train:
+        raise ValueError("no usable training utterance to fit the aligner on")
+    pick = np.random.default_rng(cfg.seed).permutation(len(train))[:max_utts]
+    todo = [(train[i], np.asarray(pset.encode(scanned[train[i]["id"]]["phonemes"])), cfg) for i in sorted(pick)]
+    items = features.run_pool(_mel_item, todo, jobs, desc="aligner mels")          # mels kept in float16
+    torch.set_num_threads(max(1, jobs or torch.get_num_threads()))
+    net = align.fit(items, len(pset), cfg)
+    align.save(net, Path(out) / "aligner.pt", pset.to_list())
+    return net
+
+
+_ALIGNER = {}
+
+
+def features_one(args) -> tuple[str, int | None, str | None]:
+    """One utterance -> feats/<id>.npz: (id, n_frames, None), or (id, None, reason) when it is skipped."""
+    utt, phonemes, durations_from, out = args
+    try:
+        wav = load_cropped(utt["wav"])
+        T = len(wav) // HOP
+        if isinstance(durations_from, Path) and durations_from.suffix == ".TextGrid":
+            phonemes, durations = phones_to_frames(read_textgrid_phones(durations_from), T)
+        else:
+            import align
+            import torch
+            torch.set_num_threads(1)
+            if durations_from not in _ALIGNER:
+                _ALIGNER[durations_from] = align.load(durations_from)[0]
+            net = _ALIGNER[durations_from]
+            ids = np.asarray(inventory().encode(phonemes))
+            (durations,) = align.durations(net, [(ids, align.mel_frames(wav, net.cfg))])
         ids = inventory().encode(phonemes)
-        features.save_features(out / "feats" / f"{utt['id']}.npz",
-                           features.features(wav, ids, durations, utt["speaker"], utt["text"]))
+        features.save_features(Path(out) / "feats" / f"{utt['id']}.npz",
+                               features.features(wav, ids, durations, utt["speaker"], utt["text"]))
         return utt["id"], T, None
-    except (ValueError, OSError) as e:     # AudioError and TextError are ValueErrors
+    except (ValueError, OSError) as e:
         return utt["id"], None, str(e)
 
 
-def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None, jobs=None) -> dict:
+def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
+            aligner_overrides=()) -> dict:
+    """The whole reader (see the module docstring); returns the manifest (written by data.py)."""
     if root is None:
         raise ValueError("--corpus libritts needs --root (the LibriTTS folder)")
-    if textgrids is None or not Path(textgrids).is_dir():
-        raise ValueError("LibriTTS durations need a forced alignment: pass --textgrids DIR with Montreal Forced "
-                         "Aligner TextGrids (ARPAbet phones); a built-in aligner is not part of this project yet")
-    utts = find_utterances(root, subsets)
-    grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
-    skipped = [dict(id=u["id"], reason="no TextGrid") for u in utts if u["id"] not in grids]
-    utts = [u for u in utts if u["id"] in grids]
-    todo = [(u, grids[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
-    results = features.run_pool(_worker, todo, jobs, desc="libritts")
+    if textgrids is not None and not Path(textgrids).is_dir():
+        raise ValueError(f"--textgrids {textgrids} is not a folder")
+    out = Path(out)
+    t0 = time.time()
+    utts, skipped = find_utterances(root, subsets)
+    if textgrids is not None:
+        grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
+        skipped += [dict(id=u["id"], reason="no TextGrid") for u in utts if u["id"] not in grids]
+        utts = [u for u in utts if u["id"] in grids]
+        source = {u["id"]: (None, grids[u["id"]]) for u in utts}
+    else:
+        scanned = scan(utts, out, jobs)
+        skipped += [dict(id=u["id"], reason=scanned[u["id"]]["reason"]) for u in utts if "reason" in scanned[u["id"]]]
+        utts = [u for u in utts if "phonemes" in scanned[u["id"]]]
+        ckpt = out / "aligner.pt"
+        if not ckpt.exists():
+            fit_aligner(utts, scanned, out, jobs, aligner_overrides)
+        source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
+    todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
+    results = features.run_pool(features_one, todo, jobs, desc="features")
     skipped += [dict(id=i, reason=r) for i, _, r in results if r is not None]
     bad = {s["id"] for s in skipped}
     kept = [u for u in utts if u["id"] not in bad]
@@ -113,7 +246,16 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None, j
         u["n_frames"] = int(features.load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
     if not kept:
         raise ValueError(f"every utterance was skipped; first reasons: {[s['reason'] for s in skipped[:3]]}")
+    hours = sum(u["n_frames"] for u in kept) * HOP / SAMPLE_RATE / 3600
+    minutes = (time.time() - t0) / 60
+    print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min"
+          + (f" ({hours / minutes:.2f} h of audio per minute)" if todo and minutes > 0 else ""))
+    for s in skipped[:10]:
+        print(f"  skipped {s['id']}: {s['reason']}")
+    if len(skipped) > 10:
+        print(f"  ... and {len(skipped) - 10} more (manifest.json 'skipped')")
     speakers = {"train": sorted({u["speaker"] for u in kept if u["split"] != "test"}),
                 "heldout": sorted({u["speaker"] for u in kept if u["split"] == "test"})}
     return dict(corpus="libritts", front_end=FRONT_END, phonemes=inventory().to_list(), speakers=speakers,
-                utterances=kept, skipped=skipped)
+                utterances=kept, skipped=skipped,
+                aligner="textgrids" if textgrids is not None else str(out / "aligner.pt"))

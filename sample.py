@@ -56,9 +56,8 @@ def front_end(name: str):
         import toy
         return toy.EspeakPhonemizer()
     if name == "g2p_en-arpabet":
-        from text import EnglishG2P, PUNCTUATION
-        g2p = EnglishG2P()
-        return lambda t: [features.PAUSE if p in PUNCTUATION else p for p in g2p(t)]
+        import libritts
+        return libritts.text_phonemes
     raise UserError(f"the checkpoint uses an unknown text front end {name!r}", EXIT_CKPT)
 
 

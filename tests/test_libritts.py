@@ -84,17 +84,90 @@ def test_textgrid_without_phones_tier(tmp_path):
         libritts.read_textgrid_phones(tmp_path / "x.TextGrid")
 
 
-def test_cli_requires_textgrids(libritts_fixture, tmp_path):
-    root, _ = libritts_fixture
-    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(root),
-                        "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and "--textgrids" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_cli_libritts_end_to_end(libritts_fixture, tmp_path):
+def test_cli_libritts_with_textgrids(libritts_fixture, tmp_path):
     root, grids = libritts_fixture
     r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(root),
                         "--textgrids", str(grids), "--out", str(tmp_path), "--jobs", "1"],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "held out" in r.stdout and "3 utterances skipped" in r.stdout
+
+
+def test_text_phonemes_frames_the_sentence_with_pauses():
+    ph = libritts.text_phonemes("Well, then... is it 3?")
+    assert ph[0] == ph[-1] == features.PAUSE
+    assert all(not (a == b == features.PAUSE) for a, b in zip(ph, ph[1:]))      # no two pauses in a row
+    assert ph.count(features.PAUSE) == 4 and ph[-4:] == ["TH", "R", "IY1", features.PAUSE]
+
+
+REAL = ROOT / "tests" / "fixtures" / "realspeech" / "LibriTTS"
+
+
+@pytest.fixture(scope="module")
+def real_with_broken(tmp_path_factory):
+    """The real-speech fixture plus one broken entry of every kind prepare must skip."""
+    import shutil
+    root = tmp_path_factory.mktemp("real") / "LibriTTS"
+    shutil.copytree(REAL, root)
+    folder = root / "train-clean-100" / "9999" / "1"
+    folder.mkdir(parents=True)
+    good, _ = sf.read(next(REAL.glob("train-clean-100/1012/1/*.wav")), dtype="float32")
+    broken = {
+        "unreadable": (b"this is not audio", "A sentence."),
+        "empty_audio": (np.zeros(0, np.float32), "A sentence."),
+        "nonfinite": (np.where(np.arange(len(good)) == 500, np.nan, good).astype(np.float32), "A sentence."),
+        "no_transcript": (good, None),
+        "empty_transcript": (good, "   "),
+        "unpronounceable": (good, "?! ... --"),
+        "too_short": (good[:1600], "This sentence is much too long to be said in a tenth of a second."),
+    }
+    reasons = {}
+    for k, (name, (wav, text)) in enumerate(broken.items()):
+        uid = f"9999_1_{k:06d}_000000"
+        reasons[uid] = name
+        if isinstance(wav, bytes):
+            (folder / f"{uid}.wav").write_bytes(wav)
+        else:
+            sf.write(folder / f"{uid}.wav", wav, 16000, subtype="FLOAT")
+        if text is not None:
+            (folder / f"{uid}.normalized.txt").write_text(text)
+    return root, reasons
+
+
+def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real_with_broken, tmp_path):
+    root, reasons = real_with_broken
+    manifest = libritts.prepare(root, tmp_path, ["train-clean-100", "test-clean"], jobs=1,
+                                aligner_overrides=["--steps=30", "--dim=32"])
+    got = {s["id"]: s["reason"] for s in manifest["skipped"]}
+    assert set(got) == set(reasons)
+    expect = dict(unreadable="cannot read", empty_audio="empty", nonfinite="NaN", no_transcript="transcript",
+                  empty_transcript="empty transcript", unpronounceable="nothing to pronounce", too_short="too short")
+    for uid, kind in reasons.items():
+        assert expect[kind] in got[uid], (kind, got[uid])
+    assert len(manifest["utterances"]) == 12 and manifest["speakers"]["heldout"] == ["1030", "1156"]
+    pset = data.PhonemeSet.from_list(manifest["phonemes"])
+    for u in manifest["utterances"]:
+        f = features.load_features(tmp_path / "feats" / f"{u['id']}.npz")
+        assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] and (f["durations"] >= 1).all()
+        assert pset.decode(f["phonemes"]) == libritts.text_phonemes(u["text"])
+    assert (tmp_path / "aligner.pt").exists()
+
+
+def test_prepare_resumes_where_it_stopped(tmp_path):
+    subsets = ["train-clean-100", "test-clean"]
+    first = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16"])
+    aligner_mtime = (tmp_path / "aligner.pt").stat().st_mtime_ns
+    victim = first["utterances"][3]["id"]
+    (tmp_path / "feats" / f"{victim}.npz").unlink()                           # interrupted in the features stage
+    with open(tmp_path / "scan.jsonl", "a") as f:
+        f.write('{"id": "cut sh')                                              # ... and a scan line cut short
+    again = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16"])
+    assert (tmp_path / "aligner.pt").stat().st_mtime_ns == aligner_mtime     # the fitted aligner is kept
+    assert [u["id"] for u in again["utterances"]] == [u["id"] for u in first["utterances"]]
+    assert (tmp_path / "feats" / f"{victim}.npz").exists()
+
+
+def test_cli_libritts_bad_root_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(tmp_path / "nope"),
+                        "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
