@@ -314,7 +314,7 @@ def toy_true_starts(root, utts: list) -> list[np.ndarray]:
 
 def main(argv=None) -> int:
     import json
-    from train import parse_overrides
+    from trainer import parse_overrides
     p = argparse.ArgumentParser(description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="train an aligner on a cache's training split")

@@ -3,6 +3,7 @@
     python bench.py codec                 # encode+decode real-time factor and training step time, per config
     python bench.py codec --device cuda   # the same on a GPU (bf16 autocast for training)
     python bench.py ldm                   # diffusion model: step time, peak memory, CE-RVQ share, sampling speed
+    python bench.py loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
 median of several repetitions after warm-up; the machine, torch version and thread count are printed with the table.
@@ -119,6 +120,47 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
                 step_no_ce=without_ce, mem_gb=mem, **{f"rtf_{s}": v for s, v in rtf.items()})
 
 
+def bench_loader(cache, workers: list[int], batch_size: int, frames_per_batch: int, steps: int, config: str,
+                 device: str) -> tuple[list[dict], dict]:
+    """Frames per second the training data path delivers (read npz + collate, `data.loader` over `steps` batches)
+    for each number of workers, and what one training step of `config` consumes on `device` (frames of a batch /
+    step time), measured on batches of the same sampler."""
+    import data
+    import model as ns2
+    ds = data.FeatureDataset(cache, "train", with_codes=True)
+    batches = data.StepBatches(ds, batch_size, frames_per_batch, seed=0)
+    rows = []
+    for w in workers:
+        t = time.perf_counter()
+        stream = iter(data.loader(batches, 0, steps, w))
+        first = next(stream)
+        t_first = time.perf_counter() - t
+        real, padded = int(first["frame_mask"].sum()), first["frame_mask"].numel()
+        for b in stream:
+            real, padded = real + int(b["frame_mask"].sum()), padded + b["frame_mask"].numel()
+        total = time.perf_counter() - t
+        rows.append(dict(workers=w, first_s=t_first, frames_per_s=real / total, padded_share=1 - real / padded,
+                         batches_per_s=steps / total))
+    m = ds.manifest
+    cfg = ns2.make_ns2_config(config, n_phonemes=len(m["phonemes"]), latent_dim=m["codec"]["dim"])
+    net = ns2.NaturalSpeech2(cfg, torch.randn(m["codec"]["n_q"], m["codec"]["codebook_size"], m["codec"]["dim"]) * 0.3)
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+    sample = [batches[s] for s in range(3)]
+    frames = sum(int(b["frame_mask"].sum()) for b in sample) / len(sample)
+    k = iter(range(10 ** 9))
+
+    def step():
+        b = {key: v.to(device) if torch.is_tensor(v) else v for key, v in sample[next(k) % len(sample)].items()}
+        loss = net.loss(b)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step_s = _time(step, 3, device=device)
+    return rows, dict(config=config, frames_per_step=frames, step_s=step_s, frames_per_s=frames / step_s)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -134,6 +176,14 @@ def main(argv=None):
     m.add_argument("--batch", type=int, default=4)
     m.add_argument("--frames", type=int, default=400, help="frames per training example (400 = 5 s)")
     m.add_argument("--repeats", type=int, default=3)
+    lo = sub.add_parser("loader", help="DataLoader throughput next to the training step's consumption")
+    lo.add_argument("--data", default="data/toy", help="an encoded feature cache (data.py encode)")
+    lo.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
+    lo.add_argument("--batch-size", type=int, default=16)
+    lo.add_argument("--frames-per-batch", type=int, default=0, help="> 0: frame-budget batches (paper: 6000)")
+    lo.add_argument("--steps", type=int, default=60, help="batches read per measurement")
+    lo.add_argument("--config", default="toy", help="model config whose training step is timed")
+    lo.add_argument("--device", default="cpu")
     one = sub.add_parser("ldm-one", help=argparse.SUPPRESS)
     for a in ("--config", "--device"):
         one.add_argument(a)
@@ -143,6 +193,20 @@ def main(argv=None):
     if args.what == "ldm-one":
         import json
         print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
+        return 0
+    if args.what == "loader":
+        rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,
+                                 args.frames_per_batch, args.steps, args.config, args.device)
+        kind = f"{args.frames_per_batch} frames per batch" if args.frames_per_batch > 0 else \
+            f"{args.batch_size} utterances per batch"
+        print(f"# data path on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), "
+              f"{args.data}, {kind}, {args.steps} batches")
+        print("| workers | first batch (s) | batches/s | frames/s delivered | padding |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['workers']} | {r['first_s']:.2f} | {r['batches_per_s']:.1f} | {r['frames_per_s']:,.0f} | "
+                  f"{r['padded_share']:.0%} |")
+        print(f"\ntraining step of `{use['config']}` on {args.device}: {use['frames_per_step']:.0f} frames in "
+              f"{use['step_s']:.2f} s = {use['frames_per_s']:,.0f} frames/s consumed")
         return 0
     if args.what == "ldm":
         import json

@@ -279,8 +279,9 @@ def mel_loss(x: torch.Tensor, x_hat: torch.Tensor, ffts) -> torch.Tensor:
 
 def discriminator_loss(disc: Discriminators, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Least-squares GAN: mean over sub-discriminators k of E[(1 − D_k(x))²] + E[D_k(x̂)²]."""
-    real, fake = disc(x), disc(x_hat.detach())
-    return sum(((1 - r) ** 2).mean() + (f ** 2).mean() for (r, _), (f, _) in zip(real, fake)) / len(real)
+    both = disc(torch.cat([x, x_hat.detach()]))            # one forward (as DistributedDataParallel requires)
+    B = len(x)
+    return sum(((1 - d[:B]) ** 2).mean() + (d[B:] ** 2).mean() for d, _ in both) / len(both)
 
 
 def generator_losses(cfg: CodecConfig, x: torch.Tensor, out: dict, disc: Discriminators | None = None) -> dict:

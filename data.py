@@ -237,8 +237,9 @@ class WaveSegments:
     """
 
     def __init__(self, root, split: str = "train", segment: int = 16000, batch_size: int = 8, seed: int = 0,
-                 in_memory_limit_hours: float = 4.0):
+                 in_memory_limit_hours: float = 4.0, rank: int = 0, world: int = 1):
         self.root, self.segment, self.batch_size, self.seed = Path(root), segment, batch_size, seed
+        self.rank, self.world = rank, world
         self.utts = [u for u in read_manifest(root)["utterances"] if u["split"] == split]
         if not self.utts:
             raise ValueError(f"split {split!r} of {root} is empty")
@@ -250,16 +251,73 @@ class WaveSegments:
         return (np.clip(wav, -1, 1) * 32767).astype(np.int16)
 
     def batch(self, step: int):
-        """(batch_size, segment) float32 tensor; clips shorter than a segment are zero-padded at the end."""
+        """(batch_size, segment) float32 tensor; clips shorter than a segment are zero-padded at the end. With
+        several ranks, a global batch of batch_size × world crops is drawn and this rank takes its slice."""
         import torch
         rng = np.random.default_rng([self.seed, step])
         out = np.zeros((self.batch_size, self.segment), np.float32)
-        for b, i in enumerate(rng.integers(len(self.utts), size=self.batch_size)):
-            wav = self.cache[i] if self.cache is not None else self._read(self.utts[i])
-            start = rng.integers(max(1, len(wav) - self.segment + 1))
-            piece = wav[start:start + self.segment]
-            out[b, :len(piece)] = piece / 32767.0
+        mine = range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for k, i in enumerate(rng.integers(len(self.utts), size=self.batch_size * self.world)):
+            n = self.utts[i]["n_frames"] * HOP if self.cache is None else len(self.cache[i])
+            start = rng.integers(max(1, n - self.segment + 1))
+            if k in mine:
+                wav = self.cache[i] if self.cache is not None else self._read(self.utts[i])
+                piece = wav[start:start + self.segment]
+                out[k - mine.start, :len(piece)] = piece / 32767.0
         return torch.from_numpy(out)
+
+
+class StepBatches:
+    """Training batch number `step` of one rank, as a pure function of (seed, rank, step): a resumed run, or a
+    DataLoader worker in any order, builds exactly the batch an uninterrupted run would, with no sampler state.
+
+    - `frames_per_batch` = 0: `batch_size` utterances drawn uniformly at random; with `world` ranks, rank r takes
+      the r-th slice of a global draw of batch_size × world (so N ranks of batch B see what one rank of N·B does).
+    - `frames_per_batch` > 0 (the paper batches by frames: 6K per GPU): length-bucketed batches of at most that many
+      padded frames. A random anchor in the length-sorted order opens a window of `window` utterances of similar
+      length; they are taken in random order while (count + 1) × longest ≤ frames_per_batch (at least one), so
+      long utterances come few to a batch and short ones many, with little padding. Each rank draws its own.
+    A torch Dataset indexed by step (use `loader`)."""
+
+    def __init__(self, ds: "FeatureDataset", batch_size: int = 16, frames_per_batch: int = 0, seed: int = 0,
+                 rank: int = 0, world: int = 1, window: int = 64):
+        self.ds, self.batch_size, self.frames_per_batch = ds, batch_size, frames_per_batch
+        self.seed, self.rank, self.world, self.window = seed, rank, world, window
+        self.lengths = np.array([u["n_frames"] for u in ds.utts])
+        self.by_length = np.argsort(self.lengths, kind="stable")
+
+    def indices(self, step: int) -> list[int]:
+        if self.frames_per_batch <= 0:                  # this rank's slice of a global batch of batch_size × world
+            rng = np.random.default_rng([self.seed, step])
+            return rng.integers(len(self.ds), size=self.batch_size * self.world)[
+                self.rank * self.batch_size:(self.rank + 1) * self.batch_size].tolist()
+        rng = np.random.default_rng([self.seed, step, self.rank])
+        start = min(int(rng.integers(len(self.ds))), max(0, len(self.ds) - self.window))
+        picked, longest = [], 0
+        for i in rng.permutation(self.by_length[start:start + self.window]):
+            longest_if = max(longest, int(self.lengths[i]))
+            if picked and (len(picked) + 1) * longest_if > self.frames_per_batch:
+                break
+            picked.append(int(i))
+            longest = longest_if
+        return picked
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, step: int) -> dict:
+        return collate([self.ds[i] for i in self.indices(step)])
+
+
+def loader(batches: StepBatches, start: int, stop: int, workers: int = 0, pin_memory: bool = False):
+    """The batches of steps start..stop-1, in order, from a torch DataLoader: with `workers` > 0 they are read and
+    collated in that many worker processes, 4 batches ahead each, while the model trains."""
+    import torch
+    # its own generator: a DataLoader draws a worker seed from the global RNG when iterated, which would shift
+    # the training's random stream at every resume
+    return torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
+                                       prefetch_factor=4 if workers else None, pin_memory=pin_memory,
+                                       persistent_workers=False, generator=torch.Generator().manual_seed(0))
 
 
 def collate(items: list[dict]) -> dict:

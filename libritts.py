@@ -35,7 +35,7 @@ import numpy as np
 
 import features
 from features import HOP, PAUSE, SAMPLE_RATE
-from text import PHONEMES, PUNCTUATION, PhonemeSet, TextError
+from text import PHONEMES, PUNCTUATION, PhonemeSet
 
 FRONT_END = "g2p_en-arpabet"
 SILENCES = {"", "sil", "sp"}
@@ -171,7 +171,7 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
     """Fit the built-in aligner on (up to `max_utts` of) the training utterances; out/aligner.pt."""
     import align
     import torch
-    from train import parse_overrides
+    from trainer import parse_overrides
     (cfg,) = parse_overrides(list(overrides), align.ALIGNER_PRESETS["libritts"])
     pset = inventory()
     train = [u for u in utts if u["split"] == "train" and "phonemes" in scanned[u["id"]]]

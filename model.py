@@ -109,6 +109,10 @@ class NaturalSpeech2(nn.Module):
         return h, torch.ones(batch, 1, dtype=torch.bool, device=h.device)
 
     # -- training ------------------------------------------------------------------------------------------------
+    def forward(self, batch: dict, generator=None, predictors_only: bool = False) -> dict:
+        """The training forward pass is the loss (`loss`), so that DistributedDataParallel can wrap the model."""
+        return self.loss(batch, generator, predictors_only)
+
     def loss(self, batch: dict, generator=None, predictors_only: bool = False) -> dict:
         """Every loss term of one batch (from data.collate, with codes), plus "total" (`total_loss`).
 

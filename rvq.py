@@ -44,8 +44,41 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator=None) -> torch.Te
     return centroids
 
 
+def _ranks() -> int:
+    """Number of processes training together (torch.distributed, e.g. under torchrun), 1 otherwise."""
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """t summed over every rank, in place (a no-op in a single process)."""
+    if _ranks() > 1:
+        import torch.distributed as dist
+        dist.all_reduce(t)
+    return t
+
+
+def _rows_of_all_ranks(r: torch.Tensor) -> torch.Tensor:
+    """The rows (N, D) of every rank, concatenated in rank order (r itself in a single process)."""
+    if _ranks() == 1:
+        return r
+    import torch.distributed as dist
+    n = torch.tensor([len(r)], device=r.device)
+    sizes = [torch.zeros_like(n) for _ in range(_ranks())]
+    dist.all_gather(sizes, n)
+    longest = int(max(sizes))
+    padded = torch.cat([r, r.new_zeros(longest - len(r), r.shape[1])])
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:int(k)] for p, k in zip(parts, sizes)])
+
+
 class ResidualVQ(nn.Module):
-    """R codebooks of V codes of dimension D, learned by EMA (no gradient reaches them)."""
+    """R codebooks of V codes of dimension D, learned by EMA (no gradient reaches them).
+
+    Under data-parallel training (several processes) the codebook statistics are summed over the processes and the
+    k-means initialisation and dead-code restarts draw from the rows of all of them, so every process keeps the same
+    codebooks and N processes with batch B learn exactly what one process with batch N·B would."""
 
     def __init__(self, n_q: int = 16, codebook_size: int = 1024, dim: int = 256, decay: float = 0.99,
                  dead_ratio: float = 0.1, quantizer_dropout: float = 1.0, eps: float = 1e-5):
@@ -115,7 +148,8 @@ class ResidualVQ(nn.Module):
     # -- codebook learning ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def _init_kmeans(self, r: torch.Tensor):
-        """Initialise each codebook by k-means on the residuals it will see in the first batch."""
+        """Initialise each codebook by k-means on the residuals it will see in the first batch (of every rank)."""
+        r = _rows_of_all_ranks(r)
         for j in range(self.n_q):
             self.codebooks[j] = kmeans(r, self.codebook_size)
             i_j = nearest_code(r, self.codebooks[j])
@@ -140,20 +174,22 @@ class ResidualVQ(nn.Module):
         if keep is not None:
             r, i_j = r[keep], i_j[keep]
         V, g = self.codebook_size, self.decay
-        counts = torch.bincount(i_j, minlength=V).to(r.dtype)
-        sums = torch.zeros(V, self.dim, dtype=r.dtype, device=r.device).index_add_(0, i_j, r)
+        counts = _sum_over_ranks(torch.bincount(i_j, minlength=V).to(r.dtype))
+        sums = _sum_over_ranks(torch.zeros(V, self.dim, dtype=r.dtype, device=r.device).index_add_(0, i_j, r))
+        rows = int(_sum_over_ranks(torch.tensor(float(len(r)), device=r.device)))
         self.cluster_size[j].mul_(g).add_(counts, alpha=1 - g)
         self.embed_sum[j].mul_(g).add_(sums, alpha=1 - g)
         n = self.cluster_size[j].sum()
         smoothed = (self.cluster_size[j] + self.eps) / (n + V * self.eps) * n
         self.codebooks[j] = self.embed_sum[j] / smoothed[:, None]
-        threshold = self.dead_ratio * len(r) / V
+        threshold = self.dead_ratio * rows / V
         dead = self.cluster_size[j] < threshold
-        if dead.any() and len(r):
-            pick = torch.randint(len(r), (int(dead.sum()),), device=r.device)
-            self.codebooks[j][dead] = r[pick]
+        if dead.any() and rows:
+            pick = torch.randint(rows, (int(dead.sum()),), device=r.device)
+            fresh = _rows_of_all_ranks(r)[pick]
+            self.codebooks[j][dead] = fresh
             self.cluster_size[j][dead] = threshold
-            self.embed_sum[j][dead] = r[pick] * threshold
+            self.embed_sum[j][dead] = fresh * threshold
 
     def perplexity(self, ids: torch.Tensor) -> torch.Tensor:
         """Codebook usage per quantizer from ids (B, R, T): exp(entropy of code frequencies), in [1, V]."""

@@ -1,5 +1,6 @@
 """Training stages (paper §4.3): `codec` (§3.1, here) and `ldm` (latent diffusion + prior + prompting, §3.2-3.3,
-in train_ldm.py); this file holds what both share (overrides, atomic checkpoints, exact resume, export) and the CLI.
+in train_ldm.py); this file is the command line of both, the codec's loop and `export`; what the stages share
+(overrides, atomic checkpoints, exact resume, precision, DDP) is in trainer.py.
 
     python train.py codec --config toy --data data/toy --out runs/codec_toy            # train (resumable)
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
@@ -24,14 +25,17 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
 import codec as codec_lib
+import trainer
+from train_ldm import LDM_PRESETS, LDMTrainConfig, train_ldm
+from trainer import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
+                     save_checkpoint)
 
 
 @dataclass
@@ -64,160 +68,12 @@ TRAIN_PRESETS = {
 }
 
 
-class NonFiniteLoss(FloatingPointError):
-    """A NaN/inf loss: training stops before anything is written (caught by `main` as a FloatingPointError, the
-    builtin base, so that it is caught whichever copy of this module raised it; see the end of the file)."""
-
-
 def lr_at(step: int, t: CodecTrainConfig) -> float:
     """Linear warm-up to t.lr over warmup_steps, then cosine decay to t.lr * min_lr_ratio at t.steps."""
     if step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
     progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
     return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-def convert_override(key: str, raw: str, declared: type, default):
-    """The text of `--key=raw` -> a value of the field's declared type, or a one-line ValueError.
-
-    bool: true/false, 1/0, yes/no, on/off in any case (never Python truthiness: "false" is False); int: an integer,
-    also written 2e4 or 20_000; float: a finite number; tuple: comma-separated, brackets optional, each item of the
-    type of the default's items; str: the text itself.
-    """
-    text = raw.strip()
-    if declared is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise ValueError(f"--{key}={raw}: expected a boolean (true/false, 1/0, yes/no)")
-    if declared is int:
-        try:
-            return int(text.replace("_", ""))
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number) and number.is_integer():
-            return int(number)
-        raise ValueError(f"--{key}={raw}: expected an integer")
-    if declared is float:
-        try:
-            number = float(text.replace("_", ""))
-        except ValueError:
-            raise ValueError(f"--{key}={raw}: expected a number") from None
-        if not math.isfinite(number):
-            raise ValueError(f"--{key}={raw}: expected a finite number")
-        return number
-    if declared is tuple:
-        items = [x.strip() for x in text.strip("()[] ").split(",") if x.strip()]
-        if not items:
-            raise ValueError(f"--{key}={raw}: expected comma-separated values, e.g. --{key}=" +
-                             ",".join(str(v) for v in default))
-        item_type = type(default[0]) if default else str
-        return tuple(convert_override(key, x, item_type, None) for x in items)
-    if declared is str:
-        return text
-    raise ValueError(f"--{key}: a field of type {getattr(declared, '__name__', declared)} cannot be set here")
-
-
-def parse_overrides(pairs: list[str], *configs):
-    """minGPT-style `--key=value` overrides applied to the first config that has a field `key` (nested fields with
-    a dot: --prior.pitch_bins=256), each value converted to the field's declared type (`convert_override`).
-    A wrong type, an unknown key or a group of settings given a value is a one-line ValueError."""
-    import difflib
-    import typing
-    out = list(configs)
-    for pair in pairs:
-        if not pair.startswith("--") or "=" not in pair:
-            raise ValueError(f"unrecognised argument {pair!r} (overrides are written --key=value)")
-        key, raw = pair[2:].split("=", 1)
-        key = key.replace("-", "_")
-        for i, cfg in enumerate(out):
-            sub, _, leaf = key.rpartition(".")                  # "denoiser.use_prompt" -> a nested config
-            target = getattr(cfg, sub) if sub and hasattr(cfg, sub) else (cfg if not sub else None)
-            if target is not None and leaf in {f.name for f in fields(target)}:
-                declared = typing.get_type_hints(type(target))[leaf]
-                if is_dataclass(declared):
-                    names = ", ".join(f"--{key}.{f.name}" for f in fields(declared)[:3])
-                    raise ValueError(f"--{key} is a group of settings: set its fields, e.g. {names}")
-                value = convert_override(key, raw, declared, getattr(target, leaf))
-                target = replace(target, **{leaf: value})
-                out[i] = replace(cfg, **{sub: target}) if sub else target
-                break
-        else:
-            known = _field_names(out)
-            close = difflib.get_close_matches(key, known, n=1)
-            raise ValueError(f"no config field named {key!r}" + (f" (did you mean --{close[0]}?)" if close else ""))
-    return out
-
-
-def _field_names(configs) -> list[str]:
-    """Every settable key of these configs: 'lr', 'prior.pitch_bins', ..."""
-    names = []
-    for cfg in configs:
-        for f in fields(cfg):
-            value = getattr(cfg, f.name)
-            names += [f"{f.name}.{g.name}" for g in fields(value)] if is_dataclass(value) else [f.name]
-    return names
-
-
-def save_checkpoint(path: Path, obj: dict):
-    """torch.save through a temp file + rename: a crash mid-write never leaves a broken checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def plain_config(cfg) -> dict:
-    """Dataclass -> dict of JSON/weights_only-safe values (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-
-
-def amp_context(device: torch.device, amp: str):
-    """(autocast context, grad scaler or None) for `amp`: auto = bf16 on a GPU, none on a CPU; fp16 adds a scaler."""
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "none"
-    if amp == "none":
-        return torch.autocast(device.type, enabled=False), None
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    return torch.autocast(device.type, dtype=dtype), scaler
-
-
-def rng_state(device: torch.device) -> dict:
-    """The CPU (and CUDA) RNG states a checkpoint stores for an exact resume."""
-    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
-
-
-def restore_shared(ck: dict, scaler, device: torch.device) -> tuple[int, list]:
-    """The parts of a resume both stages share: grad scaler, CPU and CUDA RNG; returns (step, history)."""
-    if scaler is not None and ck.get("scaler"):
-        scaler.load_state_dict(ck["scaler"])
-    torch.set_rng_state(ck["rng"]["torch"])
-    if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state(ck["rng"]["cuda"])
-    return ck["step"], ck["history"]
-
-
-def optimizer_step(loss, opt, params, scaler, clip: float) -> torch.Tensor:
-    """Backward, (unscale,) clip the gradient norm, step; returns the norm before clipping."""
-    opt.zero_grad(set_to_none=True)
-    (scaler.scale(loss) if scaler else loss).backward()
-    if scaler:
-        scaler.unscale_(opt)
-    norm = torch.nn.utils.clip_grad_norm_(params, clip)
-    scaler.step(opt) if scaler else opt.step()
-    return norm
 
 
 @torch.no_grad()
@@ -235,10 +91,12 @@ def validate(model, clips, device, out_dir: Path | None = None, step: int = 0) -
 
 def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume: bool = False,
                 device: str = "cpu", progress: bool = True) -> dict:
-    """Train (or resume) the codec; returns the final validation metrics. Checkpoint: out/last.pt."""
+    """Train (or resume) the codec; returns the final validation metrics. Checkpoint: out/last.pt. Under torchrun
+    every rank trains on its slice of each global batch (batch_size per rank); rank 0 validates and writes."""
     import data
     from tqdm import tqdm
-    device = torch.device(device)
+    dist = trainer.distributed(device)
+    device = dist.device
     out = Path(out)
     last = out / "last.pt"
     torch.manual_seed(tcfg.seed)
@@ -256,23 +114,28 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             raise ValueError(f"{last} was trained with another model config; resume with the same --config")
         model.load_state_dict(ck["model"]); disc.load_state_dict(ck["disc"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
-        step, history = restore_shared(ck, scaler, device)
+        step, history = restore_shared(ck, scaler, device, dist.rank)
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
-                                 tcfg.seed)
-    clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts)
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
+                                 tcfg.seed, rank=dist.rank, world=dist.world)
+    clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts) if dist.main else []
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a") if dist.main else open(os.devnull, "w")
+    model_dp, disc_dp = trainer.wrap(model, dist), trainer.wrap(disc, dist)
 
     def checkpoint():
-        save_checkpoint(last, dict(kind="codec", version=1, config=plain_config(model_cfg), train_config=plain_config(tcfg),
-                                   step=step, model=model.state_dict(), disc=disc.state_dict(),
-                                   opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(),
-                                   scaler=scaler.state_dict() if scaler else None, history=history,
-                                   rng=rng_state(device)))
+        trainer.check_in_sync((model, disc), dist)
+        rng = trainer.all_rng_states(dist)                      # every rank takes part; rank 0 writes
+        if dist.main:
+            save_checkpoint(last, dict(kind="codec", version=1, config=plain_config(model_cfg),
+                                       train_config=plain_config(tcfg), step=step, model=model.state_dict(),
+                                       disc=disc.state_dict(), opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(),
+                                       scaler=scaler.state_dict() if scaler else None, history=history, rng=rng,
+                                       world=dist.world))
 
     model.train(); disc.train()
-    bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not progress, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
+    bar = tqdm(total=tcfg.steps, initial=step, desc="codec", unit="step", disable=not (progress and dist.main),
+               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
     t0 = time.time()
     while step < tcfg.steps:
         x = segments.batch(step).to(device)
@@ -280,17 +143,19 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tcfg)
         adversarial = step >= tcfg.adv_start
+        disc.requires_grad_(False)                  # the generator's step sends no gradient into the discriminator
         with autocast:
-            out_g = model(x)
+            out_g = model_dp(x)
             losses = codec_lib.generator_losses(model_cfg, x, out_g, disc if adversarial else None)
         total = codec_lib.total_loss(model_cfg, losses)
         if not torch.isfinite(total):
             raise NonFiniteLoss(f"non-finite codec loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {last}")
         losses["grad_norm"] = optimizer_step(total, opt_g, model.parameters(), scaler, tcfg.grad_clip)
+        disc.requires_grad_(True)
         if adversarial:
             with autocast:
-                d_loss = codec_lib.discriminator_loss(disc, x, out_g["wav"])
+                d_loss = codec_lib.discriminator_loss(disc_dp, x, out_g["wav"])
             if not torch.isfinite(d_loss):
                 raise NonFiniteLoss(f"non-finite discriminator loss at step {step}; nothing was saved")
             optimizer_step(d_loss, opt_d, disc.parameters(), scaler, tcfg.grad_clip)
@@ -304,7 +169,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k != "grad_norm"})
             log.write(json.dumps(dict(step=step, lr=lr_at(step - 1, tcfg), sec=round(time.time() - t0, 1), **row)) + "\n")
             log.flush()
-        if step % tcfg.val_every == 0 or step == tcfg.steps:
+        if (step % tcfg.val_every == 0 or step == tcfg.steps) and dist.main:
             metrics = validate(model, clips, device, out / "samples", step)
             history.append(dict(step=step, **metrics))
             log.write(json.dumps(dict(step=step, val=metrics)) + "\n")
@@ -314,6 +179,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
             checkpoint()
     bar.close()
     log.close()
+    trainer.barrier(dist)
     return history[-1] if history else {}
 
 
@@ -332,7 +198,6 @@ def export(ckpt_path: Path, out: Path):
 
 
 def main(argv=None):
-    from train_ldm import LDM_PRESETS, LDMTrainConfig, train_ldm    # (train_ldm.py imports this file's bookkeeping)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
     sub = ap.add_subparsers(dest="stage", required=True)
@@ -387,7 +252,7 @@ def main(argv=None):
             final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
                               refit=args.refit_predictors, finetune=args.finetune)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:      # FloatingPointError: NonFiniteLoss
+    except (ValueError, FileNotFoundError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -11,6 +11,7 @@ atomic checkpoints and exact resume (the bookkeeping shared with the codec stage
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,15 +19,18 @@ from pathlib import Path
 import torch
 
 import codec as codec_lib
-from train import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
-                   rng_state, save_checkpoint)
 import features
+import trainer
+from trainer import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
+                     save_checkpoint)
 
 
 @dataclass
 class LDMTrainConfig:
     steps: int = 300_000                # §4: 300K steps on 16 GPUs
-    batch_size: int = 16
+    batch_size: int = 16                # utterances per batch (when frames_per_batch is 0)
+    frames_per_batch: int = 0           # > 0: length-bucketed batches of at most this many frames (§4: 6K per GPU)
+    workers: int = 0                    # DataLoader worker processes reading and collating batches ahead
     lr: float = 5e-4                    # §4: AdamW, lr 5e-4
     betas: tuple = (0.9, 0.98)
     weight_decay: float = 0.01
@@ -43,7 +47,7 @@ class LDMTrainConfig:
 
 LDM_PRESETS = {
     "paper": LDMTrainConfig(),
-    "libritts": LDMTrainConfig(batch_size=32, warmup_steps=8000, steps=200_000),
+    "libritts": LDMTrainConfig(frames_per_batch=6000, workers=4, warmup_steps=8000, steps=200_000),
     "toy": LDMTrainConfig(batch_size=16, lr=1e-3, warmup_steps=500, steps=5000, val_every=500, ckpt_every=250),
     "tiny": LDMTrainConfig(batch_size=2, lr=1e-3, warmup_steps=1, steps=4, log_every=1, val_every=4, ckpt_every=2,
                            sample_steps=2),
@@ -176,7 +180,8 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     import data
     import model as ns2
     from tqdm import tqdm
-    device, out = torch.device(device), Path(out)
+    dist = trainer.distributed(device)
+    device, out = dist.device, Path(out)
     torch.manual_seed(tcfg.seed)
     if refit is not None and finetune is not None:
         raise ValueError("--refit-predictors and --finetune do not go together")
@@ -198,26 +203,31 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
             raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
         net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
-        step, history = restore_shared(ck, scaler, device)
+        step, history = restore_shared(ck, scaler, device, dist.rank)
     shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
     train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
     valid_ds = data.FeatureDataset(cache, "valid", with_codes=True, min_frames=shortest)
     test_utts = [u for u in manifest["utterances"] if u["split"] == "test"]
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a") if dist.main else open(os.devnull, "w")
+    net_dp = trainer.wrap(net, dist)
 
-    def batch_at(ds, i, n):
-        rng = np.random.default_rng([tcfg.seed, i])
-        b = data.collate([ds[j] for j in rng.integers(len(ds), size=n)])
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+    def on_device(b):
+        return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in b.items()}
+
+    valid_batches = data.StepBatches(valid_ds, min(8, len(valid_ds)), seed=tcfg.seed)
 
     def checkpoint():
-        save_checkpoint(out / "last.pt", dict(
-            kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg), train_config=plain_config(tcfg),
-            step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(), history=history,
-            scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
-            front_end=manifest["front_end"], codec=manifest["codec"], rng=rng_state(device),
-            **({} if mode == "full" else origin)))
+        trainer.check_in_sync((net,), dist)
+        rng = trainer.all_rng_states(dist)                      # every rank takes part; rank 0 writes
+        if dist.main:
+            save_checkpoint(out / "last.pt", dict(
+                kind="ldm", version=1, preset=preset, config=ns2.config_to_dict(net.cfg),
+                train_config=plain_config(tcfg), step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(),
+                history=history, scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
+                front_end=manifest["front_end"], codec=manifest["codec"], rng=rng, world=dist.world,
+                **({} if mode == "full" else origin)))
 
     @torch.no_grad()
     def validate():
@@ -227,7 +237,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         net.load_state_dict(ema)
         net.eval()
         g = torch.Generator().manual_seed(0)
-        terms = [net.loss(batch_at(valid_ds, 10 ** 9 + i, min(8, len(valid_ds))), g) for i in range(2)]  # own seeds
+        terms = [net.loss(on_device(valid_batches[10 ** 9 + i]), g) for i in range(2)]        # their own seeds
         result = {k: float(sum(t[k] for t in terms) / len(terms)) for k in terms[0]}
         for k, u in enumerate(test_utts[:2]):
             prompt_u = next((p for p in test_utts if p["speaker"] == u["speaker"] and p["id"] != u["id"]), u)
@@ -243,14 +253,17 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         return result
 
     _train_mode(net, mode)
-    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not progress, dynamic_ncols=True,
+    bar = tqdm(total=tcfg.steps, initial=step, desc="ldm", unit="step", disable=not (progress and dist.main),
+               dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # one line per 30 s in a log file
+    batches = data.StepBatches(train_ds, tcfg.batch_size, tcfg.frames_per_batch, tcfg.seed, dist.rank, dist.world)
+    stream = iter(data.loader(batches, step, tcfg.steps, tcfg.workers, pin_memory=device.type == "cuda"))
     while step < tcfg.steps:
-        b = batch_at(train_ds, step, tcfg.batch_size)
+        b = on_device(next(stream))
         for group in opt.param_groups:
             group["lr"] = inverse_sqrt_lr(step, tcfg)
         with autocast:
-            losses = net.loss(b, predictors_only=mode == "refit")
+            losses = net_dp(b, predictors_only=mode == "refit")
         if not torch.isfinite(losses["total"]):
             raise NonFiniteLoss(f"non-finite ldm loss at step {step} ({ {k: float(v.detach()) for k, v in losses.items()} }); "
                                 f"nothing was saved: lower --lr or resume from {out / 'last.pt'}")
@@ -267,7 +280,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("data", "score", "ce_rvq", "dur", "pitch")})
             log.write(json.dumps(dict(step=step, lr=inverse_sqrt_lr(step - 1, tcfg), **row)) + "\n")
             log.flush()
-        if step % tcfg.val_every == 0 or step == tcfg.steps:
+        if (step % tcfg.val_every == 0 or step == tcfg.steps) and dist.main:
             history.append(dict(step=step, **validate()))
             log.write(json.dumps(dict(step=step, val=history[-1])) + "\n")
             log.flush()
@@ -275,4 +288,5 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
             checkpoint()
     bar.close()
     log.close()
+    trainer.barrier(dist)
     return history[-1] if history else {}

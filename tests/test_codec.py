@@ -11,6 +11,7 @@ import codec
 import eval as metrics
 import toy
 import train
+import trainer
 
 from pathlib import Path
 import features
@@ -130,7 +131,7 @@ def test_nan_loss_stops_without_writing(toy_cache, tmp_path, monkeypatch):
     before = (tmp_path / "last.pt").read_bytes()
     real = codec.total_loss
     monkeypatch.setattr(codec, "total_loss", lambda c, l: real(c, l) * float("nan"))
-    with pytest.raises(train.NonFiniteLoss, match="non-finite codec loss at step 2"):
+    with pytest.raises(trainer.NonFiniteLoss, match="non-finite codec loss at step 2"):
         train.train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path, resume=True,
                           progress=False)
     assert (tmp_path / "last.pt").read_bytes() == before

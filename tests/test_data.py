@@ -220,3 +220,39 @@ def test_cli_user_errors_are_one_line(args, message):
 def test_cli_help():
     r = run_cli("prepare", "--help")
     assert r.returncode == 0 and "--utts-per-voice" in r.stdout
+
+
+def test_step_batches_are_a_pure_function_of_seed_rank_and_step(toy_cache):
+    ds = data.FeatureDataset(toy_cache, "train")
+    a, b = data.StepBatches(ds, 4, seed=3), data.StepBatches(ds, 4, seed=3)
+    assert [a.indices(s) for s in (7, 0, 7)] == [b.indices(7), b.indices(0), b.indices(7)]
+    assert a.indices(7) != a.indices(8)
+    both = data.StepBatches(ds, 8, seed=3).indices(7)                     # 2 ranks of 4 = the halves of 1 rank of 8
+    assert [data.StepBatches(ds, 4, seed=3, rank=r, world=2).indices(7) for r in (0, 1)] == [both[:4], both[4:]]
+    assert all(len(a.indices(s)) == 4 for s in range(20))
+
+
+def test_frame_budget_batches_fill_the_budget_with_similar_lengths(toy_cache):
+    ds = data.FeatureDataset(toy_cache, "train")
+    budget = 1200
+    sb = data.StepBatches(ds, frames_per_batch=budget, seed=0, window=16)
+    lengths = sb.lengths
+    fill, sizes = [], set()
+    for step in range(200):
+        idx = sb.indices(step)
+        longest = max(lengths[i] for i in idx)
+        assert len(idx) == 1 or len(idx) * longest <= budget
+        fill.append(lengths[idx].sum() / budget)
+        sizes.add(len(idx))
+    assert np.mean(fill) > 0.6 and len(sizes) > 1           # batches are mostly real frames, and vary in size
+    batch = sb[5]
+    assert batch["frame_mask"].shape[0] == len(sb.indices(5)) and batch["frame_mask"].numel() <= budget
+
+
+def test_loader_with_workers_gives_the_same_batches_in_order(toy_cache):
+    import torch
+    ds = data.FeatureDataset(toy_cache, "train")
+    sb = data.StepBatches(ds, 3, seed=1)
+    plain = [sb[s] for s in range(5, 9)]
+    for got, want in zip(data.loader(sb, 5, 9, workers=2), plain):
+        assert got["ids"] == want["ids"] and torch.equal(got["lf0"], want["lf0"])

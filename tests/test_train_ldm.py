@@ -11,6 +11,7 @@ import torch
 import codec
 import data
 import train
+import trainer
 import train_ldm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_ldm_nan_guard(encoded_cache, tmp_path, monkeypatch):
     cache, ckpt = encoded_cache
     real = model.NaturalSpeech2.total_loss
     monkeypatch.setattr(model.NaturalSpeech2, "total_loss", lambda self, l: real(self, l) * float("nan"))
-    with pytest.raises(train.NonFiniteLoss, match="non-finite ldm loss at step 0"):
+    with pytest.raises(trainer.NonFiniteLoss, match="non-finite ldm loss at step 0"):
         train_ldm.train_ldm("tiny", tiny(), cache, ckpt, tmp_path, progress=False)
     assert not (tmp_path / "last.pt").exists()
 
