@@ -89,7 +89,7 @@ def test_shipped_ldm_loads_and_beats_an_untrained_model_on_heldout_voices():
 
 
 # shipped / untrained loss on these held-out clips must be below these ratios (measured: data 0.27, ce_rvq 0.83,
-# dur 0.05, pitch 0.03 with the model shipped now)
+# dur 0.08, pitch 0.04 with the model shipped now)
 RATIO = dict(data=0.4, ce_rvq=0.9, dur=0.2, pitch=0.2)
 
 
@@ -107,22 +107,20 @@ def test_shipped_predictors_are_unbiased_at_inference():
     assert abs(e["bias_lf0"]) < BIAS_LF0 and abs(e["bias_logd"]) < BIAS_LOGD, e
 
 
-BIAS_LF0, BIAS_LOGD = 0.1, 0.1       # |mean signed error|, log units (≈ 10%); measured -0.065 and +0.013
+BIAS_LF0, BIAS_LOGD = 0.1, 0.1       # |mean signed error|, log units (≈ 10%); measured -0.004 and -0.041
 
 
 def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     """Every 25th alphabetic word of the CMU dictionary (4,700 of ~117k words), phonemized by the toy front end:
-    (1) at most 0.1% of them need text.closest_known with the inventory `make train-toy` trains (the default toy
-    corpus: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, README "Phoneme coverage");
-    (2) the shipped model reads every one of them (through the fallback where needed), none left with nothing."""
+    at most 0.1% of them need text.closest_known with the shipped model's inventory (the one `make train-toy`
+    trains: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, README "Phoneme coverage"),
+    and every word reads into something (none left with nothing)."""
     import toy_text
-    inventory = ["<pad>", features.PAUSE] + sorted(toy_text.coverage_vocabulary()["kept"])
-    r = toy.cmu_coverage(inventory, every=25)
+    phonemes = torch.load(LDM, weights_only=True)["phonemes"]
+    assert set(toy_text.coverage_vocabulary()["kept"]) <= set(phonemes)
+    r = toy.cmu_coverage(phonemes, every=25)
     print(f"\n{r['words']} CMU words: {len(r['fallback'])} need the fallback ({r['fraction']:.3%}): {r['fallback']}")
     assert r["words"] > 4000 and r["fraction"] <= 0.001 and not r["empty"], r["unseen"]
-    shipped = toy.cmu_coverage(torch.load(LDM, weights_only=True)["phonemes"], every=25)
-    print(f"shipped model: {shipped['fraction']:.1%} need the fallback")
-    assert not shipped["empty"]
 
 
 def test_everyday_english_with_zero_refusals(tmp_path, capsys):
@@ -143,6 +141,7 @@ def test_everyday_english_with_zero_refusals(tmp_path, capsys):
     notes = [line for line in err.splitlines() if line.startswith("note: phoneme")]
     print(f"\n{len(lines)} lines, {len(notes)} unseen phoneme(s) read through the fallback: {notes}")
     assert code == 0 and "error" not in err, err
+    assert len(notes) <= 2, notes                    # the shipped inventory covers everyday English
     for k, line in enumerate(lines):
         seconds = sf.info(tmp_path / f"{k:02d}.wav").duration
         assert seconds >= 0.12 * len(line.split()), (line, seconds)
