@@ -2,7 +2,7 @@
 
     python bench.py codec                 # encode+decode real-time factor and training step time, per config
     python bench.py codec --device cuda   # the same on a GPU (bf16 autocast for training)
-    python bench.py ldm                   # diffusion model: step time, peak memory, CE-RVQ share, sampling speed
+    python bench.py ldm                   # diffusion model: step time, FLOPs, MFU on a GPU, memory, CE-RVQ share, sampling
     python bench.py loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
@@ -19,6 +19,10 @@ import time
 import torch
 
 import codec
+
+
+# dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU = achieved / peak
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "RTX 4090": 165.0}
 
 
 def _time(fn, repeats: int, warmup: int = 1, device: str = "cpu") -> float:
@@ -67,13 +71,18 @@ def bench_codec(configs, device: str, seconds: float, batch: int, repeats: int) 
                 d_loss.backward()
                 opt_d.step()
 
+        from torch.utils.flop_counter import FlopCounterMode
+        step(True)                                                  # k-means initialisation of the codebooks
+        with FlopCounterMode(display=False) as counter:             # forward + backward, generator + discriminator
+            step(True)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         plain = _time(lambda: step(False), max(2, repeats // 2), device=device)
         adv = _time(lambda: step(True), max(2, repeats // 2), device=device)
         mem = torch.cuda.max_memory_allocated() / 2 ** 30 if device == "cuda" else float("nan")
         rows.append(dict(config=name, params_m=(codec.count_parameters(model) + model.rvq.codebooks.numel()) / 1e6,
-                         rtf_encode=enc / seconds, rtf_decode=dec / seconds, step_recon=plain, step_gan=adv, mem_gb=mem))
+                         rtf_encode=enc / seconds, rtf_decode=dec / seconds, step_recon=plain, step_gan=adv, mem_gb=mem,
+                         flops=counter.get_total_flops()))
     return rows
 
 
@@ -102,6 +111,10 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
         loss.backward()
         opt.step()
 
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:                # forward + backward of one step
+        step()
+    flops = counter.get_total_flops()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with_ce = _time(step, repeats, device=device)
@@ -116,7 +129,7 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
     durs = torch.full((1, 40), 6, device=device)                         # 240 frames = 3 s
     net.prior.duration.forward = lambda *a, **k: torch.log1p(durs.float())     # fixed length for timing
     rtf = {s: _time(lambda: net.generate(phon, prompt, steps=s), 1, warmup=0, device=device) / 3.0 for s in (150, 50, 20)}
-    return dict(config=name, params_m=sum(p.numel() for p in net.parameters()) / 1e6, step=with_ce,
+    return dict(config=name, params_m=sum(p.numel() for p in net.parameters()) / 1e6, step=with_ce, flops=flops,
                 step_no_ce=without_ce, mem_gb=mem, **{f"rtf_{s}": v for s, v in rtf.items()})
 
 
@@ -170,12 +183,16 @@ def main(argv=None):
     c.add_argument("--seconds", type=float, default=10.0, help="audio length for the encode/decode RTF")
     c.add_argument("--batch", type=int, default=8, help="training batch (clips of 1 s)")
     c.add_argument("--repeats", type=int, default=5)
+    c.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
     m = sub.add_parser("ldm", help="latent diffusion model speed per config")
     m.add_argument("--configs", default="tiny,toy,libritts")
     m.add_argument("--device", default="cpu")
     m.add_argument("--batch", type=int, default=4)
     m.add_argument("--frames", type=int, default=400, help="frames per training example (400 = 5 s)")
     m.add_argument("--repeats", type=int, default=3)
+    m.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
     lo = sub.add_parser("loader", help="DataLoader throughput next to the training step's consumption")
     lo.add_argument("--data", default="data/toy", help="an encoded feature cache (data.py encode)")
     lo.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
@@ -213,9 +230,11 @@ def main(argv=None):
         import subprocess
         print(f"# latent diffusion model on {args.device}, torch {torch.__version__}; training step: batch {args.batch} x "
               f"{args.frames} frames; sampling: a 3 s utterance")
-        print("| config | params (M) | train step (s) | CE-RVQ share of the step | peak memory (GB) | "
-              "sampling RTF, 150 / 50 / 20 steps |")
-        print("|---|---|---|---|---|---|")
+        peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
+                                         and k in torch.cuda.get_device_name()), None)
+        print("| config | params (M) | train step (s) | GFLOP per step | achieved TFLOP/s | MFU | CE-RVQ share of "
+              "the step | peak memory (GB) | sampling RTF, 150 / 50 / 20 steps |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in args.configs.split(","):
             r = subprocess.run([sys.executable, __file__, "ldm-one", "--config", name, "--device", args.device, "--batch",
                                 str(args.batch), "--frames", str(args.frames), "--repeats", str(args.repeats)],
@@ -225,8 +244,11 @@ def main(argv=None):
                 continue
             d = json.loads(r.stdout.strip().splitlines()[-1])
             share = 1 - d["step_no_ce"] / d["step"]
-            print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {share:.0%} | {d['mem_gb']:.2f} | "
-                  f"{d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} |", flush=True)
+            tflops = d["flops"] / d["step"] / 1e12
+            mfu = f"{tflops / peak:.1%}" if peak else "—"
+            print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {d['flops'] / 1e9:,.1f} | {tflops:.3f} | {mfu} | "
+                  f"{share:.0%} | {d['mem_gb']:.2f} | {d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} |",
+                  flush=True)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no GPU is visible", file=sys.stderr)
@@ -235,13 +257,16 @@ def main(argv=None):
                                                                      f"{torch.get_num_threads()} threads"
     print(f"# codec speed on {dev}, torch {torch.__version__}; RTF for {args.seconds:g} s of audio; "
           f"training step: batch {args.batch} x 1 s")
-    print("| config | params (M) | encode RTF | decode RTF | train step, recon. losses (s) | train step, + GAN (s) |"
-          + (" peak GPU mem (GB) |" if args.device == "cuda" else ""))
-    print("|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else ""))
+    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
+                                     and k in torch.cuda.get_device_name()), None)
+    print("| config | params (M) | encode RTF | decode RTF | train step, recon. losses (s) | train step, + GAN (s) | "
+          "GFLOP per step (+ GAN) | MFU |" + (" peak GPU mem (GB) |" if args.device == "cuda" else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else ""))
     for r in bench_codec(args.configs.split(","), args.device, args.seconds, args.batch, args.repeats):
+        mfu = f"{r['flops'] / r['step_gan'] / 1e12 / peak:.1%}" if peak else "—"
         print(f"| {r['config']} | {r['params_m']:.1f} | {r['rtf_encode']:.3f} | {r['rtf_decode']:.3f} | "
-              f"{r['step_recon']:.2f} | {r['step_gan']:.2f} |" + (f" {r['mem_gb']:.1f} |" if args.device == "cuda" else ""),
-              flush=True)
+              f"{r['step_recon']:.2f} | {r['step_gan']:.2f} | {r['flops'] / 1e9:,.1f} | {mfu} |"
+              + (f" {r['mem_gb']:.1f} |" if args.device == "cuda" else ""), flush=True)
     return 0
 
 

@@ -205,13 +205,28 @@ def features_one(args) -> tuple[str, int | None, str | None]:
                 _ALIGNER[durations_from] = align.load(durations_from)[0]
             net = _ALIGNER[durations_from]
             ids = np.asarray(inventory().encode(phonemes))
-            (durations,) = align.durations(net, [(ids, align.mel_frames(wav, net.cfg))])
+            (native,) = align.durations(net, [(ids, align.mel_frames(wav, net.cfg))])
+            durations = align.to_codec_frames(native, T, net.cfg.hop)
         ids = inventory().encode(phonemes)
         features.save_features(Path(out) / "feats" / f"{utt['id']}.npz",
                                features.features(wav, ids, durations, utt["speaker"], utt["text"]))
         return utt["id"], T, None
     except (ValueError, OSError) as e:
         return utt["id"], None, str(e)
+
+
+def hold_out_valid(utts: list[dict], speakers: int = 32):
+    """Without a dev-* subset: the last utterance of each of (up to) `speakers` training speakers that have at least
+    two becomes the valid split (seen voices, unseen sentences), so that training can validate."""
+    by_speaker = {}
+    for u in utts:
+        if u["split"] == "train":
+            by_speaker.setdefault(u["speaker"], []).append(u)
+    chosen = [us[-1] for us in by_speaker.values() if len(us) >= 2][:speakers]
+    for u in chosen:
+        u["split"] = "valid"
+    if chosen:
+        print(f"libritts: no dev-* subset given: {len(chosen)} training utterances (one per speaker) are the valid split")
 
 
 def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
@@ -246,6 +261,8 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         u["n_frames"] = int(features.load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
     if not kept:
         raise ValueError(f"every utterance was skipped; first reasons: {[s['reason'] for s in skipped[:3]]}")
+    if not any(u["split"] == "valid" for u in kept):
+        hold_out_valid(kept)
     hours = sum(u["n_frames"] for u in kept) * HOP / SAMPLE_RATE / 3600
     minutes = (time.time() - t0) / 60
     print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min"

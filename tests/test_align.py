@@ -114,3 +114,11 @@ def test_checkpoint_round_trip(tmp_path):
     back, phonemes = align.load(tmp_path / "a.pt")
     assert phonemes == ["_", "a", "b", "c", "d"]
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), back.state_dict().values()))
+
+
+def test_to_codec_frames_rounds_boundaries_and_keeps_the_total():
+    d = np.array([3, 1, 4, 2, 6])                                   # aligner frames of 100 samples: 16 = 8 codec frames
+    out = align.to_codec_frames(d, 8, 100)
+    assert out.sum() == 8 and (out >= 0).all()
+    assert np.array_equal(np.cumsum(out)[:-1], np.rint(np.cumsum(d)[:-1] / 2).astype(int))
+    assert np.array_equal(align.to_codec_frames(d, 16, 200), d)     # at the codec's own rate: unchanged

@@ -171,3 +171,30 @@ def test_cli_libritts_bad_root_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(tmp_path / "nope"),
                         "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_real_speech_end_to_end_on_tiny_configs(tmp_path):
+    """The real-speech recipe on the fixture: prepare (g2p_en + built-in aligner) -> codec -> encode -> ldm -> sample,
+    each stage on its `tiny` config for a few steps."""
+    import soundfile as sf
+    import codec
+    import sample
+    import train
+    import train_ldm
+    cache = tmp_path / "cache"
+    manifest = libritts.prepare(REAL, cache, ["train-clean-100", "test-clean"], jobs=1,
+                                aligner_overrides=["--steps=10", "--dim=16"])
+    data.write_manifest(cache, manifest)
+    assert {u["split"] for u in manifest["utterances"]} == {"train", "valid", "test"}     # valid held out of train
+    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train.train_codec(codec.make_config("tiny"), tcfg, cache, tmp_path / "codec_run", progress=False)
+    train.export(tmp_path / "codec_run" / "last.pt", tmp_path / "codec.pt")
+    data.encode_cache(cache, tmp_path / "codec.pt")
+    lcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
+    train_ldm.train_ldm("tiny", lcfg, cache, tmp_path / "codec.pt", tmp_path / "ldm_run", progress=False)
+    train.export(tmp_path / "ldm_run" / "last.pt", tmp_path / "ldm.pt")
+    prompt = next(REAL.glob("test-clean/*/1/*.wav"))
+    code = sample.main(["--ckpt", str(tmp_path / "ldm.pt"), "--codec", str(tmp_path / "codec.pt"), "--text",
+                        "Here is my phone number.", "--prompt", str(prompt), "--out", str(tmp_path / "out.wav"),
+                        "--steps", "2"])
+    assert code == 0 and sf.info(tmp_path / "out.wav").frames > 0
