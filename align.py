@@ -245,25 +245,63 @@ def to_codec_frames(d: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
     return np.diff(np.append(bounds, n_frames))
 
 
-def save(net: Aligner, path: Path, phonemes: list[str]):
-    """Atomic checkpoint: weights, config and the phoneme inventory the IDs index."""
+def save(net: Aligner, path: Path, phonemes: list[str], front_end: str = ""):
+    """Atomic checkpoint: weights, config, the phoneme inventory the IDs index and the text front end's name."""
     import os
     import tempfile
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     os.close(fd)
-    torch.save(dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes), model=net.state_dict()), tmp)
+    torch.save(dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes), front_end=front_end,
+                    model=net.state_dict()), tmp)
     os.replace(tmp, path)
 
 
 def load(path: Path) -> tuple[Aligner, list[str]]:
+    """(aligner in eval mode, its phoneme inventory); the front end's name is `front_end(path)`."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if ck.get("kind") != "aligner":
         raise ValueError(f"{path} is not an aligner checkpoint")
     net = Aligner(len(ck["phonemes"]), AlignerConfig(**ck["config"]))
     net.load_state_dict(ck["model"])
+    net.front_end = ck.get("front_end", "")
     return net.eval(), ck["phonemes"]
+
+
+def plot(net: Aligner, phonemes: list[str], ids: np.ndarray, wav: np.ndarray, out: Path, title: str = ""):
+    """The log-mel spectrogram with the hard alignment's phoneme boundaries and labels over it, and the soft
+    alignment A_soft (phonemes × frames) with the monotonic path on it, to `out` (png)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    mel = mel_frames(wav, net.cfg)
+    b = collate([(ids, mel)])
+    with torch.no_grad():
+        log_attn = net(b["phonemes"], b["phoneme_mask"], b["mel"], b["frame_mask"])
+    hard = hard_alignment(log_attn, b["phoneme_mask"], b["frame_mask"])[0]
+    d = hard.sum(0).long().numpy()
+    sec = net.cfg.hop / SAMPLE_RATE
+    T = mel.shape[1]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(min(24, 2 + T * sec * 4), 6.5), sharex=True)
+    raw = log_mel(torch.as_tensor(np.asarray(wav, np.float32))[None], net.cfg.n_fft, net.cfg.hop, net.cfg.n_mels)[0]
+    a1.imshow(raw[:, :T].numpy(), origin="lower", aspect="auto", extent=(0, T * sec, 0, raw.shape[0]), cmap="magma")
+    starts = np.concatenate([[0], np.cumsum(d)])
+    for k, p in enumerate(phonemes):
+        a1.axvline(starts[k] * sec, color="white", lw=0.6)
+        a1.text((starts[k] + starts[k + 1]) / 2 * sec, raw.shape[0] * 0.9, p, color="white", ha="center",
+                fontsize=7, rotation=90)
+    a1.set_ylabel("mel bin")
+    a1.set_title(title or "alignment")
+    a2.imshow(log_attn[0].exp().T.numpy(), origin="lower", aspect="auto", extent=(0, T * sec, 0, len(phonemes)),
+              cmap="viridis")
+    a2.plot((np.arange(T) + 0.5) * sec, hard.argmax(1).numpy() + 0.5, color="red", lw=0.8)
+    a2.set_ylabel("phoneme index")
+    a2.set_xlabel("time (s)")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -338,6 +376,11 @@ def main(argv=None) -> int:
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--split", default="test", help="test = held-out voices (default)")
     e.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    g = sub.add_parser("plot", help="plot the alignment of one recording and its transcript")
+    g.add_argument("--ckpt", type=Path, required=True)
+    g.add_argument("--wav", type=Path, required=True)
+    g.add_argument("--text", required=True, help="its transcript")
+    g.add_argument("--out", type=Path, required=True, help="png to write")
     args, rest = p.parse_known_args(argv)
     try:
         if args.cmd == "fit":
@@ -346,8 +389,23 @@ def main(argv=None) -> int:
             (cfg,) = parse_overrides(rest, ALIGNER_PRESETS[args.config])
             _, items = cache_items(args.data, "train", cfg)
             phonemes = json.loads((args.data / "manifest.json").read_text())["phonemes"]
-            save(fit(items, len(phonemes), cfg), args.out, phonemes)
+            save(fit(items, len(phonemes), cfg), args.out, phonemes,
+                 json.loads((args.data / "manifest.json").read_text())["front_end"])
             print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
+        elif args.cmd == "plot":
+            import features
+            from sample import front_end
+            from text import PhonemeSet
+            net, inventory = load(args.ckpt)
+            if not net.front_end:
+                raise ValueError(f"{args.ckpt} does not name its text front end")
+            wav = features.load_audio(args.wav)
+            phonemes = front_end(net.front_end)(args.text)
+            ids = np.asarray(PhonemeSet.from_list(inventory).encode(phonemes))
+            if len(wav) // net.cfg.hop < len(ids):
+                raise ValueError(f"{args.wav} is too short for {len(ids)} phonemes")
+            plot(net, phonemes, ids, wav, args.out, f"{args.wav.name}: {args.text}")
+            print(f"wrote {args.out}")
         else:
             if rest:
                 p.error(f"unrecognized arguments: {' '.join(rest)}")

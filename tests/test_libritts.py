@@ -151,6 +151,11 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
         assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] and (f["durations"] >= 1).all()
         assert pset.decode(f["phonemes"]) == libritts.text_phonemes(u["text"])
     assert (tmp_path / "aligner.pt").exists()
+    import align
+    u = manifest["utterances"][0]
+    assert align.main(["plot", "--ckpt", str(tmp_path / "aligner.pt"), "--wav", u["wav"], "--text", u["text"],
+                       "--out", str(tmp_path / "alignment.png")]) == 0
+    assert (tmp_path / "alignment.png").stat().st_size > 10_000
 
 
 def test_prepare_resumes_where_it_stopped(tmp_path):
