@@ -394,8 +394,7 @@ def main(argv=None) -> int:
             print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
         elif args.cmd == "plot":
             import features
-            from sample import front_end
-            from text import PhonemeSet
+            from text import PhonemeSet, front_end
             net, inventory = load(args.ckpt)
             if not net.front_end:
                 raise ValueError(f"{args.ckpt} does not name its text front end")

@@ -5,7 +5,7 @@ LibriTTS (585 h, 24 kHz, 2,456 speakers) is read from its official layout, which
     <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav
                                         ... .normalized.txt   (the text)
 
-Phonemes come from g2p_en (`text_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses).
+Phonemes come from g2p_en (`text.g2p_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses).
 Durations come from the built-in aligner (`align.py`), fitted on the corpus being prepared; or, with
 `--textgrids DIR`, from Montreal Forced Aligner TextGrids with an ARPAbet `phones` tier (one `<utterance id>.TextGrid`
 per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the pause; an utterance with `spn`, a word MFA
@@ -35,7 +35,7 @@ import numpy as np
 
 import features
 from features import HOP, PAUSE, SAMPLE_RATE
-from text import PHONEMES, PUNCTUATION, PhonemeSet
+from text import PHONEMES, PhonemeSet, g2p_phonemes
 
 FRONT_END = "g2p_en-arpabet"
 SILENCES = {"", "sil", "sp"}
@@ -44,19 +44,6 @@ SILENCES = {"", "sil", "sp"}
 def inventory() -> PhonemeSet:
     """The fixed LibriTTS inventory: the pause token + the 69 stress-marked ARPAbet phonemes."""
     return PhonemeSet([PAUSE] + PHONEMES)
-
-
-def text_phonemes(text: str) -> list[str]:
-    """A transcript as the aligner and the model see it, in training and at synthesis: g2p_en's phonemes
-    (`text.EnglishG2P`) with every run of punctuation one pause, and a pause at the start and at the end (the
-    silence around a recorded sentence). Raises TextError when nothing is pronounceable."""
-    from text import EnglishG2P
-    out = [PAUSE]
-    for p in EnglishG2P()(text):
-        p = PAUSE if p in PUNCTUATION else p
-        if not (p == PAUSE and out[-1] == PAUSE):
-            out.append(p)
-    return out + ([] if out[-1] == PAUSE else [PAUSE])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,7 +115,7 @@ def scan_one(utt: dict) -> dict:
     """Check one utterance and phonemize it: {id, n_frames, phonemes} or {id, reason}."""
     try:
         T = len(load_cropped(utt["wav"])) // HOP
-        phonemes = text_phonemes(utt["text"])
+        phonemes = g2p_phonemes(utt["text"])
         if T < len(phonemes):
             raise ValueError(f"too short for its text: {T} frames for {len(phonemes)} phonemes")
         return dict(id=utt["id"], n_frames=T, phonemes=phonemes)

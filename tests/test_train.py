@@ -62,3 +62,39 @@ def test_cli_checks_overrides_before_reading_data(stage, pair, message):
 def test_codec_config_fields_are_reachable():
     ccfg, _ = trainer.parse_overrides(["--n_q=8"], codec.make_config("tiny"), train.TRAIN_PRESETS["tiny"])
     assert ccfg.n_q == 8
+
+
+def project_imports() -> dict:
+    """{module: project modules it imports anywhere in its source, lazily inside functions too}."""
+    import ast
+    root = Path(__file__).resolve().parents[1]
+    mods = {p.stem for p in root.glob("*.py")}
+    graph = {}
+    for p in root.glob("*.py"):
+        deps = set()
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Import):
+                deps |= {a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.module:
+                deps.add(n.module.split(".")[0])
+        graph[p.stem] = (deps & mods) - {p.stem}
+    return graph
+
+
+def test_no_import_cycle_and_components_import_no_scripts():
+    graph = project_imports()
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in graph[m]:
+            assert state.get(d) != "open", "import cycle: " + " -> ".join(path + [d])
+            if d not in state:
+                visit(d, path + [d])
+        state[m] = "done"
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+    for component in ("rvq", "codec", "prompt", "prior", "diffusion", "model"):
+        assert not graph[component] & {"data", "train", "train_ldm", "trainer", "sample", "eval", "features"}, component
