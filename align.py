@@ -59,7 +59,7 @@ class AlignerConfig:
     seed: int = 0
 
 
-ALIGNER_PRESETS = {"toy": AlignerConfig(), "libritts": AlignerConfig(dim=192, steps=20_000),
+ALIGNER_PRESETS = {"toy": AlignerConfig(), "libritts": AlignerConfig(dim=192, steps=8000),
                    "tiny": AlignerConfig(dim=16, n_mels=20, n_fft=256, text_layers=1, mel_layers=1, batch_size=2,
                                          steps=20)}
 

@@ -232,15 +232,21 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         utts = [u for u in utts if u["id"] in grids]
         source = {u["id"]: (None, grids[u["id"]]) for u in utts}
     else:
+        t_scan = time.time()
         scanned = scan(utts, out, jobs)
+        t_scan = time.time() - t_scan
         skipped += [dict(id=u["id"], reason=scanned[u["id"]]["reason"]) for u in utts if "reason" in scanned[u["id"]]]
         utts = [u for u in utts if "phonemes" in scanned[u["id"]]]
         ckpt = out / "aligner.pt"
+        t_fit = time.time()
         if not ckpt.exists():
             fit_aligner(utts, scanned, out, jobs, aligner_overrides)
+        t_fit = time.time() - t_fit
         source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
     todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
+    t_feat = time.time()
     results = features.run_pool(features_one, todo, jobs, desc="features")
+    t_feat = time.time() - t_feat
     skipped += [dict(id=i, reason=r) for i, _, r in results if r is not None]
     bad = {s["id"] for s in skipped}
     kept = [u for u in utts if u["id"] not in bad]
@@ -252,8 +258,11 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         hold_out_valid(kept)
     hours = sum(u["n_frames"] for u in kept) * HOP / SAMPLE_RATE / 3600
     minutes = (time.time() - t0) / 60
-    print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min"
-          + (f" ({hours / minutes:.2f} h of audio per minute)" if todo and minutes > 0 else ""))
+    print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min")
+    if textgrids is None:
+        rate = lambda sec: f"{hours / (sec / 60):.2f} h of audio per minute" if sec > 1 else "already done"
+        print(f"  scan {t_scan:.0f} s ({rate(t_scan)}), aligner fit {t_fit / 60:.1f} min, features {t_feat:.0f} s "
+              f"({rate(t_feat)})")
     for s in skipped[:10]:
         print(f"  skipped {s['id']}: {s['reason']}")
     if len(skipped) > 10:
