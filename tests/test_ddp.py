@@ -1,5 +1,6 @@
 """Both training stages under torchrun with 2 CPU processes (gloo): 2 ranks of batch B get the gradient of 1 rank of
 batch 2B, DDP keeps the ranks equal through the real loops, and a torchrun run resumes exactly."""
+import os
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ def torchrun_script(script, args, nproc=2):
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", script, *args]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -40,12 +41,13 @@ def test_two_ranks_of_batch_b_give_the_gradient_of_one_rank_of_2b(toy_cache, tmp
     helper = str(ROOT / "tests" / "ddp_grads.py")
     torchrun_script(helper, [str(toy_cache), str(tmp_path / "two.pt"), "4"])
     r = subprocess.run([sys.executable, helper, str(toy_cache), str(tmp_path / "one.pt"), "4"], cwd=ROOT,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     two, one = torch.load(tmp_path / "two.pt"), torch.load(tmp_path / "one.pt")
     assert two.keys() == one.keys() and len(one) > 10
-    for k in one:
-        assert torch.allclose(two[k], one[k], rtol=1e-4, atol=1e-6), (k, float((two[k] - one[k]).abs().max()))
+    for k in one:                    # relative to the tensor's norm: elements that are sums of cancelling terms
+        gap = float((two[k] - one[k]).norm() / one[k].norm().clamp_min(1e-12))          # carry float noise
+        assert gap < 1e-3, (k, gap)
 
 
 def test_codec_training_under_torchrun_keeps_the_ranks_equal(toy_cache, tmp_path):
