@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 
 import sys
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,7 +50,6 @@ class AlignerConfig:
     mel_layers: int = 3
     mel_kernel: int = 3
     prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
-    unit_norm: bool = False    # distances between unit-length keys and queries, scaled by a learned 1/temperature
     blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
     lambda_bin: float = 1.0
     bin_start: float = 0.3     # L_bin joins after this share of the steps
@@ -115,8 +113,6 @@ class Aligner(nn.Module):
         self.mel = nn.ModuleList(nn.Conv1d(D, D, cfg.mel_kernel, padding=cfg.mel_kernel // 2)
                                  for _ in range(cfg.mel_layers - 1))
         self.mel_out = nn.Conv1d(D, D, 1)
-        if cfg.unit_norm:
-            self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
     def keys(self, phonemes, phoneme_mask):                       # (B, N), (B, N) -> (B, D, N)
         keep = phoneme_mask[:, None]
@@ -135,9 +131,6 @@ class Aligner(nn.Module):
     def forward(self, phonemes, phoneme_mask, mel, frame_mask) -> torch.Tensor:
         """log A_soft = log_softmax_n(−‖q_t − k_n‖² + log P_prior(n | t)): (B, T, N)."""
         k, q = self.keys(phonemes, phoneme_mask), self.queries(mel, frame_mask)
-        if self.cfg.unit_norm:                                   # ‖q̂ − k̂‖² = 2 − 2 cos, times a learned scale
-            k = F.normalize(k, dim=1) * self.log_scale.exp().sqrt()
-            q = F.normalize(q, dim=1) * self.log_scale.exp().sqrt()
         dist = (q.pow(2).sum(1)[:, :, None] - 2 * q.transpose(1, 2) @ k + k.pow(2).sum(1)[:, None, :])  # (B, T, N)
         prior = torch.zeros_like(dist)
         for b, (N, T) in enumerate(zip(phoneme_mask.sum(1).tolist(), frame_mask.sum(1).tolist())):
