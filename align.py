@@ -247,15 +247,9 @@ def to_codec_frames(d: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
 
 def save(net: Aligner, path: Path, phonemes: list[str], front_end: str = ""):
     """Atomic checkpoint: weights, config, the phoneme inventory the IDs index and the text front end's name."""
-    import os
-    import tempfile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    os.close(fd)
-    torch.save(dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes), front_end=front_end,
-                    model=net.state_dict()), tmp)
-    os.replace(tmp, path)
+    from trainer import save_checkpoint
+    save_checkpoint(Path(path), dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes),
+                                     front_end=front_end, model=net.state_dict()))
 
 
 def load(path: Path) -> tuple[Aligner, list[str]]:

@@ -184,6 +184,7 @@ def features_one(args) -> tuple[str, int | None, str | None]:
         T = len(wav) // HOP
         if isinstance(durations_from, Path) and durations_from.suffix == ".TextGrid":
             phonemes, durations = phones_to_frames(read_textgrid_phones(durations_from), T)
+            ids = np.asarray(inventory().encode(phonemes))
         else:
             import align
             import torch
@@ -194,7 +195,6 @@ def features_one(args) -> tuple[str, int | None, str | None]:
             ids = np.asarray(inventory().encode(phonemes))
             (native,) = align.durations(net, [(ids, align.mel_frames(wav, net.cfg))])
             durations = align.to_codec_frames(native, T, net.cfg.hop)
-        ids = inventory().encode(phonemes)
         features.save_features(Path(out) / "feats" / f"{utt['id']}.npz",
                                features.features(wav, ids, durations, utt["speaker"], utt["text"]))
         return utt["id"], T, None
