@@ -49,6 +49,7 @@ class AlignerConfig:
     text_kernel: int = 5
     mel_layers: int = 3
     mel_kernel: int = 3
+    temperature: float = 1.0   # τ scaling the distances in the soft alignment
     prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
     blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
     lambda_bin: float = 1.0
@@ -135,7 +136,7 @@ class Aligner(nn.Module):
         prior = torch.zeros_like(dist)
         for b, (N, T) in enumerate(zip(phoneme_mask.sum(1).tolist(), frame_mask.sum(1).tolist())):
             prior[b, :T, :N] = beta_binomial_log_prior(N, T, self.cfg.prior_omega)
-        logits = (-dist + prior).masked_fill(~phoneme_mask[:, None, :], MASKED)
+        logits = (-self.cfg.temperature * dist + prior).masked_fill(~phoneme_mask[:, None, :], MASKED)
         return torch.log_softmax(logits, -1)
 
 

@@ -159,6 +159,14 @@ class ResidualVQ(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
+    def restart_ema_stats(self, count: float = 1.0):
+        """Restart the EMA statistics from the current codebooks (N_k = count, S_k = count · C_k), so that training
+        continues from loaded codebooks (an exported codec stores none) without moving them on the first step."""
+        self.cluster_size.fill_(count)
+        self.embed_sum.copy_(self.codebooks * count)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
     def _ema_update(self, j: int, r: torch.Tensor, i_j: torch.Tensor, keep=None):
         """EMA codebook step for quantizer j (Laplace-smoothed counts, as VQ-VAE-2), then dead-code restart.
 

@@ -90,9 +90,11 @@ def validate(model, clips, device, out_dir: Path | None = None, step: int = 0) -
 
 
 def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume: bool = False,
-                device: str = "cpu", progress: bool = True) -> dict:
+                device: str = "cpu", progress: bool = True, init: Path | None = None) -> dict:
     """Train (or resume) the codec; returns the final validation metrics. Checkpoint: out/last.pt. Under torchrun
-    every rank trains on its slice of each global batch (batch_size per rank); rank 0 validates and writes."""
+    every rank trains on its slice of each global batch (batch_size per rank); rank 0 validates and writes.
+    `init`: a trained codec (training or exported checkpoint, same model config) whose weights and codebooks the
+    run starts from (fine-tuning, e.g. a toy codec onto real speech); discriminators and optimizers start fresh."""
     import data
     from tqdm import tqdm
     dist = trainer.distributed(device)
@@ -115,6 +117,12 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
         model.load_state_dict(ck["model"]); disc.load_state_dict(ck["disc"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
         step, history = restore_shared(ck, scaler, device, dist.rank)
+    elif init is not None:
+        start = codec_lib.load_codec(init)
+        if plain_config(model_cfg) != plain_config(start.cfg):
+            raise ValueError(f"--init {init} has another model config than --config; pass the config it was trained with")
+        model.load_state_dict(start.state_dict())
+        model.rvq.restart_ema_stats()
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed, rank=dist.rank, world=dist.world)
     clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts) if dist.main else []
@@ -211,6 +219,10 @@ def main(argv=None):
         p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+        if stage == "codec":
+            p.add_argument("--init", type=Path, default=None, metavar="CODEC_CKPT",
+                           help="start from this trained codec's weights (fine-tuning, e.g. the toy codec on real "
+                                "speech); discriminators and optimizers start fresh; ignored with --resume")
         if stage == "ldm":
             p.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec of the IDs")
             p.add_argument("--refit-predictors", type=Path, default=None, metavar="LDM_CKPT",
@@ -247,7 +259,7 @@ def main(argv=None):
         import data
         data.read_manifest(args.data)
         if args.stage == "codec":
-            final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device)
+            final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device, init=args.init)
         else:
             final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
                               refit=args.refit_predictors, finetune=args.finetune)

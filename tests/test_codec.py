@@ -138,6 +138,26 @@ def test_nan_loss_stops_without_writing(toy_cache, tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_init_starts_from_an_exported_codec(toy_cache, tmp_path):
+    cfg = codec.make_config("tiny")
+    train.train_codec(cfg, tiny_train_config(steps=2, val_every=100), toy_cache, tmp_path / "a", progress=False)
+    train.export(tmp_path / "a" / "last.pt", tmp_path / "a.pt")
+    start = codec.load_codec(tmp_path / "a.pt")
+    train.train_codec(cfg, tiny_train_config(steps=1, val_every=100, lr=0.0), toy_cache, tmp_path / "b",
+                      progress=False, init=tmp_path / "a.pt")
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    weights = [k for k in after if not k.startswith("rvq.")]
+    assert all(torch.equal(after[k], start.state_dict()[k]) for k in weights)          # lr 0: the loaded weights
+    c0, c1 = start.rvq.codebooks[0], after["rvq.codebooks"][0]                         # one EMA step, not a jump
+    moved = (c1 - c0).norm(dim=-1) / c0.norm(dim=-1)
+    assert moved.median() < 0.1, moved.median()
+    fresh = codec.make_config("tiny")
+    fresh.dim = fresh.dim * 2
+    with pytest.raises(ValueError, match="another model config"):
+        train.train_codec(fresh, tiny_train_config(steps=1), toy_cache, tmp_path / "c", progress=False,
+                          init=tmp_path / "a.pt")
+
+
 def test_export_and_load(toy_cache, tmp_path):
     cfg = codec.make_config("tiny")
     train.train_codec(cfg, tiny_train_config(steps=2, val_every=2), toy_cache, tmp_path, progress=False)
