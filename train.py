@@ -231,6 +231,9 @@ def main(argv=None):
             p.add_argument("--finetune", type=Path, default=None, metavar="LDM_CKPT",
                            help="train on the diffusion model of this trained model, prior and prompt encoder frozen "
                                 "(e.g. --cfg_drop=0.1 for classifier-free guidance; an experiment beyond the paper)")
+            p.add_argument("--init", type=Path, default=None, metavar="LDM_CKPT",
+                           help="start a full run from this trained model's weights (e.g. the toy model on real "
+                                "speech): matching weights are copied, shared phonemes keep their embeddings")
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -262,7 +265,7 @@ def main(argv=None):
             final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device, init=args.init)
         else:
             final = train_ldm(args.config, tcfg, args.data, args.codec, out, args.resume, args.device, model_overrides,
-                              refit=args.refit_predictors, finetune=args.finetune)
+                              refit=args.refit_predictors, finetune=args.finetune, init=args.init)
         print(f"done: {out / 'last.pt'}  " + json.dumps({k: v for k, v in final.items() if k != 'perplexity'}))
     except (ValueError, FileNotFoundError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)

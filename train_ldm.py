@@ -103,6 +103,38 @@ def predictor_targets_mean(cache) -> tuple[float, float]:
     return float(np.concatenate(log_d).mean()), float(np.concatenate(lf0).mean())
 
 
+def init_base(ckpt, cache, codec_ckpt, preset: str, overrides=()):
+    """A fresh model for `cache` (`build_ldm`) that starts from the EMA weights of a trained ldm checkpoint: every
+    weight whose name and shape match is copied; phoneme embeddings are copied row by row for the phonemes both
+    inventories share (the rest start fresh); the codebooks, the latent statistics and the predictors' output
+    offsets stay those of the new cache and codec. For starting a model on a new corpus from one trained elsewhere
+    (e.g. real speech from the toy model). Returns (model, codec, manifest, {"copied", "fresh", "phoneme rows"})."""
+    import model as ns2
+    net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
+    old, meta = ns2.load_ns2(ckpt)
+    src, dst = old.state_dict(), net.state_dict()
+    keep = ("rvq.", "latent_mean", "latent_std", "prior.duration.out.bias", "prior.pitch.out.bias")
+    old_ids = {p: i for i, p in enumerate(meta.get("phonemes", []))}
+    shared = [(i, old_ids[p]) for i, p in enumerate(manifest["phonemes"]) if p in old_ids]
+    copied, fresh, rows = 0, 0, len(shared)
+    for k, v in dst.items():
+        if k.startswith(keep) or k not in src:
+            fresh += k not in src
+            continue
+        w = src[k]
+        if w.shape == v.shape:
+            v.copy_(w)
+            copied += 1
+        elif (w.dim() == v.dim() and w.shape[1:] == v.shape[1:] and w.shape[0] == len(old_ids)
+              and v.shape[0] == len(manifest["phonemes"])):
+            for i, j in shared:
+                v[i] = w[j]
+            fresh += 1
+        else:
+            fresh += 1
+    return net, codec, manifest, dict(copied=copied, fresh=fresh, phoneme_rows=rows)
+
+
 PREDICTOR_FIELDS = ("pred_convs", "pred_attn_every", "pred_heads", "dur_kernel", "pitch_kernel", "pred_dropout",
                     "use_prompt")       # the PriorConfig fields that only the duration and pitch predictors read
 
@@ -170,10 +202,12 @@ def _train_mode(net, mode: str):
 
 
 def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, resume=False, device="cpu",
-              overrides=(), progress=True, refit: Path | None = None, finetune: Path | None = None) -> dict:
+              overrides=(), progress=True, refit: Path | None = None, finetune: Path | None = None,
+              init: Path | None = None) -> dict:
     """Train (or resume exactly) the latent diffusion model; checkpoint out/last.pt; returns the last validation.
     `refit`: a trained ldm checkpoint whose duration and pitch predictors alone are trained afresh (`refit_base`);
-    `finetune`: a trained ldm checkpoint whose diffusion model alone trains on (`finetune_base`)."""
+    `finetune`: a trained ldm checkpoint whose diffusion model alone trains on (`finetune_base`);
+    `init`: a trained ldm checkpoint whose weights a full training run starts from (`init_base`)."""
     import hashlib
     import numpy as np
     import soundfile as sf
@@ -183,12 +217,18 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     dist = trainer.distributed(device)
     device, out = dist.device, Path(out)
     torch.manual_seed(tcfg.seed)
-    if refit is not None and finetune is not None:
-        raise ValueError("--refit-predictors and --finetune do not go together")
+    if sum(x is not None for x in (refit, finetune, init)) > 1:
+        raise ValueError("--refit-predictors, --finetune and --init do not go together")
     mode, base = ("refit", refit) if refit is not None else ("finetune", finetune) if finetune is not None \
-        else ("full", None)
-    if mode == "full":
+        else ("full", init)
+    if mode == "full" and init is None:
         net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
+    elif mode == "full":
+        net, codec, manifest, moved = init_base(init, cache, codec_ckpt, preset, overrides)
+        if dist.main and progress:
+            print(f"--init {init}: {moved['copied']} tensors copied, {moved['fresh']} fresh, "
+                  f"{moved['phoneme_rows']} phoneme embedding rows shared")
+        origin = {"init_of": dict(path=str(init), sha256=hashlib.sha256(Path(init).read_bytes()).hexdigest()[:16])}
     else:
         net, codec, manifest = (refit_base if mode == "refit" else finetune_base)(base, cache, codec_ckpt, overrides)
         origin = {f"{mode}_of": dict(path=str(base), sha256=hashlib.sha256(Path(base).read_bytes()).hexdigest()[:16])}
@@ -227,7 +267,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
                 train_config=plain_config(tcfg), step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(),
                 history=history, scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
                 front_end=manifest["front_end"], codec=manifest["codec"], rng=rng, world=dist.world,
-                **({} if mode == "full" else origin)))
+                **({} if base is None else origin)))
 
     @torch.no_grad()
     def validate():

@@ -151,6 +151,29 @@ def test_finetune_trains_only_the_diffusion_model_with_cfg_dropout(encoded_cache
                             finetune=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.1"])
 
 
+def test_init_starts_a_full_run_from_a_trained_model(encoded_cache, tmp_path):
+    """--init: every weight starts as the trained model's (lr 0 keeps them), except the predictors' output offsets,
+    which start at this cache's means; the origin is recorded; --init and --finetune are refused together."""
+    import model
+    cache, ckpt = encoded_cache
+    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
+    base, _ = model.load_ns2(tmp_path / "base.pt")
+    train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100, lr=0.0), cache, ckpt, tmp_path / "b", progress=False,
+                        init=tmp_path / "base.pt")
+    ck = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert ck["init_of"]["path"] == str(tmp_path / "base.pt")
+    old = base.state_dict()
+    offsets = ("prior.duration.out.bias", "prior.pitch.out.bias")
+    assert all(torch.equal(old[k], ck["model"][k].to(old[k].dtype)) for k in old
+               if not k.startswith(offsets) and k not in ("rvq.cluster_size", "rvq.embed_sum"))
+    fresh = train_ldm.build_ldm(cache, ckpt, "tiny")[0].state_dict()
+    assert all(torch.equal(fresh[k], ck["model"][k]) for k in offsets)
+    with pytest.raises(ValueError, match="do not go together"):
+        train_ldm.train_ldm("tiny", tiny(steps=1), cache, ckpt, tmp_path / "x", progress=False,
+                            init=tmp_path / "base.pt", finetune=tmp_path / "base.pt")
+
+
 def test_refit_predictors_rejects_changes_outside_the_predictors(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
     train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
