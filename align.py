@@ -246,6 +246,39 @@ def to_codec_frames(d: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
     return np.diff(np.append(bounds, n_frames))
 
 
+def aligner_tokens(phonemes: list[str]) -> list[str]:
+    """The sequence the aligner aligns: an optional pause (`text.OPTIONAL_PAUSE`, between two words) is a pause."""
+    from features import PAUSE
+    from text import OPTIONAL_PAUSE
+    return [PAUSE if p == OPTIONAL_PAUSE else p for p in phonemes]
+
+
+def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: int = 4) -> tuple[list, np.ndarray]:
+    """Resolve the optional pauses of an aligned sequence: one of ≥ min_frames frames (4 codec frames = 50 ms) is
+    a pause the speaker made and becomes PAUSE; a shorter one is dropped, its frames split between the phonemes
+    before and after it (the earlier one takes the odd frame). The total number of frames is unchanged."""
+    from features import PAUSE
+    from text import OPTIONAL_PAUSE
+    out, d = [], []
+    durations = np.asarray(durations, np.int64)
+    carry = 0                                              # frames owed to the next phoneme
+    for k, (p, n) in enumerate(zip(phonemes, durations.tolist())):
+        if p != OPTIONAL_PAUSE:
+            out.append(p), d.append(n + carry)
+            carry = 0
+        elif n >= min_frames:
+            out.append(PAUSE), d.append(n + carry)
+            carry = 0
+        else:
+            first = (n + 1) // 2 if d else 0
+            if d:
+                d[-1] += first
+            carry += n - first
+    if carry:
+        d[-1] += carry
+    return out, np.asarray(d, np.int64)
+
+
 def save(net: Aligner, path: Path, phonemes: list[str], front_end: str = ""):
     """Atomic checkpoint: weights, config, the phoneme inventory the IDs index and the text front end's name."""
     from trainer import save_checkpoint
@@ -389,12 +422,13 @@ def main(argv=None) -> int:
             print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
         elif args.cmd == "plot":
             import features
-            from text import PhonemeSet, front_end
+            from text import EnglishG2P, PhonemeSet, front_end, g2p_phonemes
             net, inventory = load(args.ckpt)
             if not net.front_end:
                 raise ValueError(f"{args.ckpt} does not name its text front end")
             wav = features.load_audio(args.wav)
-            phonemes = front_end(net.front_end)(args.text)
+            phonemes = aligner_tokens(g2p_phonemes(args.text, word_pauses=True) if net.front_end == EnglishG2P.name
+                                      else front_end(net.front_end)(args.text))
             ids = np.asarray(PhonemeSet.from_list(inventory).encode(phonemes))
             if len(wav) // net.cfg.hop < len(ids):
                 raise ValueError(f"{args.wav} is too short for {len(ids)} phonemes")

@@ -5,7 +5,8 @@ LibriTTS (585 h, 24 kHz, 2,456 speakers) is read from its official layout, which
     <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav
                                         ... .normalized.txt   (the text)
 
-Phonemes come from g2p_en (`text.g2p_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses).
+Phonemes come from g2p_en (`text.g2p_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses,
+and an optional pause between words: the aligner keeps it as a pause where the speaker paused for ≥ 50 ms).
 Durations come from the built-in aligner (`align.py`), fitted on the corpus being prepared; or, with
 `--textgrids DIR`, from Montreal Forced Aligner TextGrids with an ARPAbet `phones` tier (one `<utterance id>.TextGrid`
 per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the pause; an utterance with `spn`, a word MFA
@@ -115,7 +116,7 @@ def scan_one(utt: dict) -> dict:
     """Check one utterance and phonemize it: {id, n_frames, phonemes} or {id, reason}."""
     try:
         T = len(load_cropped(utt["wav"])) // HOP
-        phonemes = g2p_phonemes(utt["text"])
+        phonemes = g2p_phonemes(utt["text"], word_pauses=True)
         if T < len(phonemes):
             raise ValueError(f"too short for its text: {T} frames for {len(phonemes)} phonemes")
         return dict(id=utt["id"], n_frames=T, phonemes=phonemes)
@@ -165,7 +166,8 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
     if not train:
         raise ValueError("no usable training utterance to fit the aligner on")
     pick = np.random.default_rng(cfg.seed).permutation(len(train))[:max_utts]
-    todo = [(train[i], np.asarray(pset.encode(scanned[train[i]["id"]]["phonemes"])), cfg) for i in sorted(pick)]
+    todo = [(train[i], np.asarray(pset.encode(align.aligner_tokens(scanned[train[i]["id"]]["phonemes"]))), cfg)
+            for i in sorted(pick)]
     items = features.run_pool(_mel_item, todo, jobs, desc="aligner mels")          # mels kept in float16
     torch.set_num_threads(max(1, jobs or torch.get_num_threads()))
     net = align.fit(items, len(pset), cfg)
@@ -192,9 +194,10 @@ def features_one(args) -> tuple[str, int | None, str | None]:
             if durations_from not in _ALIGNER:
                 _ALIGNER[durations_from] = align.load(durations_from)[0]
             net = _ALIGNER[durations_from]
-            ids = np.asarray(inventory().encode(phonemes))
+            ids = np.asarray(inventory().encode(align.aligner_tokens(phonemes)))
             (native,) = align.durations(net, [(ids, align.mel_frames(wav, net.cfg))])
-            durations = align.to_codec_frames(native, T, net.cfg.hop)
+            phonemes, durations = align.drop_short_pauses(phonemes, align.to_codec_frames(native, T, net.cfg.hop))
+            ids = np.asarray(inventory().encode(phonemes))
         features.save_features(Path(out) / "feats" / f"{utt['id']}.npz",
                                features.features(wav, ids, durations, utt["speaker"], utt["text"]))
         return utt["id"], T, None

@@ -193,6 +193,10 @@ def _g2p_model():
     return _MODEL
 
 
+WORD_BREAK = " "             # between two words (EnglishG2P with word_breaks)
+OPTIONAL_PAUSE = "_?"        # a pause the speaker may have made between two words (g2p_phonemes with word_pauses)
+
+
 class EnglishG2P:
     """Text -> ARPAbet phonemes with stress digits, plus the marks , . ? ! (NS2 §4.1)."""
 
@@ -202,8 +206,9 @@ class EnglishG2P:
         """Every token __call__ can return, in a fixed order: 69 phonemes, then punctuation."""
         return PHONEMES + PUNCTUATION
 
-    def __call__(self, text: str) -> list:
-        """normalize_text, spell out numbers, run g2p_en, keep phonemes and , . ? ! only."""
+    def __call__(self, text: str, word_breaks: bool = False) -> list:
+        """normalize_text, spell out numbers, run g2p_en, keep phonemes and , . ? ! only; with `word_breaks`, also
+        WORD_BREAK between two words that no punctuation separates."""
         model, expand_numbers = _g2p_model()
         spoken = expand_numbers(normalize_text(text))  # "1984" -> "nineteen eighty-four"
         spoken = re.sub(r"[;:]", ",", spoken)
@@ -218,20 +223,27 @@ class EnglishG2P:
                 tokens[-1] = min(mark, tokens[-1], key=_PUNCT_RANK.index)
             elif mark:
                 tokens.append(mark)
+            elif word_breaks and tok == " " and tokens and tokens[-1] in _PHONEME_SET:
+                tokens.append(WORD_BREAK)
             # anything else g2p_en passes through (" ", a lone "'") is not pronounced: dropped
+        while tokens and tokens[-1] == WORD_BREAK:
+            tokens.pop()
+        tokens = [t for k, t in enumerate(tokens) if not (t == WORD_BREAK and tokens[k + 1] in PUNCTUATION)]
         if not any(tok in _PHONEME_SET for tok in tokens):
             raise TextError(f"{text!r} has nothing to pronounce")
         return tokens
 
 
-def g2p_phonemes(text: str) -> list:
+def g2p_phonemes(text: str, word_pauses: bool = False) -> list:
     """A transcript as the aligner and a g2p_en model see it, in training and at synthesis: g2p_en's phonemes
     (`EnglishG2P`) with every run of punctuation one pause, and a pause at the start and at the end (the silence
-    around a recorded sentence). Raises TextError when nothing is pronounceable."""
+    around a recorded sentence). With `word_pauses`, also OPTIONAL_PAUSE between two words that no punctuation
+    separates: where a speaker may or may not have paused (the aligner decides; `align.drop_short_pauses`).
+    Raises TextError when nothing is pronounceable."""
     from features import PAUSE
     out = [PAUSE]
-    for p in EnglishG2P()(text):
-        p = PAUSE if p in PUNCTUATION else p
+    for p in EnglishG2P()(text, word_breaks=word_pauses):
+        p = PAUSE if p in PUNCTUATION else OPTIONAL_PAUSE if p == WORD_BREAK else p
         if not (p == PAUSE and out[-1] == PAUSE):
             out.append(p)
     return out + ([] if out[-1] == PAUSE else [PAUSE])

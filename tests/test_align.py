@@ -122,3 +122,14 @@ def test_to_codec_frames_rounds_boundaries_and_keeps_the_total():
     assert out.sum() == 8 and (out >= 0).all()
     assert np.array_equal(np.cumsum(out)[:-1], np.rint(np.cumsum(d)[:-1] / 2).astype(int))
     assert np.array_equal(align.to_codec_frames(d, 16, 200), d)     # at the codec's own rate: unchanged
+
+
+def test_drop_short_pauses_keeps_long_ones_and_the_total():
+    ph = ["_", "HH", "AY1", "_?", "DH", "EH1", "R", "_?", "Y", "UW1", "_"]
+    d = np.array([5, 2, 3, 6, 2, 4, 1, 3, 2, 5, 4])
+    out, dd = align.drop_short_pauses(ph, d, min_frames=4)
+    assert out == ["_", "HH", "AY1", "_", "DH", "EH1", "R", "Y", "UW1", "_"]
+    assert dd.sum() == d.sum() and list(dd) == [5, 2, 3, 6, 2, 4, 1 + 2, 2 + 1, 5, 4]
+    assert align.aligner_tokens(ph).count("_") == 4 and "_?" not in align.aligner_tokens(ph)
+    out, dd = align.drop_short_pauses(["_", "A", "_?", "B", "_"], np.array([1, 2, 0, 3, 1]))
+    assert out == ["_", "A", "B", "_"] and list(dd) == [1, 2, 3, 1]          # a pause of 0 frames vanishes

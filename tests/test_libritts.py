@@ -9,7 +9,7 @@ import soundfile as sf
 import data
 import libritts
 import toy
-from text import g2p_phonemes, phonemize_en, PUNCTUATION
+from text import OPTIONAL_PAUSE, g2p_phonemes, phonemize_en, PUNCTUATION
 import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
@@ -100,6 +100,13 @@ def test_g2p_phonemes_frames_the_sentence_with_pauses():
     assert ph.count(features.PAUSE) == 4 and ph[-4:] == ["TH", "R", "IY1", features.PAUSE]
 
 
+def test_g2p_phonemes_with_optional_pauses_between_words():
+    ph = g2p_phonemes("Well, then... is it 3?", word_pauses=True)
+    assert [p for p in ph if p != OPTIONAL_PAUSE] == g2p_phonemes("Well, then... is it 3?")
+    assert ph.count(OPTIONAL_PAUSE) == 2                      # is_it_three: none next to punctuation or the ends
+    assert ph[ph.index("IH1") + 2] == OPTIONAL_PAUSE
+
+
 REAL = ROOT / "tests" / "fixtures" / "realspeech" / "LibriTTS"
 
 
@@ -149,7 +156,9 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
     for u in manifest["utterances"]:
         f = features.load_features(tmp_path / "feats" / f"{u['id']}.npz")
         assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] and (f["durations"] >= 1).all()
-        assert pset.decode(f["phonemes"]) == g2p_phonemes(u["text"])
+        got, full = pset.decode(f["phonemes"]), g2p_phonemes(u["text"], word_pauses=True)
+        assert [p for p in got if p != features.PAUSE] == [p for p in full if p not in (features.PAUSE, OPTIONAL_PAUSE)]
+        assert got.count(features.PAUSE) >= g2p_phonemes(u["text"]).count(features.PAUSE)   # optional ones kept or not
     assert (tmp_path / "aligner.pt").exists()
     import align
     u = manifest["utterances"][0]
