@@ -50,6 +50,7 @@ class AlignerConfig:
     mel_layers: int = 3
     mel_kernel: int = 3
     temperature: float = 1.0   # τ scaling the distances in the soft alignment
+    share_stress: bool = False  # key embedding = base phoneme's + stress level's ('AH0', 'AH1' share 'AH')
     prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
     blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
     lambda_bin: float = 1.0
@@ -100,13 +101,24 @@ def beta_binomial_log_prior(N: int, T: int, omega: float = 1.0) -> torch.Tensor:
 # The aligner
 # ---------------------------------------------------------------------------------------------------------------
 class Aligner(nn.Module):
-    """Phoneme keys and mel queries; forward(...) -> log A_soft (B, T, N), ≈ MASKED on padded phonemes."""
+    """Phoneme keys and mel queries; forward(...) -> log A_soft (B, T, N), ≈ MASKED on padded phonemes.
+    `phonemes`: the inventory (names, needed by `share_stress`) or its size."""
 
-    def __init__(self, n_phonemes: int, cfg: AlignerConfig):
+    def __init__(self, phonemes: int | list[str], cfg: AlignerConfig):
         super().__init__()
-        self.cfg, self.n_phonemes = cfg, n_phonemes
+        from text import split_stress
+        names = [str(i) for i in range(phonemes)] if isinstance(phonemes, int) else list(phonemes)
+        self.cfg, self.n_phonemes = cfg, len(names)
         D = cfg.dim
-        self.embed = nn.Embedding(n_phonemes, D)
+        if cfg.share_stress:
+            split = [split_stress(p) for p in names]
+            bases, levels = sorted({b for _, b in split}), sorted({s for s, _ in split})
+            self.register_buffer("base_of", torch.tensor([bases.index(b) for _, b in split]), persistent=False)
+            self.register_buffer("stress_of", torch.tensor([levels.index(s) for s, _ in split]), persistent=False)
+            self.embed = nn.Embedding(len(bases), D)
+            self.stress_embed = nn.Embedding(len(levels), D)
+        else:
+            self.embed = nn.Embedding(len(names), D)
         self.text = nn.ModuleList(nn.Conv1d(D, D, cfg.text_kernel, padding=cfg.text_kernel // 2)
                                   for _ in range(cfg.text_layers))
         self.text_out = nn.Conv1d(D, D, 1)
@@ -117,7 +129,11 @@ class Aligner(nn.Module):
 
     def keys(self, phonemes, phoneme_mask):                       # (B, N), (B, N) -> (B, D, N)
         keep = phoneme_mask[:, None]
-        x = self.embed(phonemes).transpose(1, 2) * keep
+        if self.cfg.share_stress:
+            x = self.embed(self.base_of[phonemes]) + self.stress_embed(self.stress_of[phonemes])
+        else:
+            x = self.embed(phonemes)
+        x = x.transpose(1, 2) * keep
         for conv in self.text:
             x = x + torch.relu(conv(x)) * keep
         return self.text_out(x) * keep
@@ -199,15 +215,17 @@ def collate(items: list[tuple[np.ndarray, torch.Tensor]]) -> dict:
     return out
 
 
-def fit(items: list, n_phonemes: int, cfg: AlignerConfig, progress: bool = True, threads: int | None = None):
+def fit(items: list, phonemes: int | list[str], cfg: AlignerConfig, progress: bool = True,
+        threads: int | None = None):
     """Train an aligner on [(phoneme IDs, mel_frames)] for cfg.steps steps of cfg.batch_size random items (a pure
-    function of cfg.seed). Items with fewer frames than phonemes cannot be aligned and must be left out first."""
+    function of cfg.seed); `phonemes`: the inventory the IDs index (or its size). Items with fewer frames than
+    phonemes cannot be aligned and must be left out first."""
     from tqdm import tqdm
     bad = [i for i, (p, m) in enumerate(items) if m.shape[1] < len(p)]
     if bad:
         raise ValueError(f"{len(bad)} items have fewer frames than phonemes (first: item {bad[0]})")
     torch.manual_seed(cfg.seed)
-    net = Aligner(n_phonemes, cfg)
+    net = Aligner(phonemes, cfg)
     opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=0.0)
     rng = np.random.default_rng(cfg.seed)
     bar = tqdm(range(cfg.steps), desc="aligner", unit="step", disable=not progress, dynamic_ncols=True,
@@ -291,7 +309,7 @@ def load(path: Path) -> tuple[Aligner, list[str]]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if ck.get("kind") != "aligner":
         raise ValueError(f"{path} is not an aligner checkpoint")
-    net = Aligner(len(ck["phonemes"]), AlignerConfig(**ck["config"]))
+    net = Aligner(ck["phonemes"], AlignerConfig(**ck["config"]))
     net.load_state_dict(ck["model"])
     net.front_end = ck.get("front_end", "")
     return net.eval(), ck["phonemes"]
@@ -417,7 +435,7 @@ def main(argv=None) -> int:
             (cfg,) = parse_overrides(rest, ALIGNER_PRESETS[args.config])
             _, items = cache_items(args.data, "train", cfg)
             phonemes = json.loads((args.data / "manifest.json").read_text())["phonemes"]
-            save(fit(items, len(phonemes), cfg), args.out, phonemes,
+            save(fit(items, phonemes, cfg), args.out, phonemes,
                  json.loads((args.data / "manifest.json").read_text())["front_end"])
             print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
         elif args.cmd == "plot":

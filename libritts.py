@@ -170,7 +170,7 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
             for i in sorted(pick)]
     items = features.run_pool(_mel_item, todo, jobs, desc="aligner mels")          # mels kept in float16
     torch.set_num_threads(max(1, jobs or torch.get_num_threads()))
-    net = align.fit(items, len(pset), cfg)
+    net = align.fit(items, pset.to_list(), cfg)
     align.save(net, Path(out) / "aligner.pt", pset.to_list(), FRONT_END)
     return net
 

@@ -133,3 +133,13 @@ def test_drop_short_pauses_keeps_long_ones_and_the_total():
     assert align.aligner_tokens(ph).count("_") == 4 and "_?" not in align.aligner_tokens(ph)
     out, dd = align.drop_short_pauses(["_", "A", "_?", "B", "_"], np.array([1, 2, 0, 3, 1]))
     assert out == ["_", "A", "B", "_"] and list(dd) == [1, 2, 3, 1]          # a pause of 0 frames vanishes
+
+
+def test_shared_stress_embeddings():
+    from dataclasses import replace
+    cfg = replace(align.ALIGNER_PRESETS["tiny"], share_stress=True)
+    net = align.Aligner(["_", "AH0", "AH1", "B", "ˈiə", "iə"], cfg)
+    assert net.embed.num_embeddings == 4 and net.stress_embed.num_embeddings == 4     # _ AH B iə; '' 0 1 ˈ
+    e = lambda i: net.embed(net.base_of[i]) + net.stress_embed(net.stress_of[i])
+    assert torch.equal(net.base_of[1], net.base_of[2]) and torch.equal(net.base_of[4], net.base_of[5])
+    assert torch.allclose(e(1) - net.stress_embed(net.stress_of[1]), e(2) - net.stress_embed(net.stress_of[2]))
