@@ -51,6 +51,7 @@ class AlignerConfig:
     mel_kernel: int = 3
     temperature: float = 1.0   # τ scaling the distances in the soft alignment
     share_stress: bool = False  # key embedding = base phoneme's + stress level's ('AH0', 'AH1' share 'AH')
+    anchor_utts: int = 0       # synthetic eSpeak utterances mixed into a real corpus's training set (libritts.py)
     prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
     blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
     lambda_bin: float = 1.0
@@ -61,7 +62,8 @@ class AlignerConfig:
     seed: int = 0
 
 
-ALIGNER_PRESETS = {"toy": AlignerConfig(), "libritts": AlignerConfig(dim=192, steps=8000),
+ALIGNER_PRESETS = {"toy": AlignerConfig(),
+                   "libritts": AlignerConfig(dim=192, steps=8000, share_stress=True, anchor_utts=1024),
                    "tiny": AlignerConfig(dim=16, n_mels=20, n_fft=256, text_layers=1, mel_layers=1, batch_size=2,
                                          steps=20)}
 

@@ -155,8 +155,37 @@ def _mel_item(args):
     return ids, align.mel_frames(load_cropped(utt["wav"]), cfg).half()
 
 
+def _anchor_item(args):
+    import align
+    import toy
+    utt, voice, cfg = args
+    wav, _, _ = toy.render(utt["text"], toy.Voice(**voice), utt["seed"], HOP)
+    ids = inventory().encode(align.aligner_tokens(g2p_phonemes(utt["text"], word_pauses=True)))
+    return np.asarray(ids), align.mel_frames(wav, cfg).half()
+
+
+def anchor_items(n: int, cfg, jobs=None) -> list:
+    """`n` synthetic utterances for the aligner's training set: toy-corpus sentences in its training voices, rendered
+    by eSpeak and read by this corpus's front end (g2p_en), as [(phoneme IDs, mel_frames)].
+
+    Why: on a small real corpus (416 utterances of accented, slow read speech with long pauses) the aligner alone
+    collapses: a few phonemes take seconds each, every other one a single frame (docs/libritts.md). eSpeak's voices
+    say every phoneme the same way each time; mixed in, they anchor each phoneme's key to its sound, and the real
+    utterances then adapt the mel encoder to real voices. Beyond the paper and RAD-TTS (a single-speaker corpus
+    of 24 h needs no anchor); for LibriTTS it costs a minute and can be switched off (`anchor_utts=0`)."""
+    import toy
+    if n <= 0:
+        return []
+    plan = toy.plan(cfg.seed, utts_per_voice=-(-n // len(toy.TRAIN_VARIANTS)))
+    train = [u for u in plan["utterances"] if u["split"] == "train"]
+    pick = sorted(set(np.linspace(0, len(train) - 1, n).round().astype(int).tolist()))
+    items = features.run_pool(_anchor_item, [(train[i], plan["voices"][train[i]["speaker"]], cfg) for i in pick],
+                              jobs, desc="aligner anchors (eSpeak)")
+    return [(ids, mel) for ids, mel in items if mel.shape[1] >= len(ids)]
+
+
 def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides=(), max_utts: int = 5000):
-    """Fit the built-in aligner on (up to `max_utts` of) the training utterances; out/aligner.pt."""
+    """Fit the built-in aligner on (up to `max_utts` of) the training utterances and `anchor_items`; out/aligner.pt."""
     import align
     import torch
     from trainer import parse_overrides
@@ -169,6 +198,7 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
     todo = [(train[i], np.asarray(pset.encode(align.aligner_tokens(scanned[train[i]["id"]]["phonemes"]))), cfg)
             for i in sorted(pick)]
     items = features.run_pool(_mel_item, todo, jobs, desc="aligner mels")          # mels kept in float16
+    items += anchor_items(cfg.anchor_utts, cfg, jobs)
     torch.set_num_threads(max(1, jobs or torch.get_num_threads()))
     net = align.fit(items, pset.to_list(), cfg)
     align.save(net, Path(out) / "aligner.pt", pset.to_list(), FRONT_END)

@@ -107,6 +107,19 @@ def test_g2p_phonemes_with_optional_pauses_between_words():
     assert ph[ph.index("IH1") + 2] == OPTIONAL_PAUSE
 
 
+def test_anchor_items_are_espeak_speech_read_by_g2p():
+    import align
+    cfg = align.AlignerConfig(n_mels=20, n_fft=256)
+    items = libritts.anchor_items(3, cfg, jobs=1)
+    pset = libritts.inventory()
+    assert len(items) == 3
+    for ids, mel in items:
+        ph = pset.decode(ids)
+        assert ph[0] == ph[-1] == features.PAUSE and "_?" not in ph and all(p in pset.to_list() for p in ph)
+        assert mel.shape[0] == 20 and mel.shape[1] >= len(ids)
+    assert libritts.anchor_items(0, cfg) == []
+
+
 REAL = ROOT / "tests" / "fixtures" / "realspeech" / "LibriTTS"
 
 
@@ -144,7 +157,7 @@ def real_with_broken(tmp_path_factory):
 def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real_with_broken, tmp_path):
     root, reasons = real_with_broken
     manifest = libritts.prepare(root, tmp_path, ["train-clean-100", "test-clean"], jobs=1,
-                                aligner_overrides=["--steps=30", "--dim=32"])
+                                aligner_overrides=["--steps=30", "--dim=32", "--anchor_utts=3"])
     got = {s["id"]: s["reason"] for s in manifest["skipped"]}
     assert set(got) == set(reasons)
     expect = dict(unreadable="cannot read", empty_audio="empty", nonfinite="NaN", no_transcript="transcript",
@@ -169,13 +182,13 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
 
 def test_prepare_resumes_where_it_stopped(tmp_path):
     subsets = ["train-clean-100", "test-clean"]
-    first = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16"])
+    first = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
     aligner_mtime = (tmp_path / "aligner.pt").stat().st_mtime_ns
     victim = first["utterances"][3]["id"]
     (tmp_path / "feats" / f"{victim}.npz").unlink()                           # interrupted in the features stage
     with open(tmp_path / "scan.jsonl", "a") as f:
         f.write('{"id": "cut sh')                                              # ... and a scan line cut short
-    again = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16"])
+    again = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
     assert (tmp_path / "aligner.pt").stat().st_mtime_ns == aligner_mtime     # the fitted aligner is kept
     assert [u["id"] for u in again["utterances"]] == [u["id"] for u in first["utterances"]]
     assert (tmp_path / "feats" / f"{victim}.npz").exists()
@@ -197,7 +210,7 @@ def test_real_speech_end_to_end_on_tiny_configs(tmp_path):
     import train_ldm
     cache = tmp_path / "cache"
     manifest = libritts.prepare(REAL, cache, ["train-clean-100", "test-clean"], jobs=1,
-                                aligner_overrides=["--steps=10", "--dim=16"])
+                                aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
     data.write_manifest(cache, manifest)
     assert {u["split"] for u in manifest["utterances"]} == {"train", "valid", "test"}     # valid held out of train
     tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
