@@ -118,9 +118,29 @@ def phoneme_counts(root, manifest: dict, split: str = "train") -> dict:
     return {p: int(n) for p, n in zip(symbols[1:], counts[1:])}
 
 
+def duration_stats(root, manifest: dict) -> dict:
+    """Phoneme durations over the whole cache, a check of the alignment that needs no ground truth: for the
+    phonemes other than the pause, median / 95th percentile / longest in ms, the share of one frame (a phoneme
+    squeezed to the minimum) and of ≥ 500 ms (a phoneme that absorbed its neighbours); the pauses' share of frames.
+    A collapsed aligner shows many 1-frame phonemes next to a few of seconds."""
+    ms = 1000 * manifest["hop"] / manifest["sample_rate"]
+    pause = manifest["phonemes"].index(PAUSE) if PAUSE in manifest["phonemes"] else -1
+    d, pause_frames, frames = [], 0, 0
+    for u in manifest["utterances"]:
+        with np.load(Path(root) / "feats" / f"{u['id']}.npz") as z:
+            ids, dur = z["phonemes"].astype(np.int64), z["durations"].astype(np.int64)
+        d.append(dur[ids != pause])
+        pause_frames, frames = pause_frames + int(dur[ids == pause].sum()), frames + int(dur.sum())
+    d = np.concatenate(d) * ms if d else np.zeros(1)
+    return dict(median_ms=float(np.median(d)), p95_ms=float(np.percentile(d, 95)), max_ms=float(d.max()),
+                one_frame=float(np.mean(d <= ms)), over_500ms=float(np.mean(d >= 500)),
+                pause_share=pause_frames / max(frames, 1))
+
+
 def stats(manifest: dict, root=None) -> dict:
     """Hours, speakers and utterances per split, phoneme inventory; with `root` (the cache folder), how often each
-    phoneme occurs in the training split and, for the toy corpus, which front-end phonemes the inventory lacks."""
+    phoneme occurs in the training split, the duration check (`duration_stats`) and, for the toy corpus, which
+    front-end phonemes the inventory lacks."""
     per = {}
     for u in manifest["utterances"]:
         s = per.setdefault(u["split"], {"utterances": 0, "hours": 0.0, "speakers": set()})
@@ -133,6 +153,7 @@ def stats(manifest: dict, root=None) -> dict:
                 train_speakers=len(manifest["speakers"]["train"]), heldout_speakers=len(manifest["speakers"]["heldout"]),
                 phonemes=manifest["phonemes"][1:], skipped=len(manifest.get("skipped", [])), codec=manifest.get("codec"),
                 train_counts=phoneme_counts(root, manifest) if root is not None and "train" in per else None,
+                durations=duration_stats(root, manifest) if root is not None and per else None,
                 front_end_missing=sorted(set(toy_text.coverage_vocabulary()["kept"]) - set(manifest["phonemes"]))
                 if manifest["corpus"] == "toy" else None)
 
@@ -147,6 +168,11 @@ def format_stats(st: dict) -> str:
         counts = sorted((n, p) for p, n in st["train_counts"].items() if p != PAUSE)
         lines.append(f"  coverage of the train split: every phoneme at least {counts[0][0]} times; fewest: "
                      + ", ".join(f"{p} {n}" for n, p in counts[:8]))
+    if st.get("durations"):
+        d = st["durations"]
+        lines.append(f"  phoneme durations (pauses aside): median {d['median_ms']:.0f} ms, 95% ≤ {d['p95_ms']:.0f} ms, "
+                     f"longest {d['max_ms']:.0f} ms; {d['one_frame']:.0%} one frame, {d['over_500ms']:.1%} ≥ 500 ms; "
+                     f"pauses {d['pause_share']:.0%} of frames")
     if st.get("front_end_missing") is not None:
         missing = st["front_end_missing"]
         lines.append(f"  eSpeak en-us phonemes of English words (toy_words.json) missing from the inventory: "

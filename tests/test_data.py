@@ -256,3 +256,15 @@ def test_loader_with_workers_gives_the_same_batches_in_order(toy_cache):
     plain = [sb[s] for s in range(5, 9)]
     for got, want in zip(data.loader(sb, 5, 9, workers=2), plain):
         assert got["ids"] == want["ids"] and torch.equal(got["lf0"], want["lf0"])
+
+
+def test_duration_stats_flag_a_collapsed_alignment(tmp_path):
+    (tmp_path / "feats").mkdir()
+    manifest = dict(hop=200, sample_rate=16000, phonemes=["<pad>", "_", "A", "B"],
+                    utterances=[dict(id="good"), dict(id="collapsed")])
+    np.savez(tmp_path / "feats" / "good.npz", phonemes=np.array([1, 2, 3, 2, 1]), durations=np.array([8, 6, 6, 6, 8]))
+    np.savez(tmp_path / "feats" / "collapsed.npz", phonemes=np.array([1, 2, 3, 2, 1]),
+             durations=np.array([1, 1, 60, 1, 1]))
+    d = data.duration_stats(tmp_path, manifest)
+    assert d["one_frame"] == pytest.approx(2 / 6) and d["over_500ms"] == pytest.approx(1 / 6)
+    assert d["max_ms"] == 750 and d["median_ms"] == 75 and d["pause_share"] == pytest.approx(18 / 98)
