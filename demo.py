@@ -240,7 +240,7 @@ def run_tts(args) -> dict:
                             durations=[i["durations"] for _, i in out_info]))
     t_synth = time.time() - t0
     for k, it in enumerate(items):                                          # wavs and plots of the first model
-        tag = f"{it['speaker']}_{it['id'].rsplit('_', 1)[-1]}"
+        tag = it["id"]                         # unique (LibriTTS IDs of one speaker may share their last part)
         sf.write(out / "wavs" / f"{tag}_prompt.wav", it["prompt"], 16000)
         sf.write(out / "wavs" / f"{tag}_gt.wav", it["gt"], 16000)
         sf.write(out / "wavs" / f"{tag}_generated.wav", systems[2]["wavs"][k], 16000)
