@@ -221,6 +221,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         raise ValueError("--refit-predictors, --finetune and --init do not go together")
     mode, base = ("refit", refit) if refit is not None else ("finetune", finetune) if finetune is not None \
         else ("full", init)
+    origin = {}                                 # where the weights started: recorded in every checkpoint of the run
     if mode == "full" and init is None:
         net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
     elif mode == "full":
@@ -243,6 +244,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
         if ck.get("kind") != "ldm" or ck["config"] != ns2.config_to_dict(net.cfg):
             raise ValueError(f"{out / 'last.pt'} is not an ldm checkpoint of this config; resume with the same options")
         net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
+        origin = {k: ck[k] for k in ("init_of", "refit_of", "finetune_of") if k in ck} | origin
         step, history = restore_shared(ck, scaler, device, dist.rank)
     shortest = 2 * net.cfg.prompt_min_frames                     # room for a prompt and a target
     train_ds = data.FeatureDataset(cache, "train", with_codes=True, min_frames=shortest)
@@ -267,7 +269,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
                 train_config=plain_config(tcfg), step=step, model=net.state_dict(), ema=ema, opt=opt.state_dict(),
                 history=history, scaler=scaler.state_dict() if scaler else None, phonemes=manifest["phonemes"],
                 front_end=manifest["front_end"], codec=manifest["codec"], rng=rng, world=dist.world,
-                **({} if base is None else origin)))
+                **origin))
 
     @torch.no_grad()
     def validate():

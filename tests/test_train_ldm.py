@@ -169,6 +169,8 @@ def test_init_starts_a_full_run_from_a_trained_model(encoded_cache, tmp_path):
                if not k.startswith(offsets) and k not in ("rvq.cluster_size", "rvq.embed_sum"))
     fresh = train_ldm.build_ldm(cache, ckpt, "tiny")[0].state_dict()
     assert all(torch.equal(fresh[k], ck["model"][k]) for k in offsets)
+    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["init_of"] == ck["init_of"]   # kept on resume
     with pytest.raises(ValueError, match="do not go together"):
         train_ldm.train_ldm("tiny", tiny(steps=1), cache, ckpt, tmp_path / "x", progress=False,
                             init=tmp_path / "base.pt", finetune=tmp_path / "base.pt")
