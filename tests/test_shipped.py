@@ -146,3 +146,24 @@ def test_everyday_english_with_zero_refusals(tmp_path, capsys):
     for k, line in enumerate(lines):
         seconds = sf.info(tmp_path / f"{k:02d}.wav").duration
         assert seconds >= 0.12 * len(line.split()), (line, seconds)
+
+
+REAL = ROOT / "checkpoints" / "real"
+REAL_VOICES = ROOT / "tests" / "fixtures" / "realspeech" / "LibriTTS" / "test-clean"
+
+
+def test_shipped_real_speech_codec_beats_the_toy_codec_on_held_out_real_voices():
+    """The real-speech codec on the fixture's 4 utterances of 2 held-out speakers (it never heard them). Measured:
+    PESQ 2.26, STOI 0.898 (the toy codec: 1.31, 0.777); the floors sit a little under."""
+    def quality(path):
+        model, rows = codec.load_codec(path), []
+        for wav_path in sorted(REAL_VOICES.rglob("*.wav")):
+            wav = features.load_audio(wav_path)
+            with torch.no_grad():
+                _, ids = model.encode(torch.from_numpy(wav)[None])
+                rows.append(metrics.codec_metrics(wav, model.decode_ids(ids)[0, :len(wav)].numpy()))
+        return metrics.mean_metrics(rows)
+    assert (REAL / "codec.pt").stat().st_size <= 10e6
+    real, toy_codec = quality(REAL / "codec.pt"), quality(CODEC)
+    assert real["pesq"] >= 2.1 and real["stoi"] >= 0.87, real
+    assert real["pesq"] > toy_codec["pesq"] + 0.5 and real["stoi"] > toy_codec["stoi"], (real, toy_codec)
