@@ -182,7 +182,8 @@ def hard_alignment(log_attn, phoneme_mask, frame_mask) -> torch.Tensor:
     from monotonic_alignment_search import maximum_path
     mask = (phoneme_mask[:, :, None] & frame_mask[:, None, :])                      # (B, N, T)
     value = log_attn.detach().transpose(1, 2).masked_fill(~mask, -1e4).float().cpu().contiguous()
-    return maximum_path(value, mask.cpu().contiguous(), implementation="cython").transpose(1, 2).to(log_attn)
+    return maximum_path(value, mask.cpu().contiguous(), implementation="cython").transpose(1, 2).to(log_attn.device,
+                                                                                                  log_attn.dtype)
 
 
 def bin_loss(log_attn, hard) -> torch.Tensor:
@@ -217,23 +218,24 @@ def collate(items: list[tuple[np.ndarray, torch.Tensor]]) -> dict:
     return out
 
 
-def fit(items: list, phonemes: int | list[str], cfg: AlignerConfig, progress: bool = True,
-        threads: int | None = None):
+def fit(items: list, phonemes: int | list[str], cfg: AlignerConfig, progress: bool = True, device: str = "cpu"):
     """Train an aligner on [(phoneme IDs, mel_frames)] for cfg.steps steps of cfg.batch_size random items (a pure
-    function of cfg.seed); `phonemes`: the inventory the IDs index (or its size). Items with fewer frames than
-    phonemes cannot be aligned and must be left out first."""
+    function of cfg.seed) on `device` (monotonic alignment search runs on the CPU); `phonemes`: the inventory the
+    IDs index (or its size). Items with fewer frames than phonemes cannot be aligned and must be left out first.
+    Returns the aligner on the CPU, in eval mode."""
     from tqdm import tqdm
     bad = [i for i, (p, m) in enumerate(items) if m.shape[1] < len(p)]
     if bad:
         raise ValueError(f"{len(bad)} items have fewer frames than phonemes (first: item {bad[0]})")
     torch.manual_seed(cfg.seed)
-    net = Aligner(phonemes, cfg)
+    net = Aligner(phonemes, cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=0.0)
     rng = np.random.default_rng(cfg.seed)
     bar = tqdm(range(cfg.steps), desc="aligner", unit="step", disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)
     for step in bar:
-        batch = collate([items[i] for i in rng.integers(len(items), size=cfg.batch_size)])
+        batch = {k: v.to(device) for k, v in collate([items[i] for i in rng.integers(len(items),
+                                                                                size=cfg.batch_size)]).items()}
         terms = losses(net, batch, with_bin=step >= cfg.bin_start * cfg.steps)
         opt.zero_grad()
         terms["total"].backward()
@@ -241,7 +243,7 @@ def fit(items: list, phonemes: int | list[str], cfg: AlignerConfig, progress: bo
         opt.step()
         if step % 50 == 0:
             bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in terms.items()})
-    return net.eval()
+    return net.cpu().eval()
 
 
 @torch.no_grad()

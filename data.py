@@ -394,6 +394,8 @@ def main(argv=None):
     p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")
     p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations); "
                    "default: the built-in aligner, fitted on the corpus (align.py)")
+    p.add_argument("--device", default=None, help="libritts: where the aligner is fitted (default: cuda when there "
+                                                    "is a GPU, else cpu)")
     p.add_argument("--aligner", action="append", default=[], metavar="KEY=VALUE",
                    help="libritts: an aligner setting, e.g. --aligner steps=500 (repeatable; align.py AlignerConfig)")
     e = sub.add_parser("encode", help="add codec token IDs to a feature cache (resumable)")
@@ -413,7 +415,9 @@ def main(argv=None):
                 manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits)
             else:
                 manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs,
-                                            [f"--{kv}" for kv in args.aligner])
+                                            [f"--{kv}" for kv in args.aligner],
+                                            device=args.device or ("cuda" if __import__("torch").cuda.is_available()
+                                                                   else "cpu"))
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):
                 manifest["codec"] = read_manifest(out)["codec"]           # codes already in the npz files stay valid
             write_manifest(out, manifest)

@@ -184,7 +184,8 @@ def anchor_items(n: int, cfg, jobs=None) -> list:
     return [(ids, mel) for ids, mel in items if mel.shape[1] >= len(ids)]
 
 
-def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides=(), max_utts: int = 5000):
+def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides=(), max_utts: int = 5000,
+                device: str = "cpu"):
     """Fit the built-in aligner on (up to `max_utts` of) the training utterances and `anchor_items`; out/aligner.pt."""
     import align
     import torch
@@ -200,7 +201,7 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
     items = features.run_pool(_mel_item, todo, jobs, desc="aligner mels")          # mels kept in float16
     items += anchor_items(cfg.anchor_utts, cfg, jobs)
     torch.set_num_threads(max(1, jobs or torch.get_num_threads()))
-    net = align.fit(items, pset.to_list(), cfg)
+    net = align.fit(items, pset.to_list(), cfg, device=device)
     align.save(net, Path(out) / "aligner.pt", pset.to_list(), FRONT_END)
     return net
 
@@ -250,8 +251,9 @@ def hold_out_valid(utts: list[dict], speakers: int = 32):
 
 
 def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
-            aligner_overrides=()) -> dict:
-    """The whole reader (see the module docstring); returns the manifest (written by data.py)."""
+            aligner_overrides=(), device: str = "cpu") -> dict:
+    """The whole reader (see the module docstring); returns the manifest (written by data.py). `device`: where the
+    aligner is fitted (its durations are computed on the CPU, in the feature workers)."""
     if root is None:
         raise ValueError("--corpus libritts needs --root (the LibriTTS folder)")
     if textgrids is not None and not Path(textgrids).is_dir():
@@ -273,7 +275,7 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         ckpt = out / "aligner.pt"
         t_fit = time.time()
         if not ckpt.exists():
-            fit_aligner(utts, scanned, out, jobs, aligner_overrides)
+            fit_aligner(utts, scanned, out, jobs, aligner_overrides, device=device)
         t_fit = time.time() - t_fit
         source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
     todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]

@@ -167,3 +167,20 @@ def test_shipped_real_speech_codec_beats_the_toy_codec_on_held_out_real_voices()
     real, toy_codec = quality(REAL / "codec.pt"), quality(CODEC)
     assert real["pesq"] >= 2.1 and real["stoi"] >= 0.87, real
     assert real["pesq"] > toy_codec["pesq"] + 0.5 and real["stoi"] > toy_codec["stoi"], (real, toy_codec)
+
+
+def test_shipped_real_speech_model_speaks_with_a_real_prompt(tmp_path, capsys):
+    """The real-speech model (g2p_en front end, the real-speech codec it records) through sample.py with a held-out
+    real speaker's prompt, 2 sampler steps: the audio is written and long enough for its words."""
+    import soundfile as sf
+    import sample
+    import model as ns2
+    _, meta = ns2.load_ns2(REAL / "ldm.pt")
+    assert meta["front_end"] == text.EnglishG2P.name and meta["codec"]["checkpoint"] == "checkpoints/real/codec.pt"
+    line = "Here is my phone number, if you need anything at all."
+    code = sample.main(["--ckpt", str(REAL / "ldm.pt"), "--codec", str(REAL / "codec.pt"), "--text", line,
+                        "--prompt", str(next(iter(sorted(REAL_VOICES.rglob("*.wav"))))), "--out", str(tmp_path / "a.wav"),
+                        "--steps", "2"])
+    assert code == 0, capsys.readouterr().err
+    wav, sr = sf.read(tmp_path / "a.wav")
+    assert sr == 16000 and np.isfinite(wav).all() and len(wav) / sr >= 0.12 * len(line.split())
