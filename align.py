@@ -6,7 +6,7 @@ aligner), on log-mel frames at the codec's frame rate (12.5 ms), so that its dur
 
     k_n = TextEncoder(phonemes)_n,  q_t = MelEncoder(mel)_t                     keys (B, D, N), queries (B, D, T)
     D_{t,n} = ‖q_t − k_n‖²                                                       distances (B, T, N)
-    log A_soft = log_softmax_n(−D + log P_prior)                                 soft alignment, Eq. (soft alignment)
+    log A_soft = log_softmax_n(−τ D + log P_prior)                               soft alignment (τ = 1 by default)
     P_prior(n | t) = BetaBinomial(n; N − 1, α = ω t, β = ω (T − t + 1))          the beta-binomial prior
     L_ForwardSum = −log Σ_{monotonic paths} Π_t A_soft[t, path(t)]               the forward-sum (CTC) loss
     A_hard = MAS(log A_soft)                                                     monotonic alignment search
@@ -17,7 +17,11 @@ Durations d_n = Σ_t A_hard[t, n]: every phoneme gets ≥ 1 frame and they sum e
 needs. Monotonic alignment search is the Glow-TTS dynamic programme from PyPI `monotonic-alignment-search` (a
 compiled, well-tested implementation; the recursion is written out in `hard_alignment`'s docstring).
 
-    python align.py train --data data/toy --out runs/aligner.pt       # fit on a prepared cache's training split
+On real speech (libritts.py) three additions, beyond Badlani et al.: an optional pause between every two words
+(`aligner_tokens`, `drop_short_pauses`), keys whose stress variants share a base embedding (`share_stress`), and
+synthetic eSpeak anchor utterances in the training set (`anchor_utts`; without them a small real corpus collapses).
+
+    python align.py fit  --data data/toy --out runs/aligner.pt         # fit on a prepared cache's training split
     python align.py eval  --ckpt runs/aligner.pt --data data/toy       # boundary error vs eSpeak's exact timings
 """
 from __future__ import annotations
@@ -148,7 +152,7 @@ class Aligner(nn.Module):
         return self.mel_out(x) * keep
 
     def forward(self, phonemes, phoneme_mask, mel, frame_mask) -> torch.Tensor:
-        """log A_soft = log_softmax_n(−‖q_t − k_n‖² + log P_prior(n | t)): (B, T, N)."""
+        """log A_soft = log_softmax_n(−τ ‖q_t − k_n‖² + log P_prior(n | t)): (B, T, N); τ = cfg.temperature (1)."""
         k, q = self.keys(phonemes, phoneme_mask), self.queries(mel, frame_mask)
         dist = (q.pow(2).sum(1)[:, :, None] - 2 * q.transpose(1, 2) @ k + k.pow(2).sum(1)[:, None, :])  # (B, T, N)
         prior = torch.zeros_like(dist)
@@ -284,7 +288,7 @@ def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: in
     out, d = [], []
     durations = np.asarray(durations, np.int64)
     carry = 0                                              # frames owed to the next phoneme
-    for k, (p, n) in enumerate(zip(phonemes, durations.tolist())):
+    for p, n in zip(phonemes, durations.tolist()):
         if p != OPTIONAL_PAUSE:
             out.append(p), d.append(n + carry)
             carry = 0
