@@ -198,6 +198,23 @@ def sample_sde(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, gene
 SAMPLERS = {"ode": sample_euler_ode, "heun": sample_heun, "sde": sample_sde}
 
 
+def invert_euler_ode(denoise, z0: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, generator=None) -> torch.Tensor:
+    """Source-aware diffusion (§5: voice conversion, speech enhancement): Euler steps of the same probability-flow
+    ODE *forward* in time, from a source latent z_0 at ts[0] up to ts[-1] = 1 (ts ascending, e.g.
+    `time_grid(steps, cfg).flip(0)`):
+
+        z_1 = z_0 + ∫₀¹ −½ (z_t + Σ_t⁻¹(ρ(ŝ_θ(z_t, t, c), t) − z_t)) β_t dt
+
+    Returns z_1 itself — the point that the reverse process (`sample_euler_ode` with the same condition) maps back to
+    z_0 — not a data prediction. Deterministic: `generator` is accepted for the samplers' common signature."""
+    if not bool((ts[1:] > ts[:-1]).all()):
+        raise ValueError("invert_euler_ode integrates forward in time: ts must increase")
+    z = z0
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        z = z + (t_next - t) * ode_drift(denoise, z, t, cfg)
+    return z
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The denoiser s_θ(z_t, t, c, prompt) -> ẑ_0: a WaveNet (Fig. 4)
 # ---------------------------------------------------------------------------------------------------------------
