@@ -203,13 +203,14 @@ class NaturalSpeech2(nn.Module):
     def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,
                  steps: int = 150, sampler: str = "ode", temperature: float | None = None,
                  duration_scale: float = 1.0, pitch_shift: float = 0.0, guidance: float = 1.0,
-                 generator=None, seeds: list | None = None, durations=None, lf0=None) -> dict:
+                 generator=None, seeds: list | None = None, durations=None, lf0=None, start=None) -> dict:
         """phonemes (B, N), prompt_latent (B, D, Tp) (codec latent, not normalised) -> dict(latent (B, D, T),
         frame_mask, durations, lf0). `durations` (B, N) frames and `lf0` (B, T ≥ Σd) replace the predicted ones
         (oracle prosody, a diagnostic: lf0 needs durations). `guidance` > 1 applies classifier-free guidance on the prompt:
         ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0).
         `seeds` (one per row, instead of `generator`): each row draws its own noise for its own frames
-        (`diffusion.RowGenerators`), so a row comes out the same whatever else is in the batch."""
+        (`diffusion.RowGenerators`), so a row comes out the same whatever else is in the batch. `start` (B, D, T):
+        the z_1 to start the reverse process from instead of fresh noise (the output of `invert`, §5)."""
         if phonemes.dim() != 2 or phonemes.shape[1] == 0:
             raise ValueError("no phonemes to speak: give a non-empty phoneme sequence (B, N)")
         if prompt_latent.dim() != 3 or prompt_latent.shape[1] != self.cfg.denoiser.latent_dim:
@@ -241,10 +242,33 @@ class NaturalSpeech2(nn.Module):
                 return cond
             return (1 - guidance) * self.denoiser(z, t, c, fmask, *null) + guidance * cond
 
-        z1 = D.start_noise(c.shape[:1] + (self.cfg.denoiser.latent_dim, c.shape[-1]), sde, generator).to(c.device)
+        shape = c.shape[:1] + (self.cfg.denoiser.latent_dim, c.shape[-1])
+        if start is not None and tuple(start.shape) != tuple(shape):
+            raise ValueError(f"start latent {tuple(start.shape)} does not match the condition's {tuple(shape)}")
+        z1 = D.start_noise(shape, sde, generator).to(c.device) if start is None else start
         z0 = D.SAMPLERS[sampler](denoise, z1 * fmask[:, None], D.time_grid(steps, sde, c.device), sde, generator)
         return dict(latent=self.denormalize(z0) * fmask[:, None], frame_mask=fmask, durations=out["durations"],
                     lf0=out["lf0"])
+
+
+    @torch.no_grad()
+    def invert(self, phonemes: torch.Tensor, source_latent: torch.Tensor, prompt_latent: torch.Tensor, durations,
+               lf0, steps: int = 150) -> torch.Tensor:
+        """The source-aware step of §5 (voice conversion, speech enhancement): the source's codec latent
+        (B, D, T = Σ durations), conditioned on its own phonemes, durations and pitch and on `prompt_latent`, carried
+        forward by the probability-flow ODE to z_1 (`diffusion.invert_euler_ode`). `generate(..., start=z_1)` with
+        another condition or prompt then runs the target-aware reverse process from it. Returns z_1 (B, D, T)."""
+        B = len(phonemes)
+        phoneme_mask = phonemes != 0
+        prompt_mask = torch.ones(B, prompt_latent.shape[-1], dtype=torch.bool, device=phonemes.device)
+        prompt_h = self.encode_prompt(self.normalize(prompt_latent), prompt_mask)
+        out = self.prior(phonemes, phoneme_mask, prompt_h, prompt_mask, durations=durations, lf0=lf0)
+        c, fmask = out["c"], out["frame_mask"]
+        if source_latent.shape[-1] != c.shape[-1]:
+            raise ValueError(f"the source has {source_latent.shape[-1]} frames, its durations sum to {c.shape[-1]}")
+        denoise = lambda z, t: self.denoiser(z, t, c, fmask, prompt_h, prompt_mask)
+        z0 = self.normalize(source_latent) * fmask[:, None]
+        return D.invert_euler_ode(denoise, z0, D.time_grid(steps, self.cfg.sde, c.device).flip(0), self.cfg.sde)
 
 
 def config_to_dict(cfg: NS2Config) -> dict:
