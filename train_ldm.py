@@ -116,23 +116,19 @@ def init_base(ckpt, cache, codec_ckpt, preset: str, overrides=()):
     keep = ("rvq.", "latent_mean", "latent_std", "prior.duration.out.bias", "prior.pitch.out.bias")
     old_ids = {p: i for i, p in enumerate(meta.get("phonemes", []))}
     shared = [(i, old_ids[p]) for i, p in enumerate(manifest["phonemes"]) if p in old_ids]
-    copied, fresh, rows = 0, 0, len(shared)
+    copied = 0
     for k, v in dst.items():
-        if k.startswith(keep) or k not in src:
-            fresh += k not in src
+        w = src.get(k)
+        if k.startswith(keep) or w is None:
             continue
-        w = src[k]
         if w.shape == v.shape:
             v.copy_(w)
             copied += 1
-        elif (w.dim() == v.dim() and w.shape[1:] == v.shape[1:] and w.shape[0] == len(old_ids)
-              and v.shape[0] == len(manifest["phonemes"])):
-            for i, j in shared:
+        elif w.shape[1:] == v.shape[1:] and (len(w), len(v)) == (len(old_ids), len(manifest["phonemes"])):
+            for i, j in shared:                                     # a phoneme table: shared rows only
                 v[i] = w[j]
-            fresh += 1
-        else:
-            fresh += 1
-    return net, codec, manifest, dict(copied=copied, fresh=fresh, phoneme_rows=rows)
+    fresh = sum(1 for k in dst if not k.startswith(keep)) - copied
+    return net, codec, manifest, dict(copied=copied, fresh=fresh, phoneme_rows=len(shared))
 
 
 PREDICTOR_FIELDS = ("pred_convs", "pred_attn_every", "pred_heads", "dur_kernel", "pitch_kernel", "pred_dropout",
@@ -222,7 +218,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     mode, base = ("refit", refit) if refit is not None else ("finetune", finetune) if finetune is not None \
         else ("full", init)
     origin = {}                                 # where the weights started: recorded in every checkpoint of the run
-    if mode == "full" and init is None:
+    if mode == "full" and (init is None or resume):         # a resumed run takes its weights from last.pt
         net, codec, manifest = build_ldm(cache, codec_ckpt, preset, overrides)
     elif mode == "full":
         net, codec, manifest, moved = init_base(init, cache, codec_ckpt, preset, overrides)
