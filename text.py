@@ -286,6 +286,23 @@ def split_stress(token: str) -> tuple[str, str]:
     return "", token
 
 
+# First characters of an IPA vowel (as eSpeak writes them: 'ɑːɹ', 'aɪə' and 'əl' start with one).
+_IPA_VOWEL_START = set("aeiouyæøœɐɑɒɔəɘɚɛɜɝɞɤɨɪɯɵʉʊʌʏᵻ")
+_SYLLABIC = "\u0329"                             # combining vertical line below: 'n̩' is a syllabic n
+
+
+def is_vowel(token: str) -> bool:
+    """True for a syllable nucleus: ARPAbet 'AH0', 'IY1', 'ER0' (base in _VOWELS, stress digit optional) or IPA
+    'ˈɪ', 'ɑːɹ', 'aɪə', 'əl', syllabic 'n̩' (stress mark stripped; first character a vowel symbol, or a U+0329
+    syllabic mark anywhere); False for consonants, pauses and punctuation."""
+    if not isinstance(token, str):
+        return False
+    _, base = split_stress(token)
+    if base.isupper():                           # ARPAbet: 'AH', 'AH0' -> 'AH' ('Y' is a consonant)
+        return base in _VOWELS
+    return base[:1] in _IPA_VOWEL_START or _SYLLABIC in base
+
+
 def _with_stress(base: str, stress: str, known) -> str | None:
     """`base` with `stress`, else with the nearest other stress level (primary <-> secondary before none), if known."""
     arpa = stress in _ARPA_STRESS or (not stress and base.isupper())

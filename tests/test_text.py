@@ -341,3 +341,30 @@ def test_map_unknown_reports_each_unseen_phoneme_once():
     assert changed == {"ˈiə": ["iə"], "x": ["k"], "ʘ": []}
     assert table.map_unknown(["k", "n"]) == (["k", "n"], {})
     table.encode(mapped)                                                   # every mapped token is in the inventory
+
+
+# --------------------------------------------------------------------------- syllable nuclei
+@pytest.mark.parametrize("token", [
+    "AH0", "IY1", "ER0", "AW2", "UH", "OY1",                                  # ARPAbet, with or without stress
+    "ˈɪ", "ə", "əl", "ɚ", "ˈɑːɹ", "ˌaɪə", "aɪɚ", "ˈuː", "iə", "ᵻ", "ɐ", "ɜː", "æ", "ʊɹ", "ˈeɪ", "ɔɪ",  # eSpeak IPA
+    "ɨ", "ʉ", "y", "ø", "œ", "ɒ", "ɝ", "ɛ", "ʌ", "o", "ɑ̃",                     # other IPA vowels
+    "n̩", "ˌn̩", "l̩", "m̩",                                                     # syllabic consonants (U+0329)
+])
+def test_is_vowel_true(token):
+    assert text.is_vowel(token)
+
+
+@pytest.mark.parametrize("token", [
+    "T", "NG", "HH", "Y", "W", "R", "ZH",                                     # ARPAbet consonants
+    "t", "ŋ", "ɾ", "ɹ", "j", "w", "dʒ", "tʃ", "θ", "ð", "ʔ", "x", "ɬ", "n", "l",  # IPA consonants
+    "_", "_?", ",", ".", "?", "!", "", " ", "ˈ", "<pad>", None,               # pauses, punctuation, odd input
+])
+def test_is_vowel_false(token):
+    assert not text.is_vowel(token)
+
+
+def test_is_vowel_covers_both_inventories():
+    """Every vowel of the g2p_en inventory is a nucleus and no consonant is; the toy front end's words each have
+    a nucleus per syllable as eSpeak cuts them ('twinkle': 'ˈɪ', 'əl')."""
+    assert {p for p in text.PHONEMES if text.is_vowel(p)} == {p for p in text.PHONEMES if p[:2] in text._VOWELS}
+    assert [t for t in ["t", "w", "ˈɪ", "ŋ", "k", "əl", "_"] if text.is_vowel(t)] == ["ˈɪ", "əl"]
