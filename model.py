@@ -268,7 +268,7 @@ class NaturalSpeech2(nn.Module):
             raise ValueError(f"the source has {source_latent.shape[-1]} frames, its durations sum to {c.shape[-1]}")
         denoise = lambda z, t: self.denoiser(z, t, c, fmask, prompt_h, prompt_mask)
         z0 = self.normalize(source_latent) * fmask[:, None]
-        return D.invert_euler_ode(denoise, z0, D.time_grid(steps, self.cfg.sde, c.device).flip(0), self.cfg.sde)
+        return D.invert_euler_ode(denoise, z0, D.inversion_grid(steps, self.cfg.sde, c.device), self.cfg.sde)
 
 
 def config_to_dict(cfg: NS2Config) -> dict:

@@ -234,9 +234,11 @@ def test_source_aware_inversion_round_trip_and_closed_form():
     exact flow's image of z_0 (u = (z − a μ)/√v constant along the flow)."""
     z0 = MU + S * torch.randn(1000, 2, 1, generator=torch.Generator().manual_seed(5))
     ts = D.time_grid(150, CFG)
-    z1 = D.invert_euler_ode(exact_denoiser, z0, ts.flip(0), CFG)
+    up = D.inversion_grid(150, CFG)
+    assert up[0] == CFG.t_invert and up[-1] == 1.0 and bool((up[1:] > up[:-1]).all())
+    z1 = D.invert_euler_ode(exact_denoiser, z0, up, CFG)
     v = lambda t: a_t(t) ** 2 * S ** 2 + float(D.sigma2(t, CFG))
-    exact_z1 = a_t(1.0) * MU + v(1.0).sqrt() * (z0 - a_t(CFG.t_end) * MU) / v(CFG.t_end).sqrt()
+    exact_z1 = a_t(1.0) * MU + v(1.0).sqrt() * (z0 - a_t(CFG.t_invert) * MU) / v(CFG.t_invert).sqrt()
     assert (z1 - exact_z1).abs().max() < 0.05
     back = D.sample_euler_ode(exact_denoiser, z1, ts, CFG)
     assert (back - z0).abs().max() < 0.08 and (back - z0).abs().mean() < 0.02
