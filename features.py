@@ -73,6 +73,17 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE, max_clipped: float = 1e-3) 
     return check_audio(wav, str(path), max_clipped)
 
 
+def trim_silence(wav: np.ndarray, sr: int = 16000, threshold_db: float = -40.0) -> np.ndarray:
+    """Drop leading/trailing 10 ms frames quieter than `threshold_db` relative to the loudest frame."""
+    hop = sr // 100
+    n = len(wav) // hop
+    if n == 0:
+        return wav
+    energy = 10 * np.log10(np.mean(wav[: n * hop].reshape(n, hop) ** 2, 1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() + threshold_db)
+    return wav[loud[0] * hop: (loud[-1] + 1) * hop]
+
+
 def write_wav(path: Path, wav: np.ndarray, sample_rate: int = SAMPLE_RATE):
     import soundfile as sf
     atomic_write(path, lambda f: sf.write(f, wav, sample_rate, subtype="PCM_16", format="WAV"))

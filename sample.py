@@ -1,7 +1,12 @@
-"""Zero-shot text-to-speech (paper §4.3): a sentence and a few seconds of someone's voice -> that voice saying it.
+"""Zero-shot text-to-speech (paper §4.3): a sentence and a few seconds of someone's voice -> that voice saying it;
+and the §5 tasks with the same model (section5.py): voice conversion, speech enhancement, singing.
 
     python sample.py --ckpt checkpoints/toy/ldm.pt --text "Hello there." --prompt voice.wav --out out.wav
     python sample.py --ckpt checkpoints/toy/ldm.pt --list jobs.tsv          # rows: text <TAB> prompt.wav <TAB> out.wav
+    python sample.py --convert src.wav --source-text "what src says" --prompt target_voice.wav --out vc.wav
+    python sample.py --enhance noisy.wav --source-text "what it says" --prompt clean_voice.wav --out clean.wav
+    python sample.py --score examples/twinkle.txt --prompt voice.wav --out song.wav     # or a MIDI file with lyrics
+    python sample.py --pitch-from sung.wav --text "its lyrics" --prompt voice.wav --out copy.wav
 
 Pipeline: text -> the checkpoint's own front end (eSpeak phonemes for the toy corpus, g2p_en ARPAbet for LibriTTS)
 -> phoneme IDs of the checkpoint's inventory; prompt audio -> mono 16 kHz, silence trimmed -> codec latent; then
@@ -16,7 +21,10 @@ script, emoji) are skipped; a phoneme the model never saw is read as the closest
 Exit codes: 0 done; 2 bad command line (an option out of range, an --out that cannot be written, an unreadable
 --list file); 3 checkpoint problem (missing, corrupt, wrong stage, codec mismatch); 4 prompt audio problem
 (unreadable, silent, shorter than 1 s after trimming); 5 text problem (empty, nothing pronounceable in English);
-6 batch mode: some rows failed (each is reported with its line number and reason; every good row is written).
+6 batch mode: some rows failed (each is reported with its line number and reason; every good row is written);
+7 source audio problem (--convert/--enhance/--pitch-from: unreadable, silent, shorter than 0.5 s or longer than
+30 s after trimming, too short for its transcript); 8 score problem (malformed line, with its line number; a note
+outside A0-C8; longer than 60 s).
 Errors are one line, no traceback.
 """
 from __future__ import annotations
@@ -36,11 +44,12 @@ import numpy as np
 import torch
 import features
 
-EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS = 2, 3, 4, 5, 6
+EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS, EXIT_SOURCE, EXIT_SCORE = 2, 3, 4, 5, 6, 7, 8
 MIN_PROMPT_S, MAX_PROMPT_S, CROP_MIN_S = 1.0, 30.0, 10.0
 # Accepted ranges of the numeric options: outside them a value is a mistake, not a setting (exit 2).
 LIMITS = {"steps": (1, 10_000), "temperature": (1e-3, 100.0), "duration_scale": (0.1, 10.0),
-          "pitch_shift": (-36.0, 36.0), "guidance": (0.0, 20.0), "batch_size": (1, 1024)}
+          "pitch_shift": (-36.0, 36.0), "guidance": (0.0, 20.0), "batch_size": (1, 1024), "noise": (0.0, 1.0),
+          "vibrato": (0.0, 200.0)}
 GAP_S = 0.15                                     # pause between sentences of a long text
 
 
@@ -90,17 +99,6 @@ def readable_text(text: str) -> tuple[str, str]:
         raise UserError(f"the text {shown!r} " + ("has no English letters or digits to read (this model speaks "
                         "English)" if dropped else "has nothing to pronounce"), EXIT_TEXT)
     return readable, "".join(dict.fromkeys(dropped))
-
-
-def trim_silence(wav: np.ndarray, sr: int = 16000, threshold_db: float = -40.0) -> np.ndarray:
-    """Drop leading/trailing 10 ms frames quieter than `threshold_db` relative to the loudest frame."""
-    hop = sr // 100
-    n = len(wav) // hop
-    if n == 0:
-        return wav
-    energy = 10 * np.log10(np.mean(wav[: n * hop].reshape(n, hop) ** 2, 1) + 1e-12)
-    loud = np.flatnonzero(energy > energy.max() + threshold_db)
-    return wav[loud[0] * hop: (loud[-1] + 1) * hop]
 
 
 def best_speech_window(wav: np.ndarray, sr: int = 16000, max_s: float = MAX_PROMPT_S,
@@ -191,11 +189,11 @@ class Synthesizer:
         if features.clipped_fraction(wav) > 1e-3:
             note(f"prompt {path} is clipped ({features.clipped_fraction(wav):.1%} of samples at full scale); using it "
                  f"anyway (a clean recording copies the voice better)")
-        wav = trim_silence(wav)
+        wav = features.trim_silence(wav)
         seconds = len(wav) / 16000
         if seconds > MAX_PROMPT_S:
             start, end = best_speech_window(wav)
-            wav = trim_silence(wav[start:end])
+            wav = features.trim_silence(wav[start:end])
             note(f"prompt {path} has {seconds:.1f} s of speech; using {start / 16000:.1f}-{end / 16000:.1f} s "
                  f"({len(wav) / 16000:.1f} s; give at most {MAX_PROMPT_S:g} s to choose yourself)")
             seconds = len(wav) / 16000
@@ -327,7 +325,8 @@ def main(argv=None):
     ap.add_argument("--prompt", type=Path, help="a few seconds of the voice to use (any format soundfile reads)")
     ap.add_argument("--out", type=Path, default=Path("out.wav"))
     ap.add_argument("--list", type=Path, help="batch mode: a TSV file of text, prompt, out rows")
-    ap.add_argument("--steps", type=int, default=150, help="sampler steps (paper: 150; 1-10000)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the paper's 150; "
+                    "300 for --score; 1-10000)")
     ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
     ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise N(0, 1/τ) (paper: 1.44; > 0, at most 100)")
     ap.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower (0.1-10)")
@@ -337,12 +336,43 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8,
                     help="sentences synthesised together (faster; the audio is the same as one at a time)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    s5 = ap.add_argument_group("paper §5 (section5.py): voice conversion, speech enhancement, singing")
+    s5.add_argument("--convert", type=Path, metavar="SRC", help="say SRC's words, with its timing, in --prompt's voice")
+    s5.add_argument("--enhance", type=Path, metavar="NOISY", help="a clean version of NOISY (--prompt: clean speech "
+                    "of the same voice, or another clean voice)")
+    s5.add_argument("--source-text", help="transcript of the --convert/--enhance source (its phonemes are aligned)")
+    s5.add_argument("--noisy-prompt", type=Path, help="--enhance: audio sharing the source's noise, e.g. another "
+                    "stretch of the same recording (default: the source itself)")
+    s5.add_argument("--noise", type=float, default=0.0, help="--convert/--enhance: share of fresh noise blended "
+                    "into the inverted z_1 (0 = the paper; larger moves further from the source; 0-1)")
+    s5.add_argument("--score", type=Path, help="sing this score in --prompt's voice: the text format of score.py "
+                    "(see examples/twinkle.txt) or a MIDI file with lyrics")
+    s5.add_argument("--pitch-from", type=Path, metavar="REF", help="say/sing --text with REF's melody and timing")
+    s5.add_argument("--transpose", default="0", help="--score/--pitch-from: semitones, or 'auto' (whole octaves "
+                    "towards the prompt's own pitch)")
+    s5.add_argument("--vibrato", type=float, default=30.0, help="--score: vibrato depth in cents (0 = none)")
+    s5.add_argument("--aligner", type=Path, help="aligner for --convert/--enhance/--pitch-from (default: aligner.pt "
+                    "beside --ckpt)")
     args = ap.parse_args(argv)
-    if (args.list is None) == (args.text is None and args.prompt is None) or \
+    task = [name for name in ("convert", "enhance", "score", "pitch_from") if getattr(args, name) is not None]
+    if len(task) > 1 or (task and args.list is not None):
+        ap.error("give one of --convert, --enhance, --score, --pitch-from, --list")
+    if task:
+        need = {"convert": ("prompt", "source_text"), "enhance": ("prompt", "source_text"), "score": ("prompt",),
+                "pitch_from": ("prompt", "text")}[task[0]]
+        missing = ["--" + n.replace("_", "-") for n in need if getattr(args, n) is None]
+        if missing:
+            ap.error(f"--{task[0].replace('_', '-')} needs {' and '.join(missing)}")
+    elif (args.list is None) == (args.text is None and args.prompt is None) or \
             (args.list is None and (args.text is None or args.prompt is None)):
         ap.error("give --text and --prompt, or --list")
+    if args.steps is None:
+        import section5
+        args.steps = section5.SING_STEPS if task and task[0] == "score" else 150
     try:
         check_options(args)
+        if task:
+            return run_section5(task[0], args)
         if args.list is None:
             check_out(args.out)
             rows, bad = [(0, args.text, args.prompt, args.out)], []
@@ -394,6 +424,81 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return e.code
     return 0
+
+
+def run_section5(task: str, args) -> int:
+    """--convert, --enhance, --score or --pitch-from (section5.py) -> one wav at --out; exit code."""
+    import section5
+    import soundfile as sf
+    kinds = dict(usage=EXIT_USAGE, ckpt=EXIT_CKPT, source=EXIT_SOURCE, score=EXIT_SCORE, text=EXIT_TEXT)
+    try:
+        check_out(args.out)
+        synth = Synthesizer(args.ckpt, args.codec, args.device)
+        prompt = synth.prompt_latent(args.prompt)
+        t0 = time.time()
+        if task in ("convert", "enhance", "pitch_from"):
+            aligner = section5.load_aligner(args.aligner or section5.default_aligner(args.ckpt), synth)
+        if task in ("convert", "enhance"):
+            what = f"--{task}"
+            src = section5.prepare_source(synth, section5.load_source(getattr(args, task), what), args.source_text,
+                                          aligner)
+            if task == "convert":
+                out = section5.convert(synth, src, prompt, args.steps, args.noise, args.seed)
+            else:
+                noisy = None
+                if args.noisy_prompt is not None:
+                    noisy = synth.prompt_latent(args.noisy_prompt)
+                out = section5.enhance(synth, src, prompt, noisy, args.steps, args.noise, args.seed)
+            wav = out["wav"]
+        else:
+            voice_hz = section5.prompt_median_f0(features.load_audio(args.prompt, max_clipped=1.0))
+            if task == "score":
+                import score as score_lib
+                try:
+                    song = score_lib.read_score(args.score)
+                    plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
+                    shift = transpose_of(args.transpose, plain["score_f0_hz"], voice_hz)
+                    sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=args.vibrato)
+                except score_lib.ScoreError as e:
+                    raise UserError(str(e), EXIT_SCORE) from None
+                for w in song.warnings + sung["warnings"]:
+                    note(w)
+            else:
+                ref = section5.load_source(args.pitch_from, "--pitch-from")
+                lf0, _ = features.extract_pitch(ref)
+                shift = transpose_of(args.transpose, np.exp(lf0), voice_hz)
+                sung = section5.pitch_from(synth, aligner, ref, args.text, shift)
+            if shift:
+                note(f"transposed by {shift:+g} semitones (the prompt's median F0 is {voice_hz:.0f} Hz)")
+            wav = section5.sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt,
+                                       args.steps, args.seed, args.batch_size)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(args.out, wav, 16000)
+        print(f"{args.out}: {len(wav) / 16000:.2f} s ({time.time() - t0:.1f} s)")
+    except section5.TaskError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return kinds[e.kind]
+    except features.AudioError as e:
+        print(f"error: prompt: {e}", file=sys.stderr)
+        return EXIT_PROMPT
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    return 0
+
+
+def transpose_of(option: str, score_hz: np.ndarray, voice_hz: float) -> float:
+    """--transpose: a number of semitones, or 'auto' (section5.auto_transpose: whole octaves towards the voice)."""
+    import section5
+    if option == "auto":
+        return section5.auto_transpose(score_hz, voice_hz)
+    try:
+        value = float(option)
+    except ValueError:
+        raise UserError(f"--transpose {option!r}: give semitones (e.g. -12) or 'auto'", EXIT_USAGE) from None
+    if not math.isfinite(value) or abs(value) > 36:
+        raise UserError(f"--transpose {value:g} is out of range: give -36 to 36 semitones, or 'auto'", EXIT_USAGE)
+    return value
 
 
 def check_options(args) -> None:

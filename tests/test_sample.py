@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import features
 import sample
 import toy
 import train
@@ -162,7 +163,7 @@ def test_command_line_needs_text_and_prompt(capsys):
 
 def test_trim_silence():
     wav = np.concatenate([np.zeros(8000), np.sin(np.arange(16000) * 0.1) * 0.5, np.zeros(4000)]).astype(np.float32)
-    trimmed = sample.trim_silence(wav)
+    trimmed = features.trim_silence(wav)
     assert abs(len(trimmed) - 16000) <= 320
 
 
