@@ -1,0 +1,299 @@
+"""Paper §5 measured on the toy corpus's held-out voices: singing, voice conversion, speech enhancement.
+
+    python demo5.py sing --data data/toy --out out/sing      # F0 vs score (cents), SIM vs speech with the same prompt
+    python demo5.py vc   --data data/toy --out out/vc        # SIM to target / source voice before and after, PER, MCD
+    python demo5.py se   --data data/toy --out out/se        # PESQ / STOI before and after, vs noisereduce
+
+The toy corpus gives ground truth for all three: eSpeak renders any sentence in any held-out voice (VC: the source's
+sentence in the target voice), and the clean utterance under the added noise (SE). Durations of the sources are the
+corpus's exact ones (eSpeak's phoneme events), as §5's "from the transcript" with a perfect aligner; `sample.py`
+takes them from the aligner instead. Each task writes results.md (tables), results.json and wavs under --out;
+`sing` also a spectrogram + F0-vs-score plot. Needs `data.py prepare` of the toy corpus (its test split).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import features
+
+
+def heldout(root: Path) -> tuple[dict, dict]:
+    """({speaker: [test utterances by ID]}, voices) of a toy cache's held-out voices."""
+    import data
+    manifest = data.read_manifest(root)
+    by_spk = {}
+    for u in sorted((u for u in manifest["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
+        by_spk.setdefault(u["speaker"], []).append(u)
+    if not by_spk:
+        raise ValueError(f"{root} has no test split (held-out voices): run python data.py prepare --corpus toy")
+    return by_spk, manifest["voices"]
+
+
+def source_of(synth, root: Path, u: dict, wav=None):
+    """A section5.Source of a cached utterance with its exact phonemes and durations (wav: e.g. a noisy copy)."""
+    import section5
+    f = features.load_features(root / "feats" / f"{u['id']}.npz")
+    wav = features.load_audio(root / u["wav"]) if wav is None else wav
+    return section5.prepare_source(synth, wav, ids=f["phonemes"].astype(np.int64),
+                                   durations=f["durations"].astype(np.int64))
+
+
+def sim(a, b) -> float:
+    import eval as ev
+    try:
+        return ev.cosine(ev.speaker_embedding(a), ev.speaker_embedding(b))
+    except ValueError:                                   # too little speech in the output: scored as dissimilar
+        return 0.0
+
+
+def mean_rows(rows: list) -> dict:
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if not isinstance(rows[0][k], str)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, noise: float = 0.0,
+           voices: int = 12) -> dict:
+    """Each held-out voice A converted to the next voice B: sources = A's test utterances 1..per_voice, target
+    prompt = B's utterance 0, ground truth = the source sentence rendered by B, source-voice reference = A's
+    utterance 0 (not the source itself). Zero-shot TTS of the same sentence with the same prompt and durations is
+    the comparison row."""
+    import soundfile as sf
+    from tqdm import tqdm
+    import asr
+    import eval as ev
+    import section5
+    import toy
+    by_spk, voice_info = heldout(root)
+    rec = asr.Recognizer("checkpoints/toy/asr.pt")
+    names, rows = sorted(by_spk), []
+    jobs = [(a, names[(i + 1) % len(names)], u) for i, a in enumerate(names[:voices]) for u in by_spk[a][1:1 + per_voice]]
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    for a, b, u in tqdm(jobs, desc="voice conversion", unit="utt"):
+        src = source_of(synth, root, u)
+        target = features.load_audio(root / by_spk[b][0]["wav"])
+        own = features.load_audio(root / by_spk[a][0]["wav"])
+        prompt = synth.prompt_latent(root / by_spk[b][0]["wav"])
+        vc = section5.convert(synth, src, prompt, steps, noise)["wav"]
+        ids = src.ids.tolist()
+        tts = synth.many([("", prompt, 0, dict(phonemes=ids, durations=src.durations.numpy(), lf0=None))],
+                         steps=steps)[0]
+        gt, _, _ = toy.render(u["text"], toy.Voice(**voice_info[b]), u["seed"])
+        ref = [p for p in synth.phoneme_set.decode(ids) if p not in asr.IGNORED]
+        per = lambda w: asr.phoneme_error_rate([ref], [rec(w)])
+        rows.append(dict(pair=f"{a}->{b}", sim_target_before=sim(src.wav, target), sim_target_after=sim(vc, target),
+                         sim_target_tts=sim(tts, target), sim_target_gt=sim(gt, target),
+                         sim_source_before=sim(src.wav, own), sim_source_after=sim(vc, own),
+                         sim_source_tts=sim(tts, own), sim_source_gt=sim(gt, own),
+                         per_before=per(src.wav), per_after=per(vc), per_tts=per(tts), per_gt=per(gt),
+                         mcd_before=ev.mcd(gt, src.wav), mcd_after=ev.mcd(gt, vc), mcd_tts=ev.mcd(gt, tts)))
+        for tag, w in (("source", src.wav), ("converted", vc), ("tts", tts), ("gt", gt)):
+            sf.write(out / "wavs" / f"{u['id']}_to_{b}_{tag}.wav", w, 16000)
+    m = mean_rows(rows)
+    table = ["| speech | SIM to target voice ↑ | SIM to source voice ↓ | PER ↓ | MCD-DTW to GT ↓ |",
+             "|---|---|---|---|---|"]
+    for name, key in (("source (before)", "before"), ("converted (§5 VC)", "after"),
+                      ("zero-shot TTS, same prompt + durations", "tts"), ("ground truth (target voice)", "gt")):
+        mcd = f"{m['mcd_' + key]:.2f}" if "mcd_" + key in m else "0"
+        table.append(f"| {name} | {m['sim_target_' + key]:.3f} | {m['sim_source_' + key]:.3f} | "
+                     f"{m['per_' + key]:.3f} | {mcd} |")
+    return dict(task="vc", items=len(rows), steps=steps, noise=noise, means=m, rows=rows, table="\n".join(table))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def babble(root: Path, n_samples: int, seed: int, talkers: int = 4) -> np.ndarray:
+    """Other voices talking at once: `talkers` training utterances of different speakers, summed and looped."""
+    import data
+    train = [u for u in data.read_manifest(root)["utterances"] if u["split"] in ("train", "valid")]
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n_samples, np.float32)
+    for k in rng.choice(len(train), talkers, replace=False):
+        w = features.load_audio(root / train[k]["wav"])
+        out += np.resize(w / (np.std(w) + 1e-9), n_samples)
+    return out
+
+
+def add_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """clean + noise scaled to the given SNR (power over the whole utterance), peak-limited to ±1."""
+    p_s, p_n = np.mean(clean ** 2), np.mean(noise ** 2) + 1e-12
+    noisy = clean + noise * np.sqrt(p_s / (p_n * 10 ** (snr_db / 10)))
+    return (noisy / max(1.0, np.abs(noisy).max())).astype(np.float32)
+
+
+def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps: int = 150,
+           noise: float = 0.0) -> dict:
+    """Held-out utterances (utterance 1 of the first `voices` voices) under white noise and babble at each SNR.
+    Diffusion SE: the noisy source as its own noisy prompt, the voice's clean utterance 0 as the clean prompt,
+    the source's exact phonemes and durations, pitch from the noisy audio (PyWorld). Baseline: spectral gating
+    (PyPI noisereduce, non-stationary mode), on the same noisy audio."""
+    import noisereduce
+    import soundfile as sf
+    from tqdm import tqdm
+    import eval as ev
+    import section5
+    by_spk, _ = heldout(root)
+    names = sorted(by_spk)[:voices]
+    rows = []
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    jobs = [(s, kind, snr) for s in names for kind in ("white", "babble") for snr in snrs]
+    for s, kind, snr in tqdm(jobs, desc="speech enhancement", unit="item"):
+        u = by_spk[s][1]
+        clean = features.load_audio(root / u["wav"])
+        seed = abs(hash((u["id"], kind))) % 2 ** 31
+        n = np.random.default_rng(seed).standard_normal(len(clean)).astype(np.float32) if kind == "white" \
+            else babble(root, len(clean), seed)
+        noisy = add_noise(clean, n, snr)
+        src = source_of(synth, root, u, noisy)
+        prompt = synth.prompt_latent(root / by_spk[s][0]["wav"])
+        enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
+        gated = noisereduce.reduce_noise(y=noisy, sr=16000, stationary=False).astype(np.float32)
+        r = dict(id=u["id"], noise=kind, snr=float(snr))
+        for tag, w in (("noisy", noisy), ("diffusion", enhanced), ("noisereduce", gated)):
+            r.update({f"pesq_{tag}": ev.pesq_wb(clean, w), f"stoi_{tag}": ev.stoi(clean, w)})
+            sf.write(out / "wavs" / f"{u['id']}_{kind}{snr}_{tag}.wav", w, 16000)
+        rows.append(r)
+    table = ["| noise | SNR | PESQ noisy | PESQ noisereduce | PESQ diffusion (§5) | STOI noisy | "
+             "STOI noisereduce | STOI diffusion (§5) |", "|---|---|---|---|---|---|---|---|"]
+    for kind in ("white", "babble"):
+        for snr in snrs:
+            m = mean_rows([r for r in rows if r["noise"] == kind and r["snr"] == snr])
+            table.append(f"| {kind} | {snr} dB | {m['pesq_noisy']:.2f} | {m['pesq_noisereduce']:.2f} | "
+                         f"{m['pesq_diffusion']:.2f} | {m['stoi_noisy']:.3f} | {m['stoi_noisereduce']:.3f} | "
+                         f"{m['stoi_diffusion']:.3f} |")
+    return dict(task="se", items=len(rows), steps=steps, noise=noise, rows=rows, means=mean_rows(rows),
+                table="\n".join(table))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.ndarray, title: str):
+    """Log-mel spectrogram of the sung output over its F0 (PyWorld) against the score's notes and the contour given."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import codec as codec_lib
+    import eval as ev
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+    lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
+    axes[0].imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / 16000, 0, lm.shape[0]), cmap="magma",
+                   vmin=-10, vmax=lm.max())
+    axes[0].set_ylabel("mel band")
+    axes[0].set_title(title, fontsize=9)
+    f0, v = ev.f0_hz(wav)
+    t = np.arange(len(score_hz)) / 80.0
+    axes[1].plot(t, score_hz, color="0.6", lw=4, label="score")
+    axes[1].plot(t, given_hz, color="C0", lw=1, label="contour given (vibrato, glides)")
+    axes[1].plot(np.arange(len(f0)) / 80.0, np.where(v, f0, np.nan), ".", ms=2, color="C3", label="sung (PyWorld)")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("F0 (Hz)")
+    axes[1].set_xlabel("time (s)")
+    axes[1].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, steps: int = 300,
+             vibrato: float = 30.0, plot_to: Path | None = None) -> dict:
+    """The score sung by each held-out voice (prompt: its utterance 0), transposed by whole octaves towards the
+    voice (section5.auto_transpose) and, as a second row, as written. F0 error in cents against the score's notes
+    on the output's voiced frames inside notes; SIM to the prompt, against zero-shot speech of the score's words
+    with the same prompt."""
+    import soundfile as sf
+    from tqdm import tqdm
+    import eval as ev
+    import score as score_lib
+    import section5
+    by_spk, _ = heldout(root)
+    song = score_lib.read_score(score_path)
+    words = ""                                         # the lyrics as text: "Twin-" + "kle" -> "Twinkle"
+    for n in song.notes:
+        if n.lyric not in ("rest", "~"):
+            words += n.lyric[:-1] if n.lyric.endswith("-") else n.lyric + " "
+    rows = []
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    for s in tqdm(sorted(by_spk)[:voices], desc="sing", unit="voice"):
+        p = root / by_spk[s][0]["wav"]
+        prompt_wav = features.load_audio(p)
+        voice_hz = section5.prompt_median_f0(prompt_wav)
+        plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
+        prompt = synth.prompt_latent(p)
+        speech = synth.many([(words, prompt, 0)], steps=150)[0]
+        sim_speech = sim(speech, prompt_wav)
+        for mode in ("auto", "as written"):
+            shift = section5.auto_transpose(plain["score_f0_hz"], voice_hz) if mode == "auto" else 0.0
+            sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=vibrato)
+            wav = section5.sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt, steps)
+            f0, voiced = ev.f0_hz(wav)
+            ref = sung["score_f0_hz"]                        # the notes, transposed
+            n = min(len(f0), len(ref))
+            rows.append(dict(voice=s, mode=mode, prompt_f0=voice_hz, shift=shift,
+                             rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref[:n], voiced[:n]),
+                             rmse_given=score_lib.f0_rmse_cents(f0[:n], sung["f0_hz"][:n], voiced[:n]),
+                             octave_errors=score_lib.octave_errors(f0[:n], ref[:n], voiced[:n]),
+                             voiced_in_notes=float(np.mean(voiced[:n][np.isfinite(ref[:n])])),
+                             sim_sung=sim(wav, prompt_wav), sim_speech=sim_speech))
+            sf.write(out / "wavs" / f"{s}_{'auto' if mode == 'auto' else 'written'}.wav", wav, 16000)
+            if plot_to is not None and mode == "auto" and len(rows) == 1:
+                plot_song(plot_to, wav, sung["f0_hz"], ref, f"{song.title}: held-out voice {s} "
+                          f"(prompt median F0 {voice_hz:.0f} Hz, transposed {shift:+g} semitones)")
+    table = ["| held-out voice | prompt F0 | transposed | F0 RMSE vs score (cents) | octave errors | "
+             "voiced in notes | SIM sung | SIM speech |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append(f"| {r['voice']} | {r['prompt_f0']:.0f} Hz | {r['shift']:+g} ({r['mode']}) | "
+                     f"{r['rmse_cents']:.0f} | {r['octave_errors']:.0%} | {r['voiced_in_notes']:.0%} | "
+                     f"{r['sim_sung']:.3f} | {r['sim_speech']:.3f} |")
+    summary = {mode: mean_rows([r for r in rows if r["mode"] == mode]) for mode in ("auto", "as written")}
+    return dict(task="sing", score=str(score_path), steps=steps, vibrato=vibrato, rows=rows, means=summary,
+                table="\n".join(table))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("task", choices=["sing", "vc", "se"])
+    ap.add_argument("--data", type=Path, default=Path("data/toy"))
+    ap.add_argument("--out", type=Path, default=None, help="default: out/<task>")
+    ap.add_argument("--ckpt", type=Path, default=Path("checkpoints/toy/ldm.pt"))
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 150; sing: 300)")
+    ap.add_argument("--voices", type=int, default=None, help="held-out voices (default: vc 12, sing and se 6)")
+    ap.add_argument("--per-voice", type=int, default=2, help="vc: sources per voice")
+    ap.add_argument("--noise", type=float, default=0.0, help="vc/se: fresh-noise share in z_1 (0 = paper)")
+    ap.add_argument("--score", type=Path, default=Path("examples/twinkle.txt"), help="sing: the score")
+    ap.add_argument("--plot", type=Path, default=None, help="sing: also write the first voice's plot here")
+    args = ap.parse_args(argv)
+    import sample
+    out = args.out or Path("out") / args.task
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    try:
+        synth = sample.Synthesizer(args.ckpt)
+        if args.task == "vc":
+            res = run_vc(synth, args.data, out, args.per_voice, args.steps or 150, args.noise, args.voices or 12)
+        elif args.task == "se":
+            res = run_se(synth, args.data, out, args.voices or 6, steps=args.steps or 150, noise=args.noise)
+        else:
+            res = run_sing(synth, args.data, out, args.score, args.voices or 6, args.steps or 300,
+                           plot_to=args.plot or out / "song.png")
+    except (sample.UserError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    res["seconds"] = time.time() - t0
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
+    (out / "results.md").write_text(res["table"] + "\n")
+    print(res["table"])
+    if args.task == "sing":
+        for mode, m in res["means"].items():
+            print(f"mean ({mode}): F0 RMSE {m['rmse_cents']:.0f} cents, octave errors {m['octave_errors']:.0%}, "
+                  f"SIM sung {m['sim_sung']:.3f} vs speech {m['sim_speech']:.3f}")
+    print(f"{res['task']}: {time.time() - t0:.0f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
