@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 demo: venv              ## the main job on the embedded toy corpus: corpus, codec, zero-shot TTS on held-out voices
 	$(PY) demo.py --out out
-	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md) and out/codec (codec resynthesis)"
+	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line)"
 
 test: venv              ## the whole test suite (tests/ and the notebooks)
 	$(PY) -m pytest -q

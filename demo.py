@@ -4,6 +4,8 @@ Stages (each runnable on its own; `make demo` runs them all):
     corpus   the toy corpus's valid + test splits and their features      python demo.py --stage corpus
     codec    the shipped codec on held-out voices (eval.py codec)         python demo.py --stage codec
     tts      zero-shot TTS with the shipped codec + diffusion model      python demo.py --stage tts
+    sing     a sung line (§5): the first line of examples/twinkle.txt      python demo.py --stage sing
+             in a held-out voice at 2 x --steps, F0 against the score (demo5.py sing: the song, more voices)
 
 The tts stage, per held-out voice (never heard in training): the prompt is one test utterance of that voice, the
 texts are `--per-voice` other test sentences (sentences no training utterance contains); the toy corpus renders the
@@ -261,7 +263,7 @@ def run_tts(args) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts"], default="all")
+    ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts", "sing"], default="all")
     ap.add_argument("--data", type=Path, default=Path("data/toy"))
     ap.add_argument("--out", type=Path, default=Path("out"), help="results go to OUT/codec and OUT/tts")
     ap.add_argument("--codec", type=Path, default=None,
@@ -289,7 +291,7 @@ def main(argv=None):
     import data
     import eval as ev
     import sample
-    t0, timings = time.time(), []
+    t0, timings, base = time.time(), [], args.out
     try:
         if args.stage in ("all", "corpus"):
             if data.main(["prepare", "--corpus", "toy", "--out", str(args.data), "--splits", "valid,test"]) != 0:
@@ -316,6 +318,14 @@ def main(argv=None):
             print(f"\nper held-out voice ({list(res['results'])[2]}):\n{res['per_voice']}")
             print(f"wavs, plots, results.json, results.md in {args.out}")
             timings.append(("tts", time.time() - t0 - sum(t for _, t in timings)))
+        if args.stage in ("all", "sing"):
+            import demo5
+            synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
+            res = demo5.run_sing(synth, args.data, base / "sing", Path("examples/twinkle.txt"), voices=1,
+                                 steps=2 * args.steps, plot_to=base / "sing" / "line.png", line_only=True)
+            (base / "sing" / "results.md").write_text(res["table"] + "\n")
+            print(f"\na sung line (§5, {res['steps']} steps; wavs and line.png in {base / 'sing'}):\n{res['table']}")
+            timings.append(("sing", time.time() - t0 - sum(t for _, t in timings)))
         print("time per stage: " + ", ".join(f"{name} {t:.0f} s" for name, t in timings)
               + f"; total {time.time() - t0:.0f} s")
     except sample.UserError as e:

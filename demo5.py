@@ -3,6 +3,7 @@
     python demo5.py sing --data data/toy --out out/sing      # F0 vs score (cents), SIM vs speech with the same prompt
     python demo5.py vc   --data data/toy --out out/vc        # SIM to target / source voice before and after, PER, MCD
     python demo5.py se   --data data/toy --out out/se        # PESQ / STOI before and after, vs noisereduce
+    python demo5.py invert --data data/toy                   # where the forward ODE starts: z_1 and the round trip
 
 The toy corpus gives ground truth for all three: eSpeak renders any sentence in any held-out voice (VC: the source's
 sentence in the target voice), and the clean utterance under the added noise (SE). Durations of the sources are the
@@ -55,6 +56,39 @@ def sim(a, b) -> float:
 
 def mean_rows(rows: list) -> dict:
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if not isinstance(rows[0][k], str)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int = 150, voices: int = 4) -> dict:
+    """The source-aware step alone, for each start time t_invert of the forward ODE: held-out utterances (utterance
+    1 of the first `voices` voices, the source as its own prompt, exact durations and pitch) carried to z_1 and back
+    with the same condition. Reports z_1's standard deviation (the reverse process starts from N(0, I)) and the
+    round trip's relative L1 error on the normalised latent, against regenerating from fresh noise."""
+    from dataclasses import replace
+    m = synth.model
+    by_spk, _ = heldout(root)
+    srcs = [source_of(synth, root, by_spk[s][1]) for s in sorted(by_spk)[:voices]]
+    rows, sde = [], m.cfg.sde
+    for t0 in starts:
+        m.cfg.sde = replace(sde, t_invert=t0)
+        try:
+            got = []
+            for k, src in enumerate(srcs):
+                ids, dur, lf0 = src.ids[None], src.durations[None], src.lf0[None]
+                z1 = m.invert(ids, src.latent, src.latent, dur, lf0, steps=steps)
+                rel = lambda z: float(((m.normalize(z) - m.normalize(src.latent)).abs().mean()
+                                       / m.normalize(src.latent).abs().mean()))
+                back = m.generate(ids, src.latent, steps=steps, durations=dur, lf0=lf0, start=z1)["latent"]
+                fresh = m.generate(ids, src.latent, steps=steps, durations=dur, lf0=lf0, seeds=[k])["latent"]
+                got.append((float(z1.std()), rel(back), rel(fresh)))
+        finally:
+            m.cfg.sde = sde
+        z_std, back, fresh = np.mean(got, 0)
+        rows.append(dict(t_invert=t0, z1_std=z_std, round_trip=back, fresh=fresh))
+    table = ["| forward ODE starts at | z_1 std (want 1) | round trip, rel. L1 ↓ | fresh noise, rel. L1 |",
+             "|---|---|---|---|"] + [f"| t = {r['t_invert']:g} | {r['z1_std']:.2f} | {r['round_trip']:.3f} | "
+                                     f"{r['fresh']:.3f} |" for r in rows]
+    return dict(task="invert", steps=steps, items=len(srcs), rows=rows, table="\n".join(table))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,7 +165,9 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
     """Held-out utterances (utterance 1 of the first `voices` voices) under white noise and babble at each SNR.
     Diffusion SE: the noisy source as its own noisy prompt, the voice's clean utterance 0 as the clean prompt,
     the source's exact phonemes and durations, pitch from the noisy audio (PyWorld). Baseline: spectral gating
-    (PyPI noisereduce, non-stationary mode), on the same noisy audio."""
+    (PyPI noisereduce, non-stationary mode), on the same noisy audio. References: zero-shot TTS with the same
+    condition and clean prompt from fresh noise (what the source-aware step adds), and the clean speech through
+    the codec (the upper bound of any latent model on this codec)."""
     import noisereduce
     import soundfile as sf
     from tqdm import tqdm
@@ -153,19 +189,28 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
         prompt = synth.prompt_latent(root / by_spk[s][0]["wav"])
         enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
         gated = noisereduce.reduce_noise(y=noisy, sr=16000, stationary=False).astype(np.float32)
+        tts = synth.many([("", prompt, 0, dict(phonemes=src.ids.tolist(), durations=src.durations.numpy(),
+                                               lf0=src.lf0.numpy()))], steps=steps)[0]
+        with torch.no_grad():
+            resyn = synth.codec.decode(synth.codec.encode(torch.from_numpy(clean)[None])[0])[0].numpy()
         r = dict(id=u["id"], noise=kind, snr=float(snr))
-        for tag, w in (("noisy", noisy), ("diffusion", enhanced), ("noisereduce", gated)):
+        for tag, w in (("noisy", noisy), ("diffusion", enhanced), ("noisereduce", gated), ("tts", tts),
+                       ("codec", resyn[:len(clean)])):
             r.update({f"pesq_{tag}": ev.pesq_wb(clean, w), f"stoi_{tag}": ev.stoi(clean, w)})
             sf.write(out / "wavs" / f"{u['id']}_{kind}{snr}_{tag}.wav", w, 16000)
         rows.append(r)
-    table = ["| noise | SNR | PESQ noisy | PESQ noisereduce | PESQ diffusion (§5) | STOI noisy | "
-             "STOI noisereduce | STOI diffusion (§5) |", "|---|---|---|---|---|---|---|---|"]
+    table = ["| noise | SNR | PESQ: noisy | noisereduce | §5 SE | TTS | STOI: noisy | noisereduce | §5 SE | TTS |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    cols = ("noisy", "noisereduce", "diffusion", "tts")
     for kind in ("white", "babble"):
         for snr in snrs:
             m = mean_rows([r for r in rows if r["noise"] == kind and r["snr"] == snr])
-            table.append(f"| {kind} | {snr} dB | {m['pesq_noisy']:.2f} | {m['pesq_noisereduce']:.2f} | "
-                         f"{m['pesq_diffusion']:.2f} | {m['stoi_noisy']:.3f} | {m['stoi_noisereduce']:.3f} | "
-                         f"{m['stoi_diffusion']:.3f} |")
+            table.append(f"| {kind} | {snr} dB | " + " | ".join(f"{m['pesq_' + c]:.2f}" for c in cols) + " | "
+                         + " | ".join(f"{m['stoi_' + c]:.3f}" for c in cols) + " |")
+    m = mean_rows(rows)
+    table.append(f"\nUpper bound (the clean speech through the codec): PESQ {m['pesq_codec']:.2f}, STOI "
+                 f"{m['stoi_codec']:.3f}. TTS: the same model and clean prompt with the source's phonemes, durations "
+                 f"and pitch from fresh noise, i.e. without the source-aware step.")
     return dict(task="se", items=len(rows), steps=steps, noise=noise, rows=rows, means=mean_rows(rows),
                 table="\n".join(table))
 
@@ -198,8 +243,15 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
     plt.close(fig)
 
 
+def first_phrase(song):
+    """The score up to its first rest (a sung line)."""
+    from dataclasses import replace
+    end = next((k for k, n in enumerate(song.notes) if n.lyric == "rest"), len(song.notes))
+    return replace(song, notes=song.notes[:end])
+
+
 def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, steps: int = 300,
-             vibrato: float = 30.0, plot_to: Path | None = None) -> dict:
+             vibrato: float = 30.0, plot_to: Path | None = None, line_only: bool = False) -> dict:
     """The score sung by each held-out voice (prompt: its utterance 0), transposed by whole octaves towards the
     voice (section5.auto_transpose) and, as a second row, as written. F0 error in cents against the score's notes
     on the output's voiced frames inside notes; SIM to the prompt, against zero-shot speech of the score's words
@@ -211,6 +263,7 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
     import section5
     by_spk, _ = heldout(root)
     song = score_lib.read_score(score_path)
+    song = first_phrase(song) if line_only else song
     words = ""                                         # the lyrics as text: "Twin-" + "kle" -> "Twinkle"
     for n in song.notes:
         if n.lyric not in ("rest", "~"):
@@ -256,7 +309,7 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("task", choices=["sing", "vc", "se"])
+    ap.add_argument("task", choices=["sing", "vc", "se", "invert"])
     ap.add_argument("--data", type=Path, default=Path("data/toy"))
     ap.add_argument("--out", type=Path, default=None, help="default: out/<task>")
     ap.add_argument("--ckpt", type=Path, default=Path("checkpoints/toy/ldm.pt"))
@@ -265,7 +318,8 @@ def main(argv=None) -> int:
     ap.add_argument("--per-voice", type=int, default=2, help="vc: sources per voice")
     ap.add_argument("--noise", type=float, default=0.0, help="vc/se: fresh-noise share in z_1 (0 = paper)")
     ap.add_argument("--score", type=Path, default=Path("examples/twinkle.txt"), help="sing: the score")
-    ap.add_argument("--plot", type=Path, default=None, help="sing: also write the first voice's plot here")
+    ap.add_argument("--plot", type=Path, default=None, help="sing: the first voice's plot (default OUT/song.png)")
+    ap.add_argument("--line", action="store_true", help="sing: only the score's first line (up to its first rest)")
     args = ap.parse_args(argv)
     import sample
     out = args.out or Path("out") / args.task
@@ -275,11 +329,13 @@ def main(argv=None) -> int:
         synth = sample.Synthesizer(args.ckpt)
         if args.task == "vc":
             res = run_vc(synth, args.data, out, args.per_voice, args.steps or 150, args.noise, args.voices or 12)
+        elif args.task == "invert":
+            res = run_invert(synth, args.data, steps=args.steps or 150, voices=args.voices or 4)
         elif args.task == "se":
             res = run_se(synth, args.data, out, args.voices or 6, steps=args.steps or 150, noise=args.noise)
         else:
             res = run_sing(synth, args.data, out, args.score, args.voices or 6, args.steps or 300,
-                           plot_to=args.plot or out / "song.png")
+                           plot_to=args.plot or out / "song.png", line_only=args.line)
     except (sample.UserError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -92,3 +92,11 @@ def test_model_labels(tmp_path):
     odd = tmp_path / "w=2.pt"
     odd.write_bytes(b"")
     assert demo.model_label(str(odd)) == ("NaturalSpeech 2 (toy)", odd)
+
+
+def test_sing_stage_on_its_own(tiny_tts, toy_cache, tmp_path, capsys):
+    root, codec_ckpt = tiny_tts
+    assert demo.main(["--stage", "sing", "--data", str(toy_cache), "--codec", str(codec_ckpt), "--ldm",
+                      str(root / "ldm.pt"), "--steps", "1", "--out", str(tmp_path)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "sing" / "line.png").is_file() and len(list((tmp_path / "sing" / "wavs").glob("*.wav"))) == 2
+    assert "| held-out voice |" in (tmp_path / "sing" / "results.md").read_text()
