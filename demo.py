@@ -322,7 +322,8 @@ def main(argv=None):
             import demo5
             synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
             res = demo5.run_sing(synth, args.data, base / "sing", Path("examples/twinkle.txt"), voices=1,
-                                 steps=2 * args.steps, plot_to=base / "sing" / "line.png", line_only=True)
+                                 steps=2 * args.steps, plot_to=base / "sing" / "line.png", line_only=True,
+                                 modes=("auto",))
             (base / "sing" / "results.md").write_text(res["table"] + "\n")
             print(f"\na sung line (§5, {res['steps']} steps; wavs and line.png in {base / 'sing'}):\n{res['table']}")
             timings.append(("sing", time.time() - t0 - sum(t for _, t in timings)))

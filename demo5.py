@@ -243,6 +243,18 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
     plt.close(fig)
 
 
+def vowels_voiced(wav: np.ndarray, phonemes: list, durations) -> float:
+    """Share of the frames of vowels (text.is_vowel) in which PyWorld finds voicing: held notes need a voice."""
+    import eval as ev
+    from text import is_vowel
+    _, voiced = ev.f0_hz(wav)
+    bounds = np.concatenate([[0], np.cumsum(np.asarray(durations, np.int64))])
+    vowel = np.zeros(len(voiced), bool)
+    for p, a, b in zip(phonemes, bounds[:-1], bounds[1:]):
+        vowel[a:b] = is_vowel(p)
+    return float(voiced[vowel].mean()) if vowel.any() else float("nan")
+
+
 def first_phrase(song):
     """The score up to its first rest (a sung line)."""
     from dataclasses import replace
@@ -251,9 +263,11 @@ def first_phrase(song):
 
 
 def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, steps: int = 300,
-             vibrato: float = 30.0, plot_to: Path | None = None, line_only: bool = False) -> dict:
-    """The score sung by each held-out voice (prompt: its utterance 0), transposed by whole octaves towards the
-    voice (section5.auto_transpose) and, as a second row, as written. F0 error in cents against the score's notes
+             vibrato: float = 30.0, plot_to: Path | None = None, line_only: bool = False,
+             modes=("auto", "octaves", "as written")) -> dict:
+    """The score sung by each held-out voice (prompt: its utterance 0) in each of `modes`: "auto", transposed to
+    the voice's key (the melody's median on the prompt's median F0, section5.auto_transpose); "octaves", by whole
+    octaves towards it; "as written". F0 error in cents against the score's notes
     on the output's voiced frames inside notes; SIM to the prompt, against zero-shot speech of the score's words
     with the same prompt."""
     import soundfile as sf
@@ -276,32 +290,40 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
         voice_hz = section5.prompt_median_f0(prompt_wav)
         plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
         prompt = synth.prompt_latent(p)
-        speech = synth.many([(words, prompt, 0)], steps=150)[0]
+        speech, info = synth.many([(words, prompt, 0)], steps=150, return_info=True)[0]
         sim_speech = sim(speech, prompt_wav)
-        for mode in ("auto", "as written"):
-            shift = section5.auto_transpose(plain["score_f0_hz"], voice_hz) if mode == "auto" else 0.0
+        speech_voiced = vowels_voiced(speech, info["phonemes"], info["durations"])
+        for mode in modes:
+            shift = 0.0 if mode == "as written" else section5.auto_transpose(plain["score_f0_hz"], voice_hz,
+                                                                              octaves=mode == "octaves")
             sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=vibrato)
             wav = section5.sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt, steps)
             f0, voiced = ev.f0_hz(wav)
             ref = sung["score_f0_hz"]                        # the notes, transposed
             n = min(len(f0), len(ref))
+            cents = np.abs(1200 * np.log2(f0[:n] / ref[:n]))[voiced[:n] & np.isfinite(ref[:n])]
             rows.append(dict(voice=s, mode=mode, prompt_f0=voice_hz, shift=shift,
                              rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref[:n], voiced[:n]),
+                             median_cents=float(np.median(cents)), within_50=float(np.mean(cents <= 50)),
+                             vowels_voiced=vowels_voiced(wav, sung["phonemes"], sung["durations"]),
+                             speech_vowels_voiced=speech_voiced,
                              rmse_given=score_lib.f0_rmse_cents(f0[:n], sung["f0_hz"][:n], voiced[:n]),
                              octave_errors=score_lib.octave_errors(f0[:n], ref[:n], voiced[:n]),
                              voiced_in_notes=float(np.mean(voiced[:n][np.isfinite(ref[:n])])),
                              sim_sung=sim(wav, prompt_wav), sim_speech=sim_speech))
-            sf.write(out / "wavs" / f"{s}_{'auto' if mode == 'auto' else 'written'}.wav", wav, 16000)
+            sf.write(out / "wavs" / f"{s}_{mode.replace(' ', '_')}.wav", wav, 16000)
             if plot_to is not None and mode == "auto" and len(rows) == 1:
                 plot_song(plot_to, wav, sung["f0_hz"], ref, f"{song.title}: held-out voice {s} "
                           f"(prompt median F0 {voice_hz:.0f} Hz, transposed {shift:+g} semitones)")
-    table = ["| held-out voice | prompt F0 | transposed | F0 RMSE vs score (cents) | octave errors | "
-             "voiced in notes | SIM sung | SIM speech |", "|---|---|---|---|---|---|---|---|"]
+    table = ["| held-out voice | prompt F0 | transposed | F0 RMSE vs score (cents) | median (cents) | ≤ 50 cents | "
+             "octave errors | vowel frames voiced: sung / speech | SIM sung | SIM speech |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['voice']} | {r['prompt_f0']:.0f} Hz | {r['shift']:+g} ({r['mode']}) | "
-                     f"{r['rmse_cents']:.0f} | {r['octave_errors']:.0%} | {r['voiced_in_notes']:.0%} | "
+                     f"{r['rmse_cents']:.0f} | {r['median_cents']:.0f} | {r['within_50']:.0%} | "
+                     f"{r['octave_errors']:.0%} | {r['vowels_voiced']:.0%} / {r['speech_vowels_voiced']:.0%} | "
                      f"{r['sim_sung']:.3f} | {r['sim_speech']:.3f} |")
-    summary = {mode: mean_rows([r for r in rows if r["mode"] == mode]) for mode in ("auto", "as written")}
+    summary = {mode: mean_rows([r for r in rows if r["mode"] == mode]) for mode in modes}
     return dict(task="sing", score=str(score_path), steps=steps, vibrato=vibrato, rows=rows, means=summary,
                 table="\n".join(table))
 
@@ -345,8 +367,10 @@ def main(argv=None) -> int:
     print(res["table"])
     if args.task == "sing":
         for mode, m in res["means"].items():
-            print(f"mean ({mode}): F0 RMSE {m['rmse_cents']:.0f} cents, octave errors {m['octave_errors']:.0%}, "
-                  f"SIM sung {m['sim_sung']:.3f} vs speech {m['sim_speech']:.3f}")
+            print(f"mean ({mode}): F0 RMSE {m['rmse_cents']:.0f} cents (median {m['median_cents']:.0f}, "
+                  f"{m['within_50']:.0%} within 50), octave errors {m['octave_errors']:.0%}, vowel frames voiced "
+                  f"{m['vowels_voiced']:.0%} (speech {m['speech_vowels_voiced']:.0%}), SIM sung {m['sim_sung']:.3f} "
+                  f"vs speech {m['sim_speech']:.3f}")
     print(f"{res['task']}: {time.time() - t0:.0f} s; results in {out}")
     return 0
 

@@ -488,7 +488,7 @@ def run_section5(task: str, args) -> int:
 
 
 def transpose_of(option: str, score_hz: np.ndarray, voice_hz: float) -> float:
-    """--transpose: a number of semitones, or 'auto' (section5.auto_transpose: whole octaves towards the voice)."""
+    """--transpose: a number of semitones, or 'auto' (section5.auto_transpose: the voice's key)."""
     import section5
     if option == "auto":
         return section5.auto_transpose(score_hz, voice_hz)

@@ -208,10 +208,11 @@ def sing_frames(synth, phonemes: list, durations: np.ndarray, f0_hz: np.ndarray,
     return out
 
 
-def auto_transpose(score_hz: np.ndarray, voice_hz: float) -> float:
-    """Whole octaves (in semitones: 0, ±12, ...) that bring the score's median pitch closest to the voice's."""
-    med = float(np.nanmedian(score_hz))
-    return 12.0 * round(np.log2(voice_hz / med))
+def auto_transpose(score_hz: np.ndarray, voice_hz: float, octaves: bool = False) -> float:
+    """Semitones that move the score's median pitch to the voice's median (rounded: a change of key), or with
+    `octaves`, whole octaves (0, ±12, ...) towards it (the melody's notes unchanged)."""
+    step = 12.0 if octaves else 1.0
+    return step * round(12.0 / step * np.log2(voice_hz / float(np.nanmedian(score_hz))))
 
 
 def prompt_median_f0(wav: np.ndarray) -> float:

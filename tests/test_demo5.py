@@ -31,7 +31,7 @@ def test_vc_se_sing_end_to_end_on_the_tiny_model(tiny_tts, toy_cache, tmp_path):
     assert all(r["pesq_noisy"] >= 1.0 for r in se["rows"])
     sing = demo5.run_sing(synth, toy_cache, tmp_path / "sing", demo5.Path("examples/twinkle.txt"), voices=1,
                           steps=1, line_only=True)
-    assert [r["mode"] for r in sing["rows"]] == ["auto", "as written"]
+    assert [r["mode"] for r in sing["rows"]] == ["auto", "octaves", "as written"]
     assert json.dumps(sing, default=float)                     # results.json can be written
 
 

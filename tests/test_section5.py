@@ -102,7 +102,8 @@ def test_phrases_split_at_long_pauses_only():
     ids = [5, 1, 6, 7, 1, 8, 1]
     durs = np.array([3, 10, 4, 4, 2, 5, 9])
     assert section5.phrases(durs, ids, pause_id=1, min_pause=8) == [(0, 1), (2, 6)]     # the 2-frame pause stays
-    assert section5.auto_transpose(np.array([261.6, np.nan, 392.0]), 130.0) == -12.0
+    hz = np.array([261.6, np.nan, 392.0])                     # median 326.8 Hz; the voice at 130 Hz
+    assert section5.auto_transpose(hz, 130.0) == -16.0 and section5.auto_transpose(hz, 130.0, octaves=True) == -12.0
 
 
 @pytest.mark.parametrize("case, code, message", [
