@@ -185,7 +185,11 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
         n = np.random.default_rng(seed).standard_normal(len(clean)).astype(np.float32) if kind == "white" \
             else babble(root, len(clean), seed)
         noisy = add_noise(clean, n, snr)
-        src = source_of(synth, root, u, noisy)
+        try:
+            src = source_of(synth, root, u, noisy)
+        except ValueError as e:                          # one bad item is reported and skipped
+            print(f"skipped {u['id']} ({kind}, {snr} dB): {e}", file=sys.stderr)
+            continue
         prompt = synth.prompt_latent(root / by_spk[s][0]["wav"])
         enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
         gated = noisereduce.reduce_noise(y=noisy, sr=16000, stationary=False).astype(np.float32)

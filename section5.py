@@ -136,7 +136,28 @@ def prepare_source(synth, wav: np.ndarray, text: str | None = None, aligner=None
         raise ValueError(f"durations sum to {int(durations.sum())} frames, the source has {T}")
     with torch.no_grad():
         latent, _ = synth.codec.encode(torch.from_numpy(wav)[None].to(synth.device))
-    return Source(ids, durations, latent[:, :, :T], source_lf0(wav), wav)
+    latent = latent[:, :, :T]
+    try:
+        lf0 = source_lf0(wav)
+    except TaskError:                                  # e.g. speech buried in noise: PyWorld finds no voicing
+        lf0 = predicted_lf0(synth, ids, durations, latent)
+        warn("no voiced frame found in the source: its pitch is predicted (from the source as the prompt)")
+    return Source(ids, durations, latent, lf0, wav)
+
+
+def warn(message: str) -> None:
+    import sys
+    print(f"note: {message}", file=sys.stderr)
+
+
+def predicted_lf0(synth, ids: torch.Tensor, durations: torch.Tensor, prompt_latent: torch.Tensor) -> torch.Tensor:
+    """The pitch predictor's log-F0 per frame (T,) for given phonemes and durations, in the prompt's voice."""
+    m, dev = synth.model, synth.device
+    ids, durations = ids[None].to(dev), durations[None].to(dev)
+    mask = torch.ones(1, prompt_latent.shape[-1], dtype=torch.bool, device=dev)
+    with torch.no_grad():
+        prompt_h = m.encode_prompt(m.normalize(prompt_latent), mask)
+        return m.prior(ids, ids != 0, prompt_h, mask, durations=durations)["lf0"][0].cpu()
 
 
 def _decode(synth, latent: torch.Tensor) -> np.ndarray:

@@ -164,3 +164,13 @@ def test_inversion_round_trip_on_a_source(s5):
                       start=z1)["latent"]
     rel = float((back - src.latent).abs().mean() / src.latent.abs().mean())
     assert rel < 0.1, rel
+
+
+def test_a_source_without_voicing_gets_predicted_pitch_with_a_note(s5, capsys):
+    d, _ = s5
+    synth = sample.Synthesizer(d / "ldm.pt")
+    ids = torch.tensor(synth.phoneme_set.encode(["t", "t"]))
+    src = section5.prepare_source(synth, np.zeros(40 * features.HOP, np.float32), ids=ids,
+                                  durations=torch.tensor([30, 10]))
+    assert src.lf0.shape == (40,) and torch.isfinite(src.lf0).all()
+    assert "pitch is predicted" in capsys.readouterr().err
