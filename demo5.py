@@ -94,11 +94,12 @@ def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int =
 
 # ---------------------------------------------------------------------------------------------------------------
 def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, noise: float = 0.0,
-           voices: int = 12) -> dict:
+           voices: int = 12, aligner=None) -> dict:
     """Each held-out voice A converted to the next voice B: sources = A's test utterances 1..per_voice, target
     prompt = B's utterance 0, ground truth = the source sentence rendered by B, source-voice reference = A's
     utterance 0 (not the source itself). Zero-shot TTS of the same sentence with the same prompt and durations is
-    the comparison row."""
+    the comparison row. With `aligner` (a loaded align.Aligner), a second conversion row takes the source's
+    phonemes from its text and their durations from the aligner, as `sample.py --convert` does."""
     import soundfile as sf
     from tqdm import tqdm
     import asr
@@ -120,6 +121,10 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
         tts = synth.many([("", prompt, 0, dict(phonemes=ids, durations=src.durations.numpy(), lf0=None))],
                          steps=steps)[0]
         gt, _, _ = toy.render(u["text"], toy.Voice(**voice_info[b]), u["seed"])
+        extra = {}
+        if aligner is not None:
+            aligned = section5.prepare_source(synth, src.wav, u["text"], aligner)
+            extra["aligner"] = section5.convert(synth, aligned, prompt, steps, noise)["wav"]
         ref = [p for p in synth.phoneme_set.decode(ids) if p not in asr.IGNORED]
         per = lambda w: asr.phoneme_error_rate([ref], [rec(w)])
         rows.append(dict(pair=f"{a}->{b}", sim_target_before=sim(src.wav, target), sim_target_after=sim(vc, target),
@@ -130,12 +135,16 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
                          mcd_before=ev.mcd(gt, src.wav), mcd_after=ev.mcd(gt, vc), mcd_tts=ev.mcd(gt, tts),
                          **{f"voiced_{k}": vowels_voiced(w, synth.phoneme_set.decode(ids), src.durations)
                             for k, w in (("before", src.wav), ("after", vc), ("tts", tts))}))
+        for k, w in extra.items():
+            rows[-1].update({f"sim_target_{k}": sim(w, target), f"sim_source_{k}": sim(w, own), f"per_{k}": per(w),
+                             f"mcd_{k}": ev.mcd(gt, w)})
         for tag, w in (("source", src.wav), ("converted", vc), ("tts", tts), ("gt", gt)):
             sf.write(out / "wavs" / f"{u['id']}_to_{b}_{tag}.wav", w, 16000)
     m = mean_rows(rows)
     table = ["| speech | SIM to target voice ↑ | SIM to source voice ↓ | PER ↓ | MCD-DTW to GT ↓ | vowel frames voiced |",
              "|---|---|---|---|---|---|"]
     for name, key in (("source (before)", "before"), ("converted (§5 VC)", "after"),
+                      *((("converted, durations from the aligner (as sample.py)", "aligner"),) if aligner else ()),
                       ("zero-shot TTS, same prompt + durations", "tts"), ("ground truth (target voice)", "gt")):
         mcd = f"{m['mcd_' + key]:.2f}" if "mcd_" + key in m else "0"
         voiced = f"{m['voiced_' + key]:.0%}" if "voiced_" + key in m else "—"
@@ -358,7 +367,10 @@ def main(argv=None) -> int:
     try:
         synth = sample.Synthesizer(args.ckpt)
         if args.task == "vc":
-            res = run_vc(synth, args.data, out, args.per_voice, args.steps or 150, args.noise, args.voices or 12)
+            import section5
+            aligner = section5.load_aligner(section5.default_aligner(args.ckpt), synth)
+            res = run_vc(synth, args.data, out, args.per_voice, args.steps or 150, args.noise, args.voices or 12,
+                         aligner)
         elif args.task == "invert":
             res = run_invert(synth, args.data, steps=args.steps or 150, voices=args.voices or 4)
         elif args.task == "se":
@@ -366,7 +378,7 @@ def main(argv=None) -> int:
         else:
             res = run_sing(synth, args.data, out, args.score, args.voices or 6, args.steps or 300,
                            plot_to=args.plot or out / "song.png", line_only=args.line)
-    except (sample.UserError, ValueError, FileNotFoundError) as e:
+    except (sample.UserError, ValueError, FileNotFoundError) as e:        # incl. section5.TaskError
         print(f"error: {e}", file=sys.stderr)
         return 2
     res["seconds"] = time.time() - t0
