@@ -3,8 +3,8 @@
 Why it exists: the paper measures intelligibility as WER with a HuBERT-CTC recogniser (§4.4). Real-speech recognisers
 (pocketsphinx here) cannot read eSpeak's formant voices, so on the toy corpus we train our own judge: a recogniser
 trained only on the ground-truth audio of the toy *training* voices, then used on held-out voices. Its error on
-held-out ground truth is the floor that generated speech is compared against (PER of generated ≤ 2 × that floor is
-the target of issue [4]). For real speech, `transcribe` + `word_error_rate` give the paper's WER with pocketsphinx
+held-out ground truth is the floor that generated speech is compared against (demo.py's target: PER of generated
+speech ≤ 2 × that floor). For real speech, `transcribe` + `word_error_rate` give the paper's WER with pocketsphinx
 (its bundled en-US model, offline).
 
     features   log-mel (80 bands, 12.5 ms hop), normalised per utterance (mean/std per band)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import features
 
-TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # issue [4]
+TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # the toy model's goals
 
 
 def pick_items(root: Path, per_voice: int) -> list:
@@ -165,7 +165,7 @@ def format_table(results: dict) -> str:
 
 
 def check_targets(results: dict, model: str) -> list:
-    """The issue's targets for the shipped toy checkpoints -> lines 'target: value (met/missed)'."""
+    """The toy model's goals (TARGETS) -> lines 'met/MISSED goal: value'."""
     gt, m = results["ground truth"], results[model]
     checks = [(f"speaker-ID ≥ {TARGETS['speaker_id']}", m["speaker_id"], m["speaker_id"] >= TARGETS["speaker_id"]),
               (f"SIM prompt within {TARGETS['sim_gap']} of ground truth's ({gt['sim_prompt']:.3f})", m["sim_prompt"],

@@ -13,8 +13,8 @@ NaturalSpeech 2's network predicts the clean latent ẑ_0 = s_θ(z_t, t, c), not
     score from ẑ_0     ∇log p_t(z_t) ≈ Σ_t⁻¹ (ρ(ẑ_0, t) − z_t)
 
 The paper does not state its β schedule: the linear β_t = β_0 + (β_1 − β_0) t with β_0 = 0.05, β_1 = 20 is the
-common reading (Grad-TTS). The denoiser is the WaveNet of Fig. 4 (`WaveNet`). Status (issue [3]): the SDE, the samplers and the
-denoiser are here and tested; the diffusion loss with its CE-RVQ term and the composition (model.py) come next.
+common reading (Grad-TTS). The denoiser is the WaveNet of Fig. 4 (`WaveNet`); the CE-RVQ term of the loss lives in
+rvq.py, and model.py composes the whole. §5's source-aware step runs the same ODE forward (`invert_euler_ode`).
 
 Samplers are pure functions with one signature, `sample_*(denoise, z1, ts, ...)`: `denoise(z_t, t) -> ẑ_0` is any
 data predictor (a trained network with its conditions bound, or an exact formula in the tests), `z1` the starting
