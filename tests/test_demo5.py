@@ -41,3 +41,15 @@ def test_invert_table_on_the_tiny_model(tiny_tts, toy_cache):
     res = demo5.run_invert(synth, toy_cache, starts=(0.001, 0.03), steps=2, voices=1)
     assert [r["t_invert"] for r in res["rows"]] == [0.001, 0.03] and res["table"].count("| t = ") == 2
     assert synth.model.cfg.sde.t_invert == 0.03                 # the model's setting is restored
+
+
+def test_pitch_from_on_the_tiny_model(tiny_tts, toy_cache, tmp_path):
+    import align
+    root, codec_ckpt = tiny_tts
+    synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
+    cfg = align.ALIGNER_PRESETS["tiny"]
+    _, items = align.cache_items(toy_cache, "train", cfg, limit=4)
+    net = align.fit(items, synth.phoneme_set.to_list(), cfg, progress=False)
+    res = demo5.run_pitch_from(synth, toy_cache, tmp_path, net, voices=1, steps=1)
+    assert res["items"] == 1 and abs(res["rows"][0]["length_ratio"] - 1) < 0.01    # the recording's timing
+    assert "| F0 RMSE vs the recording" in res["table"]
