@@ -348,8 +348,9 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
 
 def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, steps: int = 300) -> dict:
     """`sample.py --pitch-from` measured: each held-out voice A's utterance 1 (spoken; its text as the lyrics) gives
-    the melody and timing, the next voice B's utterance 0 is the prompt. F0 error in cents of the output against
-    the reference's F0, on frames voiced in both; SIM to B's prompt and to A."""
+    the melody and timing, the next voice B's utterance 0 is the prompt; the melody as recorded, and moved to B's
+    key (`--transpose auto`). F0 error in cents of the output against the (moved) reference F0, on frames voiced in
+    both; SIM to B's prompt and to A's recording."""
     import soundfile as sf
     from tqdm import tqdm
     import eval as ev
@@ -362,24 +363,31 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
         b, u = names[(i + 1) % len(names)], by_spk[a][1]
         ref = features.load_audio(root / u["wav"])
         prompt_path = root / by_spk[b][0]["wav"]
-        copied = section5.pitch_from(synth, aligner, ref, u["text"])
-        wav = section5.sing_frames(synth, copied["phonemes"], copied["durations"], copied["f0_hz"],
-                                   synth.prompt_latent(prompt_path), steps)
-        f0, voiced = ev.f0_hz(wav)
+        prompt_wav, prompt = features.load_audio(prompt_path), synth.prompt_latent(prompt_path)
         ref_f0, ref_voiced = ev.f0_hz(ref)
-        n = min(len(f0), len(ref_f0))
-        ref_hz = np.where(ref_voiced[:n], ref_f0[:n], np.nan)
-        rows.append(dict(pair=f"{a}->{b}", rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref_hz, voiced[:n]),
-                         octave_errors=score_lib.octave_errors(f0[:n], ref_hz, voiced[:n]),
-                         sim_prompt=sim(wav, features.load_audio(prompt_path)), sim_reference=sim(wav, ref),
-                         length_ratio=len(wav) / len(ref)))
-        sf.write(out / "wavs" / f"{u['id']}_in_{b}.wav", wav, 16000)
-    m = mean_rows(rows)
-    table = ["| F0 RMSE vs the recording (cents) | octave errors | SIM to prompt voice | SIM to the recording's voice | "
-             "length / recording |", "|---|---|---|---|---|",
-             f"| {m['rmse_cents']:.0f} | {m['octave_errors']:.1%} | {m['sim_prompt']:.3f} | {m['sim_reference']:.3f} | "
-             f"{m['length_ratio']:.3f} |"]
-    return dict(task="pitch-from", items=len(rows), steps=steps, rows=rows, means=m, table="\n".join(table))
+        for mode in ("as recorded", "auto"):
+            shift = 0.0 if mode == "as recorded" else section5.auto_transpose(
+                np.where(ref_voiced, ref_f0, np.nan), section5.prompt_median_f0(prompt_wav))
+            copied = section5.pitch_from(synth, aligner, ref, u["text"], shift)
+            wav = section5.sing_frames(synth, copied["phonemes"], copied["durations"], copied["f0_hz"], prompt,
+                                       steps)
+            f0, voiced = ev.f0_hz(wav)
+            n = min(len(f0), len(ref_f0))
+            ref_hz = np.where(ref_voiced[:n], ref_f0[:n] * 2 ** (shift / 12), np.nan)
+            rows.append(dict(pair=f"{a}->{b}", mode=mode, shift=shift,
+                             rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref_hz, voiced[:n]),
+                             octave_errors=score_lib.octave_errors(f0[:n], ref_hz, voiced[:n]),
+                             sim_prompt=sim(wav, prompt_wav), sim_reference=sim(wav, ref),
+                             length_ratio=len(wav) / len(ref)))
+            sf.write(out / "wavs" / f"{u['id']}_in_{b}_{mode.replace(' ', '_')}.wav", wav, 16000)
+    table = ["| melody | F0 RMSE vs the recording (cents) | octave errors | SIM to prompt voice | "
+             "SIM to the recording's voice | length / recording |", "|---|---|---|---|---|---|"]
+    means = {}
+    for mode in ("as recorded", "auto"):
+        m = means[mode] = mean_rows([r for r in rows if r["mode"] == mode])
+        table.append(f"| {mode} | {m['rmse_cents']:.0f} | {m['octave_errors']:.1%} | {m['sim_prompt']:.3f} | "
+                     f"{m['sim_reference']:.3f} | {m['length_ratio']:.3f} |")
+    return dict(task="pitch-from", items=len(rows), steps=steps, rows=rows, means=means, table="\n".join(table))
 
 
 def main(argv=None) -> int:
