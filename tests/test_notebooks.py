@@ -1,0 +1,52 @@
+"""The notebooks: each is committed with its outputs (plots visible on the repository page), under 2 MB, and not
+stale: executed afresh (from the notebooks/ folder, as a reader runs it) it raises nothing, draws the same number of
+figures in every cell, and prints the same numbers within a small tolerance (CPU threads may change the last digits).
+
+After changing a notebook or the code it shows, refresh its outputs:
+    .venv/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/NN_name.ipynb
+"""
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NUMBER = re.compile(r"[-+]?\d+\.\d+|[-+]?\d+")
+
+
+def images(cell) -> int:
+    return sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+
+
+def printed_numbers(cell) -> list:
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o["output_type"] == "stream")
+    text += "".join(o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", [])
+                    if o["output_type"] == "execute_result")
+    return [float(x) for x in NUMBER.findall(text)]
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= max(0.02 * max(abs(a), abs(b)), 0.011)
+
+
+def test_there_is_a_notebook_per_section():
+    assert len(NOTEBOOKS) >= 6, [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_with_fresh_outputs(path):
+    assert path.stat().st_size < 2e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB (limit 2 MB)"
+    committed = nbformat.read(path, as_version=4)
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    assert sum(images(c) for c in code) >= 1, f"{path.name} is committed without its plots: execute it in place"
+    assert not any(o["output_type"] == "error" for c in code for o in c.get("outputs", [])), path.name
+    fresh = nbformat.read(path, as_version=4)
+    NotebookClient(fresh, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for k, (old, new) in enumerate(zip(code, [c for c in fresh.cells if c.cell_type == "code"])):
+        assert images(old) == images(new), f"{path.name} code cell {k}: {images(new)} figures, committed {images(old)}"
+        a, b = printed_numbers(old), printed_numbers(new)
+        assert len(a) == len(b) and all(close(x, y) for x, y in zip(a, b)), \
+            f"{path.name} code cell {k} prints other numbers than committed (stale outputs?): {a[:12]} vs {b[:12]}"
