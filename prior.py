@@ -299,7 +299,7 @@ class BinnedPitchEmbedding(nn.Module):
     (FastSpeech 2's pitch embedding; 256 bins over 40–800 Hz are 0.2 semitone wide). The paper says only that pitch
     is added; with `pitch_bins = 0` the prior uses a 1×1 conv, PitchEmbed(lf0) = w · lf0 + b: one direction of the
     hidden space, linear in log-F0, which the toy model trained with it barely used; the shipped toy model, trained
-    with 256 bins, follows the pitch (README, *Results*). Departure from the paper. lf0 (B, T) -> (B, D, T)."""
+    with 256 bins, follows the pitch (docs/results-previous-corpus.md). Departure from the paper. lf0 (B, T) -> (B, D, T)."""
 
     def __init__(self, dim: int, bins: int, min_hz: float = 40.0, max_hz: float = 800.0):
         super().__init__()

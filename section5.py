@@ -21,7 +21,7 @@ What the user supplies (sample.py):
 The source's phoneme durations come from the built-in aligner (align.py; --aligner, default the one shipped beside
 the model: checkpoints/toy/aligner.pt for the toy model, the aligner.pt that `data.py prepare` wrote for LibriTTS).
 
-Departures from the paper (README "Departures"): the forward ODE starts at t = 0.03, not 0 (diffusion.inversion_grid);
+Departures from the paper (docs/departures.md): the forward ODE starts at t = 0.03, not 0 (diffusion.inversion_grid);
 `noise` > 0 blends fresh noise into the inverted z_1 (an option, 0 = the paper); a long score is sung phrase by phrase
 (split at its rests), because the toy model never saw utterances longer than ~6 s.
 """

@@ -146,7 +146,7 @@ def refit_base(ckpt, cache, codec_ckpt, overrides=()):
 
     Departure from the paper (which trains the predictors jointly only): the toy recipe ends with this stage, at
     predictor dropout 0.1. Jointly trained with Table 11's dropout 0.5, the toy pitch predictor ran log-F0 0.2 low at
-    inference (eval mode: no dropout); re-fitted this way it is unbiased (README "Departures" has the numbers)."""
+    inference (eval mode: no dropout); re-fitted this way it is unbiased (docs/departures.md has the numbers)."""
     import model as ns2
     import prior as P
     codec, manifest = _codec_and_manifest(cache, codec_ckpt)

@@ -48,7 +48,7 @@ def test_cli_errors(capsys):
 
 
 # The shipped recogniser (trained on the toy training voices only) reads held-out voices' ground truth with a PER of
-# about 0.1 (README); 0.2 catches a stale or broken checkpoint. Rendering is deterministic, so this repeats exactly.
+# about 0.1 (docs/results.md); 0.2 catches a stale or broken checkpoint. Rendering is deterministic, so this repeats exactly.
 PER_CEILING = 0.2
 
 

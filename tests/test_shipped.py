@@ -27,7 +27,7 @@ def heldout_clips(n=4):
 
 
 def test_shipped_codec_loads_and_meets_its_quality_floor():
-    assert CODEC.exists(), f"{CODEC} is missing: the project ships it (README 'Codec' says how it was trained)"
+    assert CODEC.exists(), f"{CODEC} is missing: the project ships it (docs/codec.md says how it was trained)"
     assert CODEC.stat().st_size <= 10e6
     model = codec.load_codec(CODEC)
     rows = []
@@ -69,10 +69,10 @@ def heldout_batch(codec_model, phoneme_set, n=6, first=1):
 
 def test_shipped_ldm_loads_and_beats_an_untrained_model_on_heldout_voices():
     """Every loss term on held-out voices (unseen timbres, unseen sentences), shipped vs the same architecture
-    untrained (same latent statistics), averaged over 4 noise draws. README 'Latent diffusion' has the values."""
+    untrained (same latent statistics), averaged over 4 noise draws. docs/ldm.md has the values."""
     import model as ns2
     from text import PhonemeSet
-    assert LDM.exists(), f"{LDM} is missing: the project ships it (README 'Latent diffusion' says how it was trained)"
+    assert LDM.exists(), f"{LDM} is missing: the project ships it (docs/ldm.md says how it was trained)"
     assert LDM.stat().st_size <= 15e6
     shipped, meta = ns2.load_ns2(LDM)
     torch.manual_seed(0)
@@ -97,8 +97,8 @@ RATIO = dict(data=0.4, ce_rvq=0.9, dur=0.2, pitch=0.2)
 def test_shipped_predictors_are_unbiased_at_inference():
     """In eval mode (dropout off, as sample.py runs them) the pitch and duration predictors must not be biased on
     held-out voices within the training pitch range: ground-truth durations, a prompt cut from the same utterance.
-    The first shipped model (predictor dropout 0.5) predicted log-F0 0.2 too low here (F0 about -18%); README
-    "Departures" has the measurements."""
+    The first shipped model (predictor dropout 0.5) predicted log-F0 0.2 too low here (F0 about -18%); docs/departures.md
+    has the measurements."""
     import model as ns2
     from text import PhonemeSet
     net, meta = ns2.load_ns2(LDM)
@@ -114,7 +114,7 @@ BIAS_LF0, BIAS_LOGD = 0.1, 0.1       # |mean signed error|, log units (≈ 10%);
 def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     """Every 25th alphabetic word of the CMU dictionary (4,700 of ~117k words), phonemized by the toy front end:
     at most 0.1% of them need text.closest_known with the shipped model's inventory (the one `make train-toy`
-    trains: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, README "Phoneme coverage"),
+    trains: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, docs/toy-corpus.md "Phoneme coverage"),
     and every word reads into something (none left with nothing)."""
     import toy_text
     phonemes = torch.load(LDM, weights_only=True)["phonemes"]
