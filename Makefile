@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test train-toy clean-data
+.PHONY: venv demo test train-toy clean-data assignment grade
 venv: $(STAMP)          ## create .venv, install requirements, build the offline NLTK data for g2p_en
 
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -18,8 +18,14 @@ demo: venv              ## the main job on the embedded toy corpus: corpus, code
 	$(PY) demo.py --out out
 	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line)"
 
-test: venv              ## the whole test suite (tests/ and the notebooks)
+test: venv              ## the whole test suite (tests/, which also executes the notebooks)
 	$(PY) -m pytest -q
+
+assignment: venv        ## a student copy in assignment/ with the paper's core cut out (docs/assignment.md)
+	$(PY) tools/assignment.py make --out assignment
+
+grade: venv             ## grade the student copy in assignment/ with the tests: a score per exercise
+	$(PY) tools/assignment.py grade --out assignment
 
 # Retrain the shipped toy models from scratch (resumable: re-run to continue). QUICK=1 runs a few hundred steps of
 # each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.

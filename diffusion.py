@@ -61,13 +61,17 @@ def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def rho(z0: torch.Tensor, t, cfg: SDEConfig) -> torch.Tensor:
     """Marginal mean: ρ(z_0, t) = exp(−½ ∫₀ᵗ β_s ds) z_0."""
+    # BEGIN SOLUTION 2
     return torch.exp(-0.5 * int_beta(_bcast(t, z0), cfg)) * z0
+    # END SOLUTION
 
 
 def sigma2(t, cfg: SDEConfig, like: torch.Tensor | None = None) -> torch.Tensor:
     """Marginal variance: Σ_t = 1 − exp(−∫₀ᵗ β_s ds) (a scalar times I), broadcast like `like` if given."""
     t = _bcast(t, like) if like is not None else torch.as_tensor(t, dtype=torch.float32)
+    # BEGIN SOLUTION 2
     return -torch.expm1(-int_beta(t, cfg))
+    # END SOLUTION
 
 
 def forward_noise(z0: torch.Tensor, t, cfg: SDEConfig, eps: torch.Tensor | None = None) -> tuple:
@@ -81,7 +85,9 @@ def score_from_z0(z_t: torch.Tensor, z0_hat: torch.Tensor, t, cfg: SDEConfig) ->
 
     With ẑ_0 = z_0 it is the conditional score ∇log p(z_t | z_0) = −ε / √Σ_t (tested).
     """
+    # BEGIN SOLUTION 3
     return (rho(z0_hat, t, cfg) - z_t) / sigma2(t, cfg, z_t)
+    # END SOLUTION
 
 
 def sample_times(batch: int, t_min: float = 0.01, generator=None, device=None) -> torch.Tensor:
@@ -103,6 +109,7 @@ def diffusion_loss_terms(z0, z0_hat, z_t, eps, t, cfg: SDEConfig, mask) -> dict:
     it, a one-utterance overfit diverged: the ε-loss still weighs small t up to ~660×); (3) training times stay
     ≥ t_min (`sample_times`). The CE-RVQ term needs the codebooks and is added by the composer (model.py).
     """
+    # BEGIN SOLUTION 4
     m = mask[:, None].to(z0.dtype)
     denom = m.sum() * z0.shape[1]
     sig = sigma2(t, cfg, z0)
@@ -111,6 +118,7 @@ def diffusion_loss_terms(z0, z0_hat, z_t, eps, t, cfg: SDEConfig, mask) -> dict:
     weight = torch.clamp(cfg.snr_clamp / snr, max=1.0)
     return dict(data=(((z0_hat - z0) ** 2) * m).sum() / denom,
                 score=((weight * (eps_hat - eps) ** 2) * m).sum() / denom)
+    # END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,16 +168,20 @@ def start_noise(shape, cfg: SDEConfig, generator=None, device=None) -> torch.Ten
 
 def ode_drift(denoise, z, t, cfg: SDEConfig) -> torch.Tensor:
     """Probability-flow ODE right-hand side: dz/dt = −½ (z + ∇log p_t(z)) β_t, with the score from `score_from_z0`."""
+    # BEGIN SOLUTION 8
     score = score_from_z0(z, denoise(z, t), t, cfg)
     return -0.5 * (z + score) * beta(t, cfg)
+    # END SOLUTION
 
 
 def sample_euler_ode(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, generator=None) -> torch.Tensor:
     """The paper's sampler (§4.3): Euler steps of the probability-flow ODE, z ← z + (t' − t) · dz/dt."""
+    # BEGIN SOLUTION 8
     z = z1
     for t, t_next in zip(ts[:-1], ts[1:]):
         z = z + (t_next - t) * ode_drift(denoise, z, t, cfg)
     return denoise(z, ts[-1])
+    # END SOLUTION
 
 
 def sample_heun(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, generator=None) -> torch.Tensor:

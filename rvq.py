@@ -28,7 +28,9 @@ def nearest_code(r: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
     ||r − C_k||² = ||r||² − 2 r·C_k + ||C_k||²; ||r||² is the same for every k, so one matrix product suffices.
     """
+    # BEGIN SOLUTION 1
     return (2 * r @ codebook.T - (codebook ** 2).sum(1)).argmax(1)
+    # END SOLUTION
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator=None) -> torch.Tensor:
@@ -120,8 +122,10 @@ class ResidualVQ(nn.Module):
                 self._ema_update(j, r.detach(), i_j, keep)
             diff = (r - e_j) ** 2
             commit = commit + (diff.mean() if keep is None else diff[keep].mean())
+            # BEGIN SOLUTION 1
             z = z + e_j
             r = r - e_j                                                         # r_{j+1} = r_j − e_j
+            # END SOLUTION
             ids.append(i_j)
         z = z.reshape(B, T, D).transpose(1, 2)                                  # (B, D, T)
         ids = torch.stack(ids, 1).reshape(B, T, n_q).transpose(1, 2)            # (B, n_q, T)
@@ -218,6 +222,7 @@ class ResidualVQ(nn.Module):
         One matrix product per quantizer, no per-frame loop; the ||r̂_j||² term is dropped since it cancels in the
         softmax. The codebooks are constants here: the gradient flows to ẑ_0 only.
         """
+        # BEGIN SOLUTION 5
         B, D, T = z0_hat.shape
         R = ids.shape[1]
         r = z0_hat.transpose(1, 2).reshape(-1, D)                                # (B*T, D)
@@ -231,3 +236,4 @@ class ResidualVQ(nn.Module):
             total = total + (ce.mean() if keep is None else ce[keep].mean())
             r = r - C[j][target[:, j]]
         return total / R
+        # END SOLUTION
