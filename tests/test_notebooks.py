@@ -22,7 +22,8 @@ def images(cell) -> int:
 
 
 def printed_numbers(cell) -> list:
-    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o["output_type"] == "stream")
+    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o["output_type"] == "stream" and o.get("name") == "stdout")     # not stderr: progress bars
     text += "".join(o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", [])
                     if o["output_type"] == "execute_result")
     return [float(x) for x in NUMBER.findall(text)]
