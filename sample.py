@@ -427,51 +427,15 @@ def main(argv=None):
 
 
 def run_section5(task: str, args) -> int:
-    """--convert, --enhance, --score or --pitch-from (section5.py) -> one wav at --out; exit code."""
+    """--convert, --enhance, --score or --pitch-from (section5.run) -> one wav at --out; exit code."""
     import section5
     import soundfile as sf
     kinds = dict(usage=EXIT_USAGE, ckpt=EXIT_CKPT, source=EXIT_SOURCE, score=EXIT_SCORE, text=EXIT_TEXT)
     try:
         check_out(args.out)
         synth = Synthesizer(args.ckpt, args.codec, args.device)
-        prompt = synth.prompt_latent(args.prompt)
         t0 = time.time()
-        if task in ("convert", "enhance", "pitch_from"):
-            aligner = section5.load_aligner(args.aligner or section5.default_aligner(args.ckpt), synth)
-        if task in ("convert", "enhance"):
-            what = f"--{task}"
-            src = section5.prepare_source(synth, section5.load_source(getattr(args, task), what), args.source_text,
-                                          aligner)
-            if task == "convert":
-                out = section5.convert(synth, src, prompt, args.steps, args.noise, args.seed)
-            else:
-                noisy = None
-                if args.noisy_prompt is not None:
-                    noisy = synth.prompt_latent(args.noisy_prompt)
-                out = section5.enhance(synth, src, prompt, noisy, args.steps, args.noise, args.seed)
-            wav = out["wav"]
-        else:
-            voice_hz = section5.prompt_median_f0(features.load_audio(args.prompt, max_clipped=1.0))
-            if task == "score":
-                import score as score_lib
-                try:
-                    song = score_lib.read_score(args.score)
-                    plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
-                    shift = transpose_of(args.transpose, plain["score_f0_hz"], voice_hz)
-                    sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=args.vibrato)
-                except score_lib.ScoreError as e:
-                    raise UserError(str(e), EXIT_SCORE) from None
-                for w in song.warnings + sung["warnings"]:
-                    note(w)
-            else:
-                ref = section5.load_source(args.pitch_from, "--pitch-from")
-                lf0, _ = features.extract_pitch(ref)
-                shift = transpose_of(args.transpose, np.exp(lf0), voice_hz)
-                sung = section5.pitch_from(synth, aligner, ref, args.text, shift)
-            if shift:
-                note(f"transposed by {shift:+g} semitones (the prompt's median F0 is {voice_hz:.0f} Hz)")
-            wav = section5.sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt,
-                                       args.steps, args.seed, args.batch_size)
+        wav = section5.run(task, args, synth)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         sf.write(args.out, wav, 16000)
         print(f"{args.out}: {len(wav) / 16000:.2f} s ({time.time() - t0:.1f} s)")
@@ -485,20 +449,6 @@ def run_section5(task: str, args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.code
     return 0
-
-
-def transpose_of(option: str, score_hz: np.ndarray, voice_hz: float) -> float:
-    """--transpose: a number of semitones, or 'auto' (section5.auto_transpose: the voice's key)."""
-    import section5
-    if option == "auto":
-        return section5.auto_transpose(score_hz, voice_hz)
-    try:
-        value = float(option)
-    except ValueError:
-        raise UserError(f"--transpose {option!r}: give semitones (e.g. -12) or 'auto'", EXIT_USAGE) from None
-    if not math.isfinite(value) or abs(value) > 36:
-        raise UserError(f"--transpose {value:g} is out of range: give -36 to 36 semitones, or 'auto'", EXIT_USAGE)
-    return value
 
 
 def check_options(args) -> None:

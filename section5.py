@@ -249,3 +249,50 @@ def pitch_from(synth, aligner, ref_wav: np.ndarray, text: str, transpose: float 
     lf0 = source_lf0(ref_wav, "--pitch-from")
     f0 = np.exp(lf0.numpy().astype(np.float64) + transpose / 12 * np.log(2))
     return dict(phonemes=synth.phoneme_set.decode(ids.tolist()), durations=durations.numpy(), f0_hz=f0)
+
+
+def transpose_of(option: str, score_hz: np.ndarray, voice_hz: float) -> float:
+    """--transpose: a number of semitones (-36 to 36), or 'auto' (`auto_transpose`: the voice's key)."""
+    if option == "auto":
+        return auto_transpose(score_hz, voice_hz)
+    try:
+        value = float(option)
+    except ValueError:
+        raise TaskError(f"--transpose {option!r}: give semitones (e.g. -12) or 'auto'", "usage") from None
+    if not np.isfinite(value) or abs(value) > 36:
+        raise TaskError(f"--transpose {value:g} is out of range: give -36 to 36 semitones, or 'auto'", "usage")
+    return value
+
+
+def run(task: str, args, synth) -> np.ndarray:
+    """One §5 task of sample.py's command line ("convert", "enhance", "score", "pitch_from") -> the wav (16 kHz).
+    A user mistake is a TaskError (or the Synthesizer's own error about the prompt)."""
+    import score as score_lib
+    prompt = synth.prompt_latent(args.prompt)
+    if task in ("convert", "enhance", "pitch_from"):
+        aligner = load_aligner(args.aligner or default_aligner(args.ckpt), synth)
+    if task in ("convert", "enhance"):
+        src = prepare_source(synth, load_source(getattr(args, task), f"--{task}"), args.source_text, aligner)
+        if task == "convert":
+            return convert(synth, src, prompt, args.steps, args.noise, args.seed)["wav"]
+        noisy = None if args.noisy_prompt is None else synth.prompt_latent(args.noisy_prompt)
+        return enhance(synth, src, prompt, noisy, args.steps, args.noise, args.seed)["wav"]
+    voice_hz = prompt_median_f0(features.load_audio(args.prompt, max_clipped=1.0))
+    if task == "score":
+        try:
+            song = score_lib.read_score(args.score)
+            plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
+            shift = transpose_of(args.transpose, plain["score_f0_hz"], voice_hz)
+            sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=args.vibrato)
+        except score_lib.ScoreError as e:
+            raise TaskError(str(e), "score") from None
+        for w in song.warnings + sung["warnings"]:
+            warn(w)
+    else:
+        ref = load_source(args.pitch_from, "--pitch-from")
+        shift = transpose_of(args.transpose, np.exp(source_lf0(ref, "--pitch-from").numpy()), voice_hz)
+        sung = pitch_from(synth, aligner, ref, args.text, shift)
+    if shift:
+        warn(f"transposed by {shift:+g} semitones (the prompt's median F0 is {voice_hz:.0f} Hz)")
+    return sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt, args.steps, args.seed,
+                       args.batch_size)
