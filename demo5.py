@@ -302,11 +302,11 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
             words += n.lyric[:-1] if n.lyric.endswith("-") else n.lyric + " "
     rows = []
     (out / "wavs").mkdir(parents=True, exist_ok=True)
+    plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)     # the notes as written, for auto_transpose
     for s in tqdm(sorted(by_spk)[:voices], desc="sing", unit="voice"):
         p = root / by_spk[s][0]["wav"]
         prompt_wav = features.load_audio(p)
         voice_hz = section5.prompt_median_f0(prompt_wav)
-        plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)
         prompt = synth.prompt_latent(p)
         speech, info = synth.many([(words, prompt, 0)], steps=150, return_info=True)[0]
         sim_speech = sim(speech, prompt_wav)
