@@ -55,3 +55,39 @@ def test_notebook_is_committed_with_fresh_outputs(path, tmp_path):
         a, b = printed_numbers(old), printed_numbers(new)
         assert len(a) == len(b) and all(close(x, y) for x, y in zip(a, b)), \
             f"{path.name} code cell {k} prints other numbers than committed (stale outputs?): {a[:12]} vs {b[:12]}"
+
+
+# Calls that compute one of the paper's equations (PAPER.md), and the equation's mark in the markdown before them.
+EQUATION_CALLS = {
+    r"\bint_beta\(|\bsigma2\(": r"\\Sigma_t",                      # the VP SDE's marginal
+    r"\.argmin\(": r"\\arg\\min",                                  # Eq. 1, RVQ
+    r"\bode_drift\(": r"dz_t",                                     # the probability-flow ODE
+    r"\blength_regulate\(": r"d_n",                                # the length regulator
+    r"\bdurations_from_log\(": r"\\log d",                         # duration loss / its inverse
+    r"\bQueryAttention\(|\.query\b": r"softmax",                   # query attention
+    r"\.loss\(": r"\\mathcal L",                                   # the loss terms
+    r"\bSAMPLERS\[": r"dz_t|z_\{?k\+1",                             # a sampler's update rule
+}
+
+
+def preceding_markdown(cells, k: int) -> str:
+    """The markdown cells between code cell k and the code cell before it."""
+    text = []
+    for c in reversed(cells[:k]):
+        if c.cell_type == "code":
+            break
+        text.append(c.source)
+    return "\n".join(text)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_equation_cell_is_preceded_by_its_equation(path):
+    cells = nbformat.read(path, as_version=4).cells
+    missing = []
+    for k, c in enumerate(cells):
+        if c.cell_type != "code":
+            continue
+        for call, mark in EQUATION_CALLS.items():
+            if re.search(call, c.source) and not re.search(mark, preceding_markdown(cells, k)):
+                missing.append(f"cell {k} calls {call!r} without {mark!r} in the markdown before it")
+    assert not missing, f"{path.name}: " + "; ".join(missing)
