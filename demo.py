@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import diffusion
 import features
 
 TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # the toy model's goals
@@ -187,38 +188,46 @@ def model_label(arg: str) -> tuple:
     return label, Path(path)
 
 
+def load_items(root: Path, per_voice: int, asr_path: Path) -> tuple:
+    """The evaluation set of `pick_items` with everything the metrics compare against (prompt and ground-truth
+    audio, their speaker embeddings, durations, phonemes) -> (items, enrolled prompt embeddings per voice, the
+    phoneme recogniser or None when it does not know the corpus's phonemes)."""
+    import asr
+    import data
+    import eval as ev
+    items, symbols = [], data.read_manifest(root)["phonemes"]
+    rec = asr.Recognizer(asr_path)
+    if not set(symbols) <= set(rec.symbols) | set(asr.IGNORED):
+        print(f"PER not measured: {asr_path} recognises other phonemes than {root}'s")
+        rec = None
+    for speaker, p, targets in pick_items(root, per_voice):
+        prompt = features.load_audio(root / p["wav"])
+        prompt_emb = ev.speaker_embedding(prompt)
+        f0, voiced = ev.f0_hz(prompt)
+        pf = features.load_features(root / "feats" / f"{p['id']}.npz")
+        for u in targets:
+            f = features.load_features(root / "feats" / f"{u['id']}.npz")
+            gt = features.load_audio(root / u["wav"])
+            items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=root / p["wav"],
+                              prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
+                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,
+                              phonemes=[symbols[i] for i in f["phonemes"]]))
+    return items, {it["speaker"]: it["prompt_emb"] for it in items}, rec
+
+
 def run_tts(args) -> dict:
     import soundfile as sf
     from tqdm import tqdm
-    import asr
     import codec as codec_lib
-    import data
-    import eval as ev
     import sample
     t0 = time.time()
     models = [model_label(m) for m in args.ldm]
     synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in models]
-    items, out, symbols = [], args.out, data.read_manifest(args.data)["phonemes"]
-    rec = asr.Recognizer(args.asr)
-    if not set(symbols) <= set(rec.symbols) | set(asr.IGNORED):
-        print(f"PER not measured: {args.asr} recognises other phonemes than {args.data}'s")
-        rec = None
+    out = args.out
+    items, enrolled, rec = load_items(args.data, args.per_voice, args.asr)
     codec = codec_lib.load_codec(args.codec) if args.codec else synths[0][1].codec
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    for speaker, p, targets in pick_items(args.data, args.per_voice):
-        prompt = features.load_audio(args.data / p["wav"])
-        prompt_emb = ev.speaker_embedding(prompt)
-        f0, voiced = ev.f0_hz(prompt)
-        pf = features.load_features(args.data / "feats" / f"{p['id']}.npz")
-        for u in targets:
-            f = features.load_features(args.data / "feats" / f"{u['id']}.npz")
-            gt = features.load_audio(args.data / u["wav"])
-            items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=args.data / p["wav"],
-                              prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
-                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,
-                              phonemes=[symbols[i] for i in f["phonemes"]]))
-    enrolled = {it["speaker"]: it["prompt_emb"] for it in items}
     systems = [dict(name="ground truth", wavs=[it["gt"] for it in items])]
     with torch.no_grad():
         resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
@@ -274,7 +283,7 @@ def main(argv=None):
     ap.add_argument("--asr", type=Path, default=Path("checkpoints/toy/asr.pt"), help="toy phoneme recogniser")
     ap.add_argument("--per-voice", type=int, default=1, help="sentences per held-out voice (README Results: 7)")
     ap.add_argument("--steps", type=int, default=150, help="sampler steps (paper: 150)")
-    ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
+    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default="ode")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's, 1.44)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones added to the predicted pitch")

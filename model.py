@@ -246,7 +246,8 @@ class NaturalSpeech2(nn.Module):
         if start is not None and tuple(start.shape) != tuple(shape):
             raise ValueError(f"start latent {tuple(start.shape)} does not match the condition's {tuple(shape)}")
         z1 = D.start_noise(shape, sde, generator).to(c.device) if start is None else start
-        z0 = D.SAMPLERS[sampler](denoise, z1 * fmask[:, None], D.time_grid(steps, sde, c.device), sde, generator)
+        ts = D.time_grid(steps, sde, c.device, D.GRID_SPACING[sampler])
+        z0 = D.SAMPLERS[sampler](denoise, z1 * fmask[:, None], ts, sde, generator)
         return dict(latent=self.denormalize(z0) * fmask[:, None], frame_mask=fmask, durations=out["durations"],
                     lf0=out["lf0"])
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import diffusion
 import features
 
 EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS, EXIT_SOURCE, EXIT_SCORE = 2, 3, 4, 5, 6, 7, 8
@@ -327,7 +328,7 @@ def main(argv=None):
     ap.add_argument("--list", type=Path, help="batch mode: a TSV file of text, prompt, out rows")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the paper's 150; "
                     "300 for --score; 1-10000)")
-    ap.add_argument("--sampler", choices=["ode", "heun", "sde"], default="ode")
+    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default="ode")
     ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise N(0, 1/τ) (paper: 1.44; > 0, at most 100)")
     ap.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower (0.1-10)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (-36 to 36)")

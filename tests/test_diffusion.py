@@ -85,6 +85,42 @@ def test_convergence_orders():
     assert 3.2 < err("heun", 40) / err("heun", 80) < 4.8
 
 
+def test_dpm_solver_converges_at_second_order_on_its_logsnr_grid():
+    """DPM-Solver++(2M) is a second-order method in h = Δλ: doubling the steps quarters its error."""
+    z1 = torch.randn(500, 2, 1, generator=torch.Generator().manual_seed(4))
+    err = lambda n: (D.sample_dpm(exact_denoiser, z1, D.time_grid(n, CFG, spacing="logsnr"), CFG)
+                     - exact_flow(z1)).abs().max()
+    e20, e40, e80 = err(20), err(40), err(80)
+    assert 3.2 < e20 / e40 < 4.8 and 3.2 < e40 / e80 < 4.8, (e20, e40, e80)
+    assert e80 < 0.01
+
+
+def test_dpm_solver_is_exact_when_the_data_prediction_is_constant():
+    """With ẑ_0 ≡ c along the path the exponential integrator has nothing to approximate: z_t' = (σ'/σ) z_t −
+    α'(e^{−h} − 1) c is the ODE's exact solution, so even 3 steps land where 2,000 Euler steps do."""
+    c = torch.tensor([0.7, -1.2]).reshape(1, 2, 1)
+    z1 = torch.randn(50, 2, 1, generator=torch.Generator().manual_seed(5))
+    const = lambda z, t: c.expand_as(z)
+    ts = D.time_grid(3, CFG, spacing="logsnr")
+    last = lambda sampler, grid: sampler(lambda z, t: z if t == grid[-1] else const(z, t), z1, grid, CFG)
+    assert torch.allclose(last(D.sample_dpm, ts), last(D.sample_euler_ode, D.time_grid(2000, CFG)), atol=2e-2)
+    assert torch.allclose(last(D.sample_dpm, ts), last(D.sample_dpm, D.time_grid(50, CFG, spacing="logsnr")), atol=1e-5)
+
+
+def test_logsnr_grid_and_network_evaluations():
+    ts = D.time_grid(10, CFG, spacing="logsnr")
+    lam = D.log_snr(ts, CFG)
+    assert ts[0] == 1 and abs(ts[-1] - CFG.t_end) < 1e-7 and (ts.diff() < 0).all()
+    assert torch.allclose(lam.diff(), lam.diff().mean().expand(10), rtol=1e-4)       # equal steps in λ
+    with pytest.raises(ValueError, match="spacing"):
+        D.time_grid(10, CFG, spacing="karras")
+    for name, steps in (("ode", 7), ("heun", 7), ("dpm", 7), ("sde", 3)):
+        calls = []
+        D.SAMPLERS[name](lambda z, t: calls.append(t) or exact_denoiser(z, t), torch.zeros(2, 2, 1),
+                         D.time_grid(steps, CFG, spacing=D.GRID_SPACING[name]), CFG, torch.Generator().manual_seed(0))
+        assert len(calls) == D.network_evaluations(name, steps), name
+
+
 def test_euler_150_and_heun_20_agree_and_reach_the_data_distribution():
     z1 = torch.randn(4000, 2, 1, generator=torch.Generator().manual_seed(2))
     euler = D.sample_euler_ode(exact_denoiser, z1, D.time_grid(150, CFG), CFG)

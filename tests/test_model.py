@@ -95,7 +95,7 @@ def test_overfits_one_utterance():
     assert final < 0.05 * first, (first, final)             # measured: 1.46 -> 0.07 after 200 steps
 
 
-@pytest.mark.parametrize("sampler", ["ode", "heun", "sde"])
+@pytest.mark.parametrize("sampler", ["ode", "heun", "sde", "dpm"])
 def test_generate(sampler):
     m = tiny_model().eval()
     b = batch()
