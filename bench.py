@@ -4,6 +4,7 @@
     python bench.py codec --device cuda   # the same on a GPU (bf16 autocast for training)
     python bench.py ldm                   # diffusion model: step time, FLOPs, MFU on a GPU, memory, CE-RVQ share, sampling
     python bench.py loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
+    python bench.py step --against ../ns2-old   # training step of this tree vs another (git worktree add ../ns2-old <commit>)
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
 median of several repetitions after warm-up; the machine, torch version and thread count are printed with the table.
@@ -174,6 +175,90 @@ def bench_loader(cache, workers: list[int], batch_size: int, frames_per_batch: i
     return rows, dict(config=config, frames_per_step=frames, step_s=step_s, frames_per_s=frames / step_s)
 
 
+# Training-step shapes: the toy model as `make train-toy` trains it, and a mid-size model (~14M parameters, the size
+# at which the open NaturalSpeech 2 implementations were compared) at batch 4 x 400 frames.
+STEP_SHAPES = {
+    "toy": dict(config="toy", latent_dim=64, batch=16, frames=320, phonemes=46, prior=dict(pitch_bins=256),
+                denoiser={}, top={}),
+    "mid": dict(config="libritts", latent_dim=256, batch=4, frames=400, phonemes=60,
+                prior=dict(enc_layers=1, enc_ffn=512, pred_convs=6), denoiser=dict(layers=6),
+                top=dict(prompt_layers=1, prompt_ffn=512)),
+}
+
+# Runs inside the tree being measured (cwd and PYTHONPATH), so that it times that tree's code; it uses only the API
+# every version of model.py has (make_ns2_config, NaturalSpeech2, loss).
+STEP_SNIPPET = r"""
+import json, statistics, sys, time
+import torch
+from dataclasses import replace
+a = json.loads(sys.argv[1])
+torch.set_num_threads(a["threads"])
+import model as ns2
+torch.manual_seed(0)
+cfg = ns2.make_ns2_config(a["config"], n_phonemes=84, latent_dim=a["latent_dim"])
+cfg = replace(cfg, prior=replace(cfg.prior, **a["prior"]), denoiser=replace(cfg.denoiser, **a["denoiser"]), **a["top"])
+net = ns2.NaturalSpeech2(cfg, torch.randn(16, 1024, a["latent_dim"]) * 0.3)
+B, T, N = a["batch"], a["frames"], a["phonemes"]
+d = torch.full((B, N), T // N)
+d[:, : T - int(d[0].sum())] += 1
+g = torch.Generator().manual_seed(1)
+lengths = torch.randint(int(0.7 * T), T + 1, (B,), generator=g)        # padded batch, as a real one
+lengths[0] = T
+fmask = torch.arange(T)[None] < lengths[:, None]
+ends = d.cumsum(1)
+pmask = ends - d < lengths[:, None]
+d = torch.where(pmask, torch.minimum(d, lengths[:, None] - (ends - d)), 0)
+b = dict(phonemes=torch.randint(1, 84, (B, N), generator=g) * pmask, durations=d, phoneme_mask=pmask, frame_mask=fmask,
+         lf0=torch.full((B, T), 5.0) + 0.1 * torch.randn(B, T, generator=g),
+         codes=torch.randint(0, 1024, (B, 16, T), generator=g))
+net.eval()
+with torch.no_grad():
+    losses = {k: float(v) for k, v in net.loss(b, torch.Generator().manual_seed(0)).items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16"):
+        losses_amp = {k: float(v) for k, v in net.loss(b, torch.Generator().manual_seed(0)).items()}
+net.train()
+opt = torch.optim.AdamW(net.parameters(), 1e-4)
+amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16")
+def step():
+    with amp:
+        loss = net.loss(b)["total"]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+for _ in range(a["warmup"]):
+    step()
+times = []
+for _ in range(a["repeats"]):
+    t = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t)
+print(json.dumps(dict(step=statistics.median(times), params_m=sum(p.numel() for p in net.parameters()) / 1e6,
+                      losses=losses, amp_rel_diff=max(abs(losses_amp[k] / losses[k] - 1) for k in losses))))
+"""
+
+
+def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int) -> dict:
+    """Median training-step time of each (source tree, autocast) in `trees` {label: (path, "none" | "bf16")} at one
+    of STEP_SHAPES: `rounds` rounds, each running every entry once in its own process (interleaved, so that a busy
+    machine slows all alike), each timing `repeats` steps after 2 warm-up steps.
+    -> {label: dict(step (median of the rounds' medians), steps, params_m, losses (fp32, eval mode, one batch))}."""
+    import json
+    import os
+    import subprocess
+    runs = {label: [] for label in trees}
+    for _ in range(rounds):
+        for label, (tree, amp) in trees.items():
+            arg = json.dumps(dict(STEP_SHAPES[shape], threads=threads, warmup=2, repeats=repeats, amp=amp))
+            env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
+            r = subprocess.run([sys.executable, "-c", STEP_SNIPPET, arg], cwd=tree, env=env, capture_output=True,
+                               text=True)
+            if r.returncode:
+                raise RuntimeError(f"{label} ({tree}): {r.stderr.strip().splitlines()[-1]}")
+            runs[label].append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return {label: dict(rs[0], step=statistics.median(x["step"] for x in rs), steps=[x["step"] for x in rs])
+            for label, rs in runs.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -201,6 +286,16 @@ def main(argv=None):
     lo.add_argument("--steps", type=int, default=60, help="batches read per measurement")
     lo.add_argument("--config", default="toy", help="model config whose training step is timed")
     lo.add_argument("--device", default="cpu")
+    st = sub.add_parser("step", help="training step of this tree against another (e.g. a git worktree of an older "
+                        "commit), interleaved in one run")
+    st.add_argument("--against", default=None, help="source tree to compare with, e.g. after "
+                    "`git worktree add ../ns2-old <commit>`: --against ../ns2-old")
+    st.add_argument("--shapes", default="toy,mid", help=f"comma-separated, of {sorted(STEP_SHAPES)}")
+    st.add_argument("--amp", default="none,bf16", help="autocast settings of this tree, comma-separated: none "
+                    "(fp32), bf16 (CPU autocast, what --amp auto picks on a CPU with native bf16)")
+    st.add_argument("--threads", type=int, default=2)
+    st.add_argument("--rounds", type=int, default=3)
+    st.add_argument("--repeats", type=int, default=3)
     one = sub.add_parser("ldm-one", help=argparse.SUPPRESS)
     for a in ("--config", "--device"):
         one.add_argument(a)
@@ -210,6 +305,46 @@ def main(argv=None):
     if args.what == "ldm-one":
         import json
         print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
+        return 0
+    if args.what == "step":
+        from pathlib import Path
+        here = Path(__file__).resolve().parent
+        trees = {}
+        if args.against:
+            other = Path(args.against).resolve()
+            if not (other / "model.py").exists():
+                print(f"error: {other} has no model.py: give a source tree of this project", file=sys.stderr)
+                return 2
+            trees[f"{other.name}, fp32"] = (other, "none")
+        for amp in args.amp.split(","):
+            if amp not in ("none", "bf16"):
+                print(f"error: --amp {amp!r}: choose none or bf16", file=sys.stderr)
+                return 2
+            trees[f"this tree, {'fp32' if amp == 'none' else 'bf16 autocast'}"] = (here, amp)
+        print(f"# training step (forward, backward, AdamW) on {platform.processor() or platform.machine()}, "
+              f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
+              f"{args.repeats} steps")
+        print("| shape | model (M params) | batch | " + " | ".join(f"{k} (s)" for k in trees)
+              + (" | speed-up | same losses |" if args.against else " |") + " largest loss change under bf16 |")
+        print("|---" * (4 + len(trees) + (2 if args.against else 0)) + "|")
+        for shape in args.shapes.split(","):
+            if shape not in STEP_SHAPES:
+                print(f"error: unknown shape {shape!r}; choose from {sorted(STEP_SHAPES)}", file=sys.stderr)
+                return 2
+            res = bench_step(trees, shape, args.threads, args.rounds, args.repeats)
+            sh = STEP_SHAPES[shape]
+            first = next(iter(res.values()))
+            row = (f"| {shape} | {sh['config']} preset{' + overrides' if sh['prior'] or sh['denoiser'] else ''} "
+                   f"({first['params_m']:.1f}) | {sh['batch']} x {sh['frames']} | "
+                   + " | ".join(f"{r['step']:.3f}" for r in res.values()))
+            if args.against:                          # every entry of this tree against the other tree
+                base, *mine = res.values()
+                same = all(abs(base["losses"][k] - mine[0]["losses"].get(k, float("nan")))
+                           <= 1e-4 * max(1.0, abs(base["losses"][k])) for k in base["losses"])
+                row += " | " + " / ".join(f"{base['step'] / r['step']:.2f}x" for r in mine)
+                row += f" | {'yes' if same else 'NO: ' + str(base['losses']) + ' vs ' + str(mine[0]['losses'])}"
+            row += " | " + ", ".join(f"{r['amp_rel_diff']:.2%}" for label, r in res.items() if trees[label][1] == "bf16")
+            print(row + " |", flush=True)
         return 0
     if args.what == "loader":
         rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,

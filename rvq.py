@@ -211,7 +211,8 @@ class ResidualVQ(nn.Module):
         return torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum(1))
 
     # -- §3.2 CE-RVQ ----------------------------------------------------------------------------------------------
-    def ce_rvq_loss(self, z0_hat: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def ce_rvq_loss(self, z0_hat: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor | None = None,
+                    low_precision: bool = False) -> torch.Tensor:
         """CE-RVQ (§3.2): cross-entropy of each quantizer's ground-truth ID, given the predicted latent.
 
             for j = 1..R:   r̂_j = ẑ_0 − Σ_{i<j} e_i            (e_i: ground-truth code vectors, from `ids`)
@@ -219,21 +220,59 @@ class ResidualVQ(nn.Module):
                             L_j = CE(softmax(logits_j), i_j)
             L_ce-rvq = mean_j L_j   (mean over real frames, `mask` (B, T) True on them)
 
-        One matrix product per quantizer, no per-frame loop; the ||r̂_j||² term is dropped since it cancels in the
-        softmax. The codebooks are constants here: the gradient flows to ẑ_0 only.
+        Computed on the real frames only, by `CERVQLoss` (one matrix product per quantizer forward, one for all of
+        them backward). The codebooks are constants here: the gradient flows to ẑ_0 only.
         """
-        # BEGIN SOLUTION 5
         B, D, T = z0_hat.shape
-        R = ids.shape[1]
         r = z0_hat.transpose(1, 2).reshape(-1, D)                                # (B*T, D)
-        target = ids.transpose(1, 2).reshape(-1, R)                              # (B*T, R)
-        keep = None if mask is None else mask.reshape(-1)
-        C = self.codebooks.detach()
-        total = r.new_zeros(())
+        target = ids.transpose(1, 2).reshape(-1, ids.shape[1])                   # (B*T, R)
+        if mask is not None:
+            keep = mask.reshape(-1)
+            r, target = r[keep], target[keep]
+        return CERVQLoss.apply(r, target, self.codebooks.detach(), low_precision)
+
+
+class CERVQLoss(torch.autograd.Function):
+    """L_ce-rvq of rows r (N, D) with ground-truth IDs (N, R) over codebooks C (R, V, D), with its gradient in closed
+    form. Autograd would keep, per quantizer, the logits, their log-softmax and the one-hot gradient, and run the
+    softmax's backward; here the forward keeps p_j = softmax(logits_j) and the backward is one matrix product:
+
+        ∂L/∂ẑ_0 = 2/(N R) Σ_j (p_j − onehot(i_j)) C_j = 2/(N R) (Σ_j p_j C_j − Σ_j e_j),
+
+    since ∂logits_j[k]/∂r̂_j = 2 C_j[k] and r̂_j = ẑ_0 − (constants). Exact: the same value and gradient as
+    `F.cross_entropy` on the logits, to float rounding (tested)."""
+
+    @staticmethod
+    def forward(ctx, r: torch.Tensor, target: torch.Tensor, C: torch.Tensor, low_precision: bool = False):
+        R, V, D = C.shape
+        N = len(r)
+        mm = torch.bfloat16 if low_precision or torch.is_autocast_enabled(r.device.type) else torch.float32
+        e = C[torch.arange(R, device=C.device)[None], target]                   # (N, R, D) ground-truth codes
+        prefix = torch.cat([e.new_zeros(N, 1, D), e[:, :-1].cumsum(1)], 1)      # Σ_{i<j} e_i
+        Ct2, c2 = (2 * C).transpose(1, 2).to(mm), (C ** 2).sum(2)               # (R, D, V), (R, V)
+        probs = torch.empty(N, R * V, dtype=mm, device=r.device)                 # p_j − onehot(i_j), side by side
+        total = torch.zeros((), device=r.device)
         for j in range(R):
-            logits = 2 * r @ C[j].T - (C[j] ** 2).sum(1)                         # (B*T, V)
-            ce = F.cross_entropy(logits.float(), target[:, j], reduction="none")
-            total = total + (ce.mean() if keep is None else ce[keep].mean())
-            r = r - C[j][target[:, j]]
-        return total / R
-        # END SOLUTION
+            # BEGIN SOLUTION 5
+            r_j = r.float() - prefix[:, j]                                      # r̂_j = ẑ_0 − Σ_{i<j} e_i
+            logits = (r_j.to(mm) @ Ct2[j]).float().sub_(c2[j])                  # 2 r̂_j·C_j[k] − ||C_j[k]||²
+            p = torch.softmax(logits, 1)
+            picked = logits.gather(1, target[:, j:j + 1])[:, 0]
+            p_true = p.gather(1, target[:, j:j + 1])[:, 0]
+            ce = -torch.log(p_true)                                             # log Σ_k exp(logits[k]) − picked
+            tiny = p_true < 1e-30                                               # p underflowed: the exact form
+            if tiny.any():
+                ce[tiny] = torch.logsumexp(logits[tiny], 1) - picked[tiny]
+            total = total + ce.sum()
+            # END SOLUTION
+            probs[:, j * V:(j + 1) * V] = p.scatter_add_(1, target[:, j:j + 1], p.new_full((N, 1), -1.0))
+        ctx.save_for_backward(probs, C.to(mm))
+        ctx.n = max(N, 1)
+        return total / (ctx.n * R)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        probs, C = ctx.saved_tensors
+        R, V, D = C.shape
+        grad = (probs @ C.reshape(R * V, D)).float()                            # Σ_j (p_j − onehot(i_j)) C_j
+        return grad * (2 * grad_out / (ctx.n * R)), None, None, None

@@ -37,7 +37,7 @@ class LDMTrainConfig:
     warmup_steps: int = 32_000          # §4: 32K warm-up steps, then inverse-square-root decay
     grad_clip: float = 1.0
     ema_decay: float = 0.999            # EMA of the weights, used for sampling
-    amp: str = "auto"
+    amp: str = "auto"                   # auto: bf16 autocast on a GPU and on a CPU with native bf16, else fp32
     log_every: int = 50
     val_every: int = 2000
     ckpt_every: int = 1000
@@ -233,7 +233,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
                             weight_decay=tcfg.weight_decay)
-    autocast, scaler = amp_context(device, tcfg.amp)
+    autocast, scaler = amp_context(device, tcfg.amp, cpu_bf16=True)
     step, history = 0, []
     if resume:
         ck = torch.load(out / "last.pt", map_location=device, weights_only=True)

@@ -128,10 +128,21 @@ def plain_config(cfg) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def amp_context(device: torch.device, amp: str):
-    """(autocast context, grad scaler or None) for `amp`: auto = bf16 on a GPU, none on a CPU; fp16 adds a scaler."""
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 instructions (AVX512-BF16 or AMX), where oneDNN's bf16 matrix products and
+    convolutions run 2-3x faster than fp32; elsewhere bf16 is emulated and slower. Linux only (/proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def amp_context(device: torch.device, amp: str, cpu_bf16: bool = False):
+    """(autocast context, grad scaler or None) for `amp`: auto = bf16 on a GPU; on a CPU, bf16 when `cpu_bf16` and
+    the CPU has native bf16 (`cpu_has_native_bf16`), else none (fp32); fp16 adds a scaler."""
     if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "none"
+        amp = "bf16" if device.type == "cuda" or (cpu_bf16 and cpu_has_native_bf16()) else "none"
     if amp == "none":
         return torch.autocast(device.type, enabled=False), None
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16

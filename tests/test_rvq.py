@@ -1,7 +1,9 @@
 """Residual VQ (Eq. 1) and CE-RVQ: exact round trips, monotone error, gradients, EMA step, CE-RVQ minimum."""
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from rvq import ResidualVQ, kmeans, nearest_code
 
@@ -131,6 +133,26 @@ def test_ce_rvq_gradient_reaches_z0_hat_only_and_respects_mask():
     z0_hat.grad = None
     q.ce_rvq_loss(z0_hat, ids, mask).backward()
     assert (z0_hat.grad[0, :, 4:] == 0).all()                             # padding frames: no gradient
+
+
+def test_ce_rvq_closed_form_gradient_equals_autograd_of_the_formula():
+    """CERVQLoss's hand-written backward against autograd through the naive formula, with padding, far-off
+    predictions (the target's probability underflows: the loss stays exact and finite) and bf16 matrix products."""
+    q = layered_rvq(R=3, V=16, D=4, scale=0.3)
+    ids = torch.randint(0, 16, (2, 3, 9), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(2, 9, dtype=torch.bool); mask[1, 6:] = False
+    for scale in (0.5, 300.0):                                           # 300: softmax underflows for most targets
+        base = q.decode(ids) + scale * torch.randn(2, 4, 9, generator=torch.Generator().manual_seed(4))
+        a, b = base.clone().requires_grad_(), base.double().requires_grad_()     # the formula in float64
+        fast = q.ce_rvq_loss(a, ids, mask)
+        fast.backward()
+        q64 = copy.deepcopy(q).double()
+        naive = (ce_rvq_naive(q64, b[:1], ids[:1]) * 9 + ce_rvq_naive(q64, b[1:, :, :6], ids[1:, :, :6]) * 6) / 15
+        naive.backward()
+        assert torch.isfinite(fast) and abs(fast.item() / naive.item() - 1) < 1e-5, (fast.item(), naive.item())
+        assert torch.allclose(a.grad.double(), b.grad, atol=1e-6 * float(b.grad.abs().max())), scale
+        low = q.ce_rvq_loss(base, ids, mask, low_precision=True)
+        assert torch.allclose(low, fast.detach(), rtol=2e-2), (low.item(), fast.item())
 
 
 def test_perplexity_and_bad_inputs():
