@@ -80,8 +80,10 @@ def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int =
                 z1 = m.invert(ids, src.latent, src.latent, dur, lf0, steps=steps)
                 rel = lambda z: float(((m.normalize(z) - m.normalize(src.latent)).abs().mean()
                                        / m.normalize(src.latent).abs().mean()))
-                back = m.generate(ids, src.latent, steps=steps, durations=dur, lf0=lf0, start=z1)["latent"]
-                fresh = m.generate(ids, src.latent, steps=steps, durations=dur, lf0=lf0, seeds=[k])["latent"]
+                back = m.generate(ids, src.latent, steps=steps, sampler=section5.SAMPLER, durations=dur, lf0=lf0,
+                                  start=z1)["latent"]
+                fresh = m.generate(ids, src.latent, steps=steps, sampler=section5.SAMPLER, durations=dur, lf0=lf0,
+                                   seeds=[k])["latent"]
                 got.append((float(z1.std()), rel(back), rel(fresh)))
         finally:
             m.cfg.sde = sde
@@ -120,7 +122,7 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
         vc = section5.convert(synth, src, prompt, steps, noise)["wav"]
         ids = src.ids.tolist()
         tts = synth.many([("", prompt, 0, dict(phonemes=ids, durations=src.durations.numpy(), lf0=None))],
-                         steps=steps)[0]
+                         steps=steps, sampler=section5.SAMPLER)[0]
         gt, _, _ = toy.render(u["text"], toy.Voice(**voice_info[b]), u["seed"])
         extra = {}
         if aligner is not None:
@@ -208,7 +210,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
         enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
         gated = noisereduce.reduce_noise(y=noisy, sr=16000, stationary=False).astype(np.float32)
         tts = synth.many([("", prompt, 0, dict(phonemes=src.ids.tolist(), durations=src.durations.numpy(),
-                                               lf0=src.lf0.numpy()))], steps=steps)[0]
+                                               lf0=src.lf0.numpy()))], steps=steps, sampler=section5.SAMPLER)[0]
         with torch.no_grad():
             resyn = synth.codec.decode(synth.codec.encode(torch.from_numpy(clean)[None])[0])[0].numpy()
         r = dict(id=u["id"], noise=kind, snr=float(snr))
@@ -308,7 +310,7 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
         prompt_wav = features.load_audio(p)
         voice_hz = section5.prompt_median_f0(prompt_wav)
         prompt = synth.prompt_latent(p)
-        speech, info = synth.many([(words, prompt, 0)], steps=150, return_info=True)[0]
+        speech, info = synth.many([(words, prompt, 0)], steps=150, sampler=section5.SAMPLER, return_info=True)[0]
         sim_speech = sim(speech, prompt_wav)
         speech_voiced = vowels_voiced(speech, info["phonemes"], info["durations"])
         for mode in modes:

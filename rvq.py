@@ -221,7 +221,8 @@ class ResidualVQ(nn.Module):
             L_ce-rvq = mean_j L_j   (mean over real frames, `mask` (B, T) True on them)
 
         Computed on the real frames only, by `CERVQLoss` (one matrix product per quantizer forward, one for all of
-        them backward). The codebooks are constants here: the gradient flows to ẑ_0 only.
+        them backward). The codebooks are constants here: the gradient flows to ẑ_0 only. `low_precision`: the
+        matrix products in bf16 (softmax and loss in fp32), as under bf16 autocast, where it is chosen by itself.
         """
         B, D, T = z0_hat.shape
         r = z0_hat.transpose(1, 2).reshape(-1, D)                                # (B*T, D)

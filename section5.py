@@ -36,6 +36,7 @@ import torch
 import features
 
 SOURCE_MIN_S, SOURCE_MAX_S = 0.5, 30.0       # a VC/SE source shorter or longer than this is refused
+SAMPLER, STEPS = "ode", 150                   # §5 runs the paper's Euler ODE: the reverse steps mirror the inversion's
 SING_STEPS = 300                              # §5: singing uses more sampling steps than speech (150)
 
 
@@ -176,11 +177,11 @@ def _two_step(synth, src: Source, source_prompt, target_prompt, lf0_target, step
         eps = torch.randn(z1.shape, generator=torch.Generator().manual_seed(seed)).to(dev)
         z1 = (1 - noise ** 2) ** 0.5 * z1 + noise * eps / model.cfg.sde.temperature ** 0.5
     lf0 = None if lf0_target is None else lf0_target[None].to(dev)
-    out = model.generate(ids, target_prompt, steps=steps, durations=dur, lf0=lf0, start=z1)
+    out = model.generate(ids, target_prompt, steps=steps, sampler=SAMPLER, durations=dur, lf0=lf0, start=z1)
     return dict(wav=_decode(synth, out["latent"]), z1=z1, lf0=out["lf0"][0].cpu())
 
 
-def convert(synth, src: Source, target_prompt: torch.Tensor, steps: int = 150, noise: float = 0.0,
+def convert(synth, src: Source, target_prompt: torch.Tensor, steps: int = STEPS, noise: float = 0.0,
             seed: int = 0) -> dict:
     """Voice conversion (§5): the source's words and timing in the target prompt's voice, with pitch predicted for
     that voice. target_prompt (1, D, Tp): a codec latent (Synthesizer.prompt_latent). -> dict(wav, z1, lf0)."""
@@ -188,7 +189,7 @@ def convert(synth, src: Source, target_prompt: torch.Tensor, steps: int = 150, n
 
 
 def enhance(synth, src: Source, clean_prompt: torch.Tensor, noisy_prompt: torch.Tensor | None = None,
-            steps: int = 150, noise: float = 0.0, seed: int = 0) -> dict:
+            steps: int = STEPS, noise: float = 0.0, seed: int = 0) -> dict:
     """Speech enhancement (§5): invert the noisy source with a noisy prompt sharing its noise (default: the source
     itself), then regenerate with a clean prompt and the source's phonemes, durations and pitch. -> dict(wav, ...)."""
     noisy = src.latent if noisy_prompt is None else noisy_prompt
@@ -221,7 +222,8 @@ def sing_frames(synth, phonemes: list, durations: np.ndarray, f0_hz: np.ndarray,
     jobs = [("", prompt, seed + k, dict(phonemes=ids[a:b], durations=durations[a:b],
                                         lf0=lf0[bounds[a]:bounds[b]]))
             for k, (a, b) in enumerate(parts)]
-    wavs = synth.many(jobs, steps=steps, batch_size=batch_size, progress="sing" if len(jobs) > 1 else None)
+    wavs = synth.many(jobs, steps=steps, sampler=SAMPLER, batch_size=batch_size,
+                      progress="sing" if len(jobs) > 1 else None)
     out = np.zeros(int(bounds[-1]) * features.HOP, np.float32)
     for (a, b), w in zip(parts, wavs):
         n = min(len(w), (bounds[b] - bounds[a]) * features.HOP)

@@ -235,3 +235,15 @@ def test_predictor_errors_on_a_known_offset():
     e = m.predictor_errors(b)
     assert m.training and e["bias_lf0"] == pytest.approx(0.3, abs=1e-4) and e["l1_lf0"] == pytest.approx(0.3, abs=1e-4)
     assert e["bias_logd"] == pytest.approx(0, abs=1e-4) and e["l1_logd"] == pytest.approx(0, abs=1e-4)
+
+
+def test_bf16_autocast_keeps_every_loss_term():
+    """Mixed precision (what training picks on a GPU and on a CPU with native bf16) changes no loss term by more
+    than bf16 rounding: the same batch, the same noise, fp32 against bf16 autocast."""
+    m = tiny_model().eval()
+    with torch.no_grad():
+        fp32 = m.loss(batch(), torch.Generator().manual_seed(0))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = m.loss(batch(), torch.Generator().manual_seed(0))
+    for k in fp32:
+        assert abs(float(bf16[k]) / float(fp32[k]) - 1) < 0.02, (k, float(fp32[k]), float(bf16[k]))
