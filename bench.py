@@ -180,6 +180,7 @@ def bench_loader(cache, workers: list[int], batch_size: int, frames_per_batch: i
 STEP_SHAPES = {
     "toy": dict(config="toy", latent_dim=64, batch=16, frames=320, phonemes=46, prior=dict(pitch_bins=256),
                 denoiser={}, top={}),
+    "tiny": dict(config="tiny", latent_dim=16, batch=2, frames=64, phonemes=8, prior={}, denoiser={}, top={}),
     "mid": dict(config="libritts", latent_dim=256, batch=4, frames=400, phonemes=60,
                 prior=dict(enc_layers=1, enc_ffn=512, pred_convs=6), denoiser=dict(layers=6),
                 top=dict(prompt_layers=1, prompt_ffn=512)),
@@ -232,12 +233,20 @@ for _ in range(a["repeats"]):
     t = time.perf_counter()
     step()
     times.append(time.perf_counter() - t)
-print(json.dumps(dict(step=statistics.median(times), params_m=sum(p.numel() for p in net.parameters()) / 1e6,
+top = []
+if a.get("profile"):
+    from torch.profiler import profile
+    with profile() as prof:
+        step()
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops)
+    top = [(e.key, e.self_cpu_time_total / total) for e in ops[:a["profile"]]]
+print(json.dumps(dict(step=statistics.median(times), params_m=sum(p.numel() for p in net.parameters()) / 1e6, top=top,
                       losses=losses, amp_rel_diff=max(abs(losses_amp[k] / losses[k] - 1) for k in losses))))
 """
 
 
-def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int) -> dict:
+def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int, profile: int = 0) -> dict:
     """Median training-step time of each (source tree, autocast) in `trees` {label: (path, "none" | "bf16")} at one
     of STEP_SHAPES: `rounds` rounds, each running every entry once in its own process (interleaved, so that a busy
     machine slows all alike), each timing `repeats` steps after 2 warm-up steps.
@@ -248,7 +257,8 @@ def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int)
     runs = {label: [] for label in trees}
     for _ in range(rounds):
         for label, (tree, amp) in trees.items():
-            arg = json.dumps(dict(STEP_SHAPES[shape], threads=threads, warmup=2, repeats=repeats, amp=amp))
+            arg = json.dumps(dict(STEP_SHAPES[shape], threads=threads, warmup=2, repeats=repeats, amp=amp,
+                                  profile=profile))
             env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
             r = subprocess.run([sys.executable, "-c", STEP_SNIPPET, arg], cwd=tree, env=env, capture_output=True,
                                text=True)
@@ -296,6 +306,8 @@ def main(argv=None):
     st.add_argument("--threads", type=int, default=2)
     st.add_argument("--rounds", type=int, default=3)
     st.add_argument("--repeats", type=int, default=3)
+    st.add_argument("--profile", type=int, default=0, help="> 0: also list each entry's N most expensive operations "
+                    "in one profiled step (torch.profiler, self CPU time)")
     one = sub.add_parser("ldm-one", help=argparse.SUPPRESS)
     for a in ("--config", "--device"):
         one.add_argument(a)
@@ -327,11 +339,12 @@ def main(argv=None):
         print("| shape | model (M params) | batch | " + " | ".join(f"{k} (s)" for k in trees)
               + (" | speed-up | same losses |" if args.against else " |") + " largest loss change under bf16 |")
         print("|---" * (4 + len(trees) + (2 if args.against else 0)) + "|")
+        profiles = []
         for shape in args.shapes.split(","):
             if shape not in STEP_SHAPES:
                 print(f"error: unknown shape {shape!r}; choose from {sorted(STEP_SHAPES)}", file=sys.stderr)
                 return 2
-            res = bench_step(trees, shape, args.threads, args.rounds, args.repeats)
+            res = bench_step(trees, shape, args.threads, args.rounds, args.repeats, args.profile)
             sh = STEP_SHAPES[shape]
             first = next(iter(res.values()))
             row = (f"| {shape} | {sh['config']} preset{' + overrides' if sh['prior'] or sh['denoiser'] else ''} "
@@ -345,6 +358,10 @@ def main(argv=None):
                 row += f" | {'yes' if same else 'NO: ' + str(base['losses']) + ' vs ' + str(mine[0]['losses'])}"
             row += " | " + ", ".join(f"{r['amp_rel_diff']:.2%}" for label, r in res.items() if trees[label][1] == "bf16")
             print(row + " |", flush=True)
+            profiles.extend((shape, label, r["top"]) for label, r in res.items() if r.get("top"))
+        for shape, label, top in profiles:
+            print(f"\nwhere the time goes: {shape}, {label} (share of one step's self CPU time)\n| operation | share |"
+                  "\n|---|---|\n" + "\n".join(f"| {name} | {share:.0%} |" for name, share in top))
         return 0
     if args.what == "loader":
         rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,
