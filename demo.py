@@ -282,8 +282,10 @@ def main(argv=None):
                     help="diffusion checkpoint, or LABEL=PATH; repeat for ablation rows (default checkpoints/toy/ldm.pt)")
     ap.add_argument("--asr", type=Path, default=Path("checkpoints/toy/asr.pt"), help="toy phoneme recogniser")
     ap.add_argument("--per-voice", type=int, default=1, help="sentences per held-out voice (README Results: 7)")
-    ap.add_argument("--steps", type=int, default=150, help="sampler steps (paper: 150)")
-    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default="ode")
+    ap.add_argument("--steps", type=int, default=None, help=f"sampler steps (default {diffusion.DEFAULT_SAMPLING[1]} "
+                    "with the default sampler, 150 with another; the paper: --sampler ode --steps 150)")
+    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
+                    help=f"default {diffusion.DEFAULT_SAMPLING[0]} (DPM-Solver++(2M), docs/sampler-steps.md)")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's, 1.44)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones added to the predicted pitch")
@@ -295,6 +297,10 @@ def main(argv=None):
     ap.add_argument("--wer", action="store_true", help="also WER with pocketsphinx (slow; useless on eSpeak voices)")
     args = ap.parse_args(argv)
     args.ldm = args.ldm or ["checkpoints/toy/ldm.pt"]
+    if args.steps is not None and args.steps < 1:
+        ap.error("--steps must be at least 1")
+    sing_steps = 2 * args.steps if args.steps else None                       # singing: twice speech's steps
+    args.sampler, args.steps = diffusion.sampling_setting(args.sampler, args.steps)
     if min(args.per_voice, args.steps, args.batch_size, args.codec_clips) < 1:
         ap.error("--per-voice, --steps, --batch-size and --codec-clips must be at least 1")
     import data
@@ -329,10 +335,11 @@ def main(argv=None):
             timings.append(("tts", time.time() - t0 - sum(t for _, t in timings)))
         if args.stage in ("all", "sing"):
             import demo5
+            import section5
             synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
             res = demo5.run_sing(synth, args.data, base / "sing", Path("examples/twinkle.txt"), voices=1,
-                                 steps=2 * args.steps, plot_to=base / "sing" / "line.png", line_only=True,
-                                 modes=("auto",))
+                                 steps=sing_steps or section5.SING_STEPS, plot_to=base / "sing" / "line.png",
+                                 line_only=True, modes=("auto",))
             (base / "sing" / "results.md").write_text(res["table"] + "\n")
             print(f"\na sung line (§5, {res['steps']} steps; wavs and line.png in {base / 'sing'}):\n{res['table']}")
             timings.append(("sing", time.time() - t0 - sum(t for _, t in timings)))

@@ -203,13 +203,18 @@ def sample_euler_ode(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig
 
 
 def sample_heun(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, generator=None) -> torch.Tensor:
-    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022): an Euler predictor, then the trapezoid rule
-    with the drift at both ends. Two network calls per step, but far fewer steps for the same error."""
+    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022): an Euler predictor, then the
+    trapezoid rule with the drift at both ends. Two network calls per step, but far fewer steps for the same error.
+
+    The last step is a plain Euler step (as Karras et al.'s, which skip the correction on the step to σ = 0): its
+    corrector would take the drift at t_end, where the score Σ_t⁻¹(ρ(ẑ_0, t) − z_t) divides the denoiser's error by
+    Σ_t ≈ 5·10⁻⁵; with a trained network (not the exact denoiser) that correction wrecks the sample at few steps."""
     z = z1
-    for t, t_next in zip(ts[:-1], ts[1:]):
+    last = len(ts) - 2
+    for k, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
         d = ode_drift(denoise, z, t, cfg)
         z_pred = z + (t_next - t) * d
-        z = z + (t_next - t) * 0.5 * (d + ode_drift(denoise, z_pred, t_next, cfg))
+        z = z_pred if k == last else z + (t_next - t) * 0.5 * (d + ode_drift(denoise, z_pred, t_next, cfg))
     return denoise(z, ts[-1])
 
 
@@ -255,12 +260,28 @@ def sample_dpm(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, gene
 
 
 SAMPLERS = {"ode": sample_euler_ode, "heun": sample_heun, "sde": sample_sde, "dpm": sample_dpm}
+PAPER_SAMPLING = ("ode", 150)           # §4.3: 150 Euler steps of the probability-flow ODE
+# The default: the fewest network evaluations whose scores on the toy corpus's held-out voices are within the
+# seed-to-seed noise of the paper's setting (docs/sampler-steps.md): 9 DPM-Solver++ steps, 10 evaluations, not 151.
+DEFAULT_SAMPLING = ("dpm", 9)
+
+
+def sampling_setting(sampler: str | None = None, steps: int | None = None) -> tuple[str, int]:
+    """(sampler, steps) with the blanks filled: neither given -> DEFAULT_SAMPLING; a sampler without steps -> the
+    default's steps for the default sampler, the paper's 150 for any other."""
+    sampler = sampler or DEFAULT_SAMPLING[0]
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+    if steps is None:
+        steps = DEFAULT_SAMPLING[1] if sampler == DEFAULT_SAMPLING[0] else PAPER_SAMPLING[1]
+    return sampler, int(steps)
 GRID_SPACING = {"ode": "time", "heun": "time", "sde": "time", "dpm": "logsnr"}   # each sampler's `time_grid`
 
 
 def network_evaluations(sampler: str, steps: int) -> int:
-    """Denoiser calls per sample (NFE): Heun calls it twice per step, the others once; each adds the final ẑ_0."""
-    return 2 * steps + 1 if sampler == "heun" else steps + 1
+    """Denoiser calls per sample (NFE): Heun calls it twice per step but once on the last, the others once per
+    step; each adds the final ẑ_0."""
+    return 2 * steps if sampler == "heun" else steps + 1
 
 
 def inversion_grid(steps: int, cfg: SDEConfig, device=None) -> torch.Tensor:

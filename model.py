@@ -201,7 +201,7 @@ class NaturalSpeech2(nn.Module):
     # -- inference -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, phonemes: torch.Tensor, prompt_latent: torch.Tensor, phoneme_mask=None, prompt_mask=None,
-                 steps: int = 150, sampler: str = "ode", temperature: float | None = None,
+                 steps: int | None = None, sampler: str | None = None, temperature: float | None = None,
                  duration_scale: float = 1.0, pitch_shift: float = 0.0, guidance: float = 1.0,
                  generator=None, seeds: list | None = None, durations=None, lf0=None, start=None) -> dict:
         """phonemes (B, N), prompt_latent (B, D, Tp) (codec latent, not normalised) -> dict(latent (B, D, T),
@@ -210,7 +210,8 @@ class NaturalSpeech2(nn.Module):
         ẑ_0 = ẑ_0(no prompt) + w (ẑ_0(prompt) − ẑ_0(no prompt)) (needs a model trained with cfg_drop > 0).
         `seeds` (one per row, instead of `generator`): each row draws its own noise for its own frames
         (`diffusion.RowGenerators`), so a row comes out the same whatever else is in the batch. `start` (B, D, T):
-        the z_1 to start the reverse process from instead of fresh noise (the output of `invert`, §5)."""
+        the z_1 to start the reverse process from instead of fresh noise (the output of `invert`, §5). `sampler` and
+        `steps` left out: `diffusion.DEFAULT_SAMPLING` (`diffusion.sampling_setting`)."""
         if phonemes.dim() != 2 or phonemes.shape[1] == 0:
             raise ValueError("no phonemes to speak: give a non-empty phoneme sequence (B, N)")
         if prompt_latent.dim() != 3 or prompt_latent.shape[1] != self.cfg.denoiser.latent_dim:
@@ -219,8 +220,7 @@ class NaturalSpeech2(nn.Module):
         if prompt_latent.shape[-1] < 8:
             raise ValueError(f"the prompt has {prompt_latent.shape[-1]} frames; give at least 8 (0.1 s), "
                              f"better 3 s (240 frames)")
-        if sampler not in D.SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(D.SAMPLERS)}")
+        sampler, steps = D.sampling_setting(sampler, steps)
         B = len(phonemes)
         phoneme_mask = phonemes != 0 if phoneme_mask is None else phoneme_mask
         prompt_mask = torch.ones(B, prompt_latent.shape[-1], dtype=torch.bool, device=phonemes.device) \

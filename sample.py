@@ -230,16 +230,17 @@ class Synthesizer:
             self._ids[sentence] = self.phoneme_set.encode(phonemes)
         return torch.tensor([self._ids[sentence]], device=self.device)
 
-    def __call__(self, text: str, prompt, steps=150, sampler="ode", temperature=None, duration_scale=1.0,
+    def __call__(self, text: str, prompt, steps=None, sampler=None, temperature=None, duration_scale=1.0,
                  pitch_shift=0.0, guidance=1.0, seed=0, return_info=False):
         """-> wav (float32, 16 kHz); with return_info, (wav, dict(phonemes, durations, f0_hz)): the predicted frames
         per phoneme and the pitch predictor's F0 per frame (Hz, unvoiced frames interpolated, as in training).
+        `sampler`/`steps` left out: `diffusion.DEFAULT_SAMPLING` (the paper's: sampler="ode", steps=150).
         `pitch_shift` in semitones (converted to log-F0: n/12 · log 2). Sentence k uses seed `seed + k`."""
         return self.many([(text, prompt, seed)], steps, sampler, temperature, duration_scale, pitch_shift, guidance,
                          return_info=return_info)[0]
 
     @torch.no_grad()
-    def many(self, jobs: list, steps=150, sampler="ode", temperature=None, duration_scale=1.0, pitch_shift=0.0,
+    def many(self, jobs: list, steps=None, sampler=None, temperature=None, duration_scale=1.0, pitch_shift=0.0,
              guidance=1.0, batch_size: int = 8, return_info=False, progress: str | None = None) -> list:
         """jobs = [(text, prompt path or latent, seed)] -> one result per job, as `__call__` gives it.
         A job may carry a 4th item, oracle prosody (a diagnostic, `demo.py --oracle`): dict(phonemes (N,) IDs,
@@ -326,9 +327,12 @@ def main(argv=None):
     ap.add_argument("--prompt", type=Path, help="a few seconds of the voice to use (any format soundfile reads)")
     ap.add_argument("--out", type=Path, default=Path("out.wav"))
     ap.add_argument("--list", type=Path, help="batch mode: a TSV file of text, prompt, out rows")
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the paper's 150; "
-                    "300 for --score; 1-10000)")
-    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default="ode")
+    ap.add_argument("--steps", type=int, default=None, help=f"sampler steps, 1-10000 (default: "
+                    f"{diffusion.DEFAULT_SAMPLING[1]} with the default sampler, 150 with another, the paper's Euler "
+                    f"setting; the §5 tasks: 150, --score 300)")
+    ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
+                    help=f"TTS sampler (default {diffusion.DEFAULT_SAMPLING[0]}: DPM-Solver++(2M); the paper's: ode; "
+                    "the §5 tasks always run the Euler ODE)")
     ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise N(0, 1/τ) (paper: 1.44; > 0, at most 100)")
     ap.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower (0.1-10)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (-36 to 36)")
@@ -367,9 +371,12 @@ def main(argv=None):
     elif (args.list is None) == (args.text is None and args.prompt is None) or \
             (args.list is None and (args.text is None or args.prompt is None)):
         ap.error("give --text and --prompt, or --list")
-    if args.steps is None:
+    if task:
         import section5
-        args.steps = section5.SING_STEPS if task and task[0] == "score" else 150
+        if args.steps is None:
+            args.steps = section5.SING_STEPS if task[0] == "score" else section5.STEPS
+    else:
+        args.sampler, args.steps = diffusion.sampling_setting(args.sampler, args.steps)
     try:
         check_options(args)
         if task:

@@ -70,7 +70,7 @@ def test_score_from_exact_denoiser_is_the_marginal_score():
     assert torch.allclose(D.score_from_z0(z_t, exact_denoiser(z_t, t), t, CFG), -(z_t - a_t(t) * MU) / v, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, steps, tol", [("ode", 150, 0.04), ("heun", 20, 0.03), ("ode", 20, 0.3)])
+@pytest.mark.parametrize("name, steps, tol", [("ode", 150, 0.04), ("heun", 40, 0.03), ("ode", 20, 0.3)])
 def test_ode_samplers_follow_the_exact_flow(name, steps, tol):
     z1 = torch.randn(2000, 2, 1, generator=torch.Generator().manual_seed(1))
     out = D.SAMPLERS[name](exact_denoiser, z1, D.time_grid(steps, CFG), CFG)
@@ -121,10 +121,21 @@ def test_logsnr_grid_and_network_evaluations():
         assert len(calls) == D.network_evaluations(name, steps), name
 
 
-def test_euler_150_and_heun_20_agree_and_reach_the_data_distribution():
+def test_heun_survives_an_imperfect_denoiser():
+    """A trained network is not the exact denoiser. Heun's corrector at t_end would divide its error by Σ_t ≈ 5e-5
+    (the score); with the last step a plain Euler step, Heun stays as close to the fine solution as Euler with as
+    many network calls (measured: the trapezoid all the way to t_end is 2-5x further off)."""
+    noisy = lambda z, t: exact_denoiser(z, t) + 0.02 * torch.sin(7 * z)
+    z1 = torch.randn(500, 2, 1, generator=torch.Generator().manual_seed(1))
+    fine = D.sample_euler_ode(noisy, z1, D.time_grid(1000, CFG), CFG)
+    for steps in (3, 5):
+        assert (D.sample_heun(noisy, z1, D.time_grid(steps, CFG), CFG) - fine).abs().max() < 0.7
+
+
+def test_euler_150_and_heun_40_agree_and_reach_the_data_distribution():
     z1 = torch.randn(4000, 2, 1, generator=torch.Generator().manual_seed(2))
     euler = D.sample_euler_ode(exact_denoiser, z1, D.time_grid(150, CFG), CFG)
-    heun = D.sample_heun(exact_denoiser, z1, D.time_grid(20, CFG), CFG)
+    heun = D.sample_heun(exact_denoiser, z1, D.time_grid(40, CFG), CFG)
     assert (euler - heun).abs().max() < 0.05
     assert torch.allclose(heun.mean(0, keepdim=True), MU, atol=0.08)
     assert torch.allclose(heun.std(0, keepdim=True), S, rtol=0.05)
