@@ -129,7 +129,9 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
     phon = torch.randint(1, 84, (1, 40), device=device)
     durs = torch.full((1, 40), 6, device=device)                         # 240 frames = 3 s
     net.prior.duration.forward = lambda *a, **k: torch.log1p(durs.float())     # fixed length for timing
-    rtf = {s: _time(lambda: net.generate(phon, prompt, steps=s), 1, warmup=0, device=device) / 3.0 for s in (150, 50, 20)}
+    rtf = {s: _time(lambda: net.generate(phon, prompt, steps=s, sampler="ode"), 1, warmup=0, device=device) / 3.0
+           for s in (150, 50, 20)}
+    rtf["default"] = _time(lambda: net.generate(phon, prompt), 1, warmup=0, device=device) / 3.0   # DEFAULT_SAMPLING
     return dict(config=name, params_m=sum(p.numel() for p in net.parameters()) / 1e6, step=with_ce, flops=flops,
                 step_no_ce=without_ce, mem_gb=mem, **{f"rtf_{s}": v for s, v in rtf.items()})
 
@@ -384,9 +386,12 @@ def main(argv=None):
               f"{args.frames} frames; sampling: a 3 s utterance")
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
                                          and k in torch.cuda.get_device_name()), None)
+        import diffusion
+        sampler, steps = diffusion.DEFAULT_SAMPLING
         print("| config | params (M) | train step (s) | GFLOP per step | achieved TFLOP/s | MFU | CE-RVQ share of "
-              "the step | peak memory (GB) | sampling RTF, 150 / 50 / 20 steps |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              f"the step | peak memory (GB) | sampling RTF, Euler 150 / 50 / 20 steps | sampling RTF, default "
+              f"({sampler}, {diffusion.network_evaluations(sampler, steps)} network evaluations) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name in args.configs.split(","):
             r = subprocess.run([sys.executable, __file__, "ldm-one", "--config", name, "--device", args.device, "--batch",
                                 str(args.batch), "--frames", str(args.frames), "--repeats", str(args.repeats)],
@@ -399,7 +404,8 @@ def main(argv=None):
             tflops = d["flops"] / d["step"] / 1e12
             mfu = f"{tflops / peak:.1%}" if peak else "—"
             print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {d['flops'] / 1e9:,.1f} | {tflops:.3f} | {mfu} | "
-                  f"{share:.0%} | {d['mem_gb']:.2f} | {d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} |",
+                  f"{share:.0%} | {d['mem_gb']:.2f} | {d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} | "
+                  f"{d['rtf_default']:.3f} |",
                   flush=True)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
