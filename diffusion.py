@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from prior import Dropout
 from prompt import FiLM, PromptAttention, QueryAttention
 
 
@@ -375,7 +376,7 @@ class WaveNetLayer(nn.Module):
         self.attn_out = nn.Conv1d(C, C, 1) if film else None
         self.film = FiLM(2 * C, C) if film else None
         self.out = nn.Conv1d(C, 2 * C, 1)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, x, t_emb, c, mask, memory=None, memory_mask=None):
         y = self.conv(self.dropout(x + self.time(t_emb)[:, :, None]) * mask) + self.cond(c)      # (B, 2C, T)

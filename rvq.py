@@ -250,20 +250,20 @@ class CERVQLoss(torch.autograd.Function):
         mm = torch.bfloat16 if low_precision or torch.is_autocast_enabled(r.device.type) else torch.float32
         e = C[torch.arange(R, device=C.device)[None], target]                   # (N, R, D) ground-truth codes
         prefix = torch.cat([e.new_zeros(N, 1, D), e[:, :-1].cumsum(1)], 1)      # Σ_{i<j} e_i
-        Ct2, c2 = (2 * C).transpose(1, 2).to(mm), (C ** 2).sum(2)               # (R, D, V), (R, V)
+        Ct2, c2 = (2 * C).transpose(1, 2).to(mm), (C ** 2).sum(2).to(mm)        # (R, D, V), (R, V)
         probs = torch.empty(N, R * V, dtype=mm, device=r.device)                 # p_j − onehot(i_j), side by side
         total = torch.zeros((), device=r.device)
         for j in range(R):
             # BEGIN SOLUTION 5
             r_j = r.float() - prefix[:, j]                                      # r̂_j = ẑ_0 − Σ_{i<j} e_i
-            logits = (r_j.to(mm) @ Ct2[j]).float().sub_(c2[j])                  # 2 r̂_j·C_j[k] − ||C_j[k]||²
-            p = torch.softmax(logits, 1)
-            picked = logits.gather(1, target[:, j:j + 1])[:, 0]
+            logits = torch.addmm(-c2[j], r_j.to(mm), Ct2[j])                     # 2 r̂_j·C_j[k] − ||C_j[k]||²
+            p = torch.softmax(logits, 1, dtype=torch.float32)
+            picked = logits.gather(1, target[:, j:j + 1])[:, 0].float()
             p_true = p.gather(1, target[:, j:j + 1])[:, 0]
             ce = -torch.log(p_true)                                             # log Σ_k exp(logits[k]) − picked
             tiny = p_true < 1e-30                                               # p underflowed: the exact form
             if tiny.any():
-                ce[tiny] = torch.logsumexp(logits[tiny], 1) - picked[tiny]
+                ce[tiny] = torch.logsumexp(logits[tiny].float(), 1) - picked[tiny]
             total = total + ce.sum()
             # END SOLUTION
             probs[:, j * V:(j + 1) * V] = p.scatter_add_(1, target[:, j:j + 1], p.new_full((N, 1), -1.0))

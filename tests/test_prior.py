@@ -288,3 +288,16 @@ def test_binned_pitch_embedding():
     for bad in (dict(pitch_bins=1), dict(pitch_bins=8, pitch_min_hz=500.0, pitch_max_hz=100.0)):
         with pytest.raises(ValueError, match="pitch_bins"):
             P.Prior(tiny(**bad))
+
+
+def test_dropout_rate_scale_and_eval_identity():
+    torch.manual_seed(0)
+    d = P.Dropout(0.3)
+    x = torch.ones(200_000, requires_grad=True)
+    y = d(x)
+    assert abs(float((y.detach() == 0).float().mean()) - 0.3) < 0.005 and abs(float(y.detach().mean()) - 1) < 0.01
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y == 0)                       # the gradient goes through the kept elements only
+    assert torch.equal(d.eval()(x), x) and torch.equal(P.Dropout(0.0)(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        P.Dropout(1.0)
