@@ -337,7 +337,7 @@ def main(argv=None):
             trees[f"this tree, {'fp32' if amp == 'none' else 'bf16 autocast'}"] = (here, amp)
         print(f"# training step (forward, backward, AdamW) on {platform.processor() or platform.machine()}, "
               f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
-              f"{args.repeats} steps")
+              f"{args.repeats} steps (in brackets: the rounds' lowest and highest medians)")
         print("| shape | model (M params) | batch | " + " | ".join(f"{k} (s)" for k in trees)
               + (" | speed-up | same losses |" if args.against else " |") + " largest loss change under bf16 |")
         print("|---" * (4 + len(trees) + (2 if args.against else 0)) + "|")
@@ -351,7 +351,7 @@ def main(argv=None):
             first = next(iter(res.values()))
             row = (f"| {shape} | {sh['config']} preset{' + overrides' if sh['prior'] or sh['denoiser'] else ''} "
                    f"({first['params_m']:.1f}) | {sh['batch']} x {sh['frames']} | "
-                   + " | ".join(f"{r['step']:.3f}" for r in res.values()))
+                   + " | ".join(f"{r['step']:.3f} ({min(r['steps']):.2f}–{max(r['steps']):.2f})" for r in res.values()))
             if args.against:                          # every entry of this tree against the other tree
                 base, *mine = res.values()
                 same = all(abs(base["losses"][k] - mine[0]["losses"].get(k, float("nan")))

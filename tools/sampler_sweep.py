@@ -81,9 +81,10 @@ def run(args) -> int:
                       durations=[i["durations"] for _, i in out], prior_f0=[i["f0_hz"] for _, i in out])
         system["embs"] = [demo.embed_or_none(w) for w in system["wavs"]]
         scores = demo.score(system, items, enrolled, rec, False)[0]
-        done[key(sampler, steps, seed)] = dict(sampler=sampler, steps=steps, seed=seed,
+        done[key(sampler, steps, seed)] = dict(sampler=sampler, steps=steps, seed=seed,      # rtf: synthesis time /
                                                nfe=diffusion.network_evaluations(sampler, steps), scores=scores,
-                                               rtf=t_synth / seconds, threads=args.threads)
+                                               rtf=t_synth / seconds, threads=args.threads)     # audio (a busy CPU
+                                                                                                # slows it: not reported)
         write_json(path, done)
         print(f"{key(sampler, steps, seed)}: " + ", ".join(f"{label} {scores[k]:.3f}" for k, label, _ in METRICS
                                                            if k in scores) + f", RTF {t_synth / seconds:.3f}")
@@ -125,16 +126,16 @@ def report(args) -> int:
     runs = sorted((r for name, r in done.items() if name != "ground truth"), key=lambda r: (r["sampler"], r["nfe"], r["seed"]))
     cols = [m for m in METRICS if m[0] in band]
     lines = ["| sampler | steps | NFE | seed | " + " | ".join(label + (" ↑" if hi else " ↓") for _, label, hi in cols)
-             + " | RTF | within noise |", "|---" * (len(cols) + 6) + "|"]
+             + " | within noise |", "|---" * (len(cols) + 5) + "|"]
     gt = done["ground truth"]["scores"]
     lines.append("| ground truth | — | — | — | " + " | ".join(f"{gt[k]:.3f}" if k in gt else "—" for k, _, _ in cols)
-                 + " | — | — |")
+                 + " | — |")
     for r in runs:
         ok = within_noise(r["scores"], band, args.k_sigma)
         lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['seed']} | "
-                     + " | ".join(f"{r['scores'][k]:.3f}" for k, _, _ in cols) + f" | {r['rtf']:.3f} | {'yes' if ok else 'no'} |")
+                     + " | ".join(f"{r['scores'][k]:.3f}" for k, _, _ in cols) + f" | {'yes' if ok else 'no'} |")
     lines.append("| noise: std over the 3 reference seeds | | | | " + " | ".join(f"{band[k][1]:.3f}" for k, _, _ in cols)
-                 + " | | |")
+                 + " | |")
     ok = [r for r in runs if within_noise(r["scores"], band, args.k_sigma) and (r["sampler"], r["steps"]) != REFERENCE]
     best = min(ok, key=lambda r: (r["nfe"], r["rtf"])) if ok else None
     choice = (f"fewest NFE within {args.k_sigma:g} σ of 150 Euler steps on every metric: {best['sampler']} "
