@@ -262,8 +262,9 @@ def sample_dpm(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, gene
 
 SAMPLERS = {"ode": sample_euler_ode, "heun": sample_heun, "sde": sample_sde, "dpm": sample_dpm}
 PAPER_SAMPLING = ("ode", 150)           # §4.3: 150 Euler steps of the probability-flow ODE
-# The default: the fewest network evaluations whose scores on the toy corpus's held-out voices are within the
-# seed-to-seed noise of the paper's setting (docs/sampler-steps.md): 9 DPM-Solver++ steps, 10 evaluations, not 151.
+# Departure from the paper (§4.3: 150 Euler steps): the default is the fewest network evaluations whose scores on
+# the toy corpus's held-out voices are within the seed-to-seed noise of the paper's setting (docs/sampler-steps.md):
+# 9 DPM-Solver++ steps, 10 evaluations, not 151.
 DEFAULT_SAMPLING = ("dpm", 9)
 
 
