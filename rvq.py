@@ -236,7 +236,8 @@ class ResidualVQ(nn.Module):
 class CERVQLoss(torch.autograd.Function):
     """L_ce-rvq of rows r (N, D) with ground-truth IDs (N, R) over codebooks C (R, V, D), with its gradient in closed
     form. Autograd would keep, per quantizer, the logits, their log-softmax and the one-hot gradient, and run the
-    softmax's backward; here the forward keeps p_j = softmax(logits_j) and the backward is one matrix product:
+    softmax's backward; here the forward keeps p_j − onehot(i_j), p_j = softmax(logits_j), and the backward is one
+    matrix product:
 
         ∂L/∂ẑ_0 = 2/(N R) Σ_j (p_j − onehot(i_j)) C_j = 2/(N R) (Σ_j p_j C_j − Σ_j e_j),
 
@@ -258,12 +259,12 @@ class CERVQLoss(torch.autograd.Function):
             r_j = r.float() - prefix[:, j]                                      # r̂_j = ẑ_0 − Σ_{i<j} e_i
             logits = torch.addmm(-c2[j], r_j.to(mm), Ct2[j])                     # 2 r̂_j·C_j[k] − ||C_j[k]||²
             p = torch.softmax(logits, 1, dtype=torch.float32)
-            picked = logits.gather(1, target[:, j:j + 1])[:, 0].float()
             p_true = p.gather(1, target[:, j:j + 1])[:, 0]
-            ce = -torch.log(p_true)                                             # log Σ_k exp(logits[k]) − picked
+            ce = -torch.log(p_true)                                             # = log Σ_k exp(logits[k]) − logit
             tiny = p_true < 1e-30                                               # p underflowed: the exact form
             if tiny.any():
-                ce[tiny] = torch.logsumexp(logits[tiny].float(), 1) - picked[tiny]
+                picked = logits[tiny].float().gather(1, target[tiny, j:j + 1])[:, 0]
+                ce[tiny] = torch.logsumexp(logits[tiny].float(), 1) - picked
             total = total + ce.sum()
             # END SOLUTION
             probs[:, j * V:(j + 1) * V] = p.scatter_add_(1, target[:, j:j + 1], p.new_full((N, 1), -1.0))
