@@ -67,6 +67,7 @@ def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int =
     with the same condition. Reports z_1's standard deviation (the reverse process starts from N(0, I)) and the
     round trip's relative L1 error on the normalised latent, against regenerating from fresh noise."""
     from dataclasses import replace
+    import section5
     m = synth.model
     by_spk, _ = heldout(root)
     srcs = [source_of(synth, root, by_spk[s][1]) for s in sorted(by_spk)[:voices]]
