@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,29 +64,24 @@ def run(args) -> int:
         return 0
     synth = sample.Synthesizer(args.ckpt, args.codec)
     items, enrolled, rec = demo.load_items(args.data, args.per_voice, args.asr)
-    seconds = sum(len(it["gt"]) for it in items) / 16000
     if "ground truth" not in done:
         gt = dict(name="ground truth", wavs=[it["gt"] for it in items])
         gt["embs"] = [it["gt_emb"] for it in items]
         done["ground truth"] = dict(scores=demo.score(gt, items, enrolled, rec, False)[0])
         write_json(path, done)
     for sampler, steps, seed in todo:
-        t0 = time.time()
         out = synth.many([(it["text"], it["prompt_path"], seed + k) for k, it in enumerate(items)], steps=steps,
                          sampler=sampler, batch_size=args.batch_size, return_info=True,
                          progress=f"{sampler} {steps} steps, seed {seed}")
-        t_synth = time.time() - t0
         system = dict(name=key(sampler, steps, seed), wavs=[w for w, _ in out],
                       durations=[i["durations"] for _, i in out], prior_f0=[i["f0_hz"] for _, i in out])
         system["embs"] = [demo.embed_or_none(w) for w in system["wavs"]]
         scores = demo.score(system, items, enrolled, rec, False)[0]
-        done[key(sampler, steps, seed)] = dict(sampler=sampler, steps=steps, seed=seed,      # rtf: synthesis time /
-                                               nfe=diffusion.network_evaluations(sampler, steps), scores=scores,
-                                               rtf=t_synth / seconds, threads=args.threads)     # audio (a busy CPU
-                                                                                                # slows it: not reported)
+        done[key(sampler, steps, seed)] = dict(sampler=sampler, steps=steps, seed=seed, scores=scores,
+                                               nfe=diffusion.network_evaluations(sampler, steps))
         write_json(path, done)
         print(f"{key(sampler, steps, seed)}: " + ", ".join(f"{label} {scores[k]:.3f}" for k, label, _ in METRICS
-                                                           if k in scores) + f", RTF {t_synth / seconds:.3f}")
+                                                           if k in scores))
     return 0
 
 
@@ -137,7 +131,7 @@ def report(args) -> int:
     lines.append("| noise: std over the 3 reference seeds | | | | " + " | ".join(f"{band[k][1]:.3f}" for k, _, _ in cols)
                  + " | |")
     ok = [r for r in runs if within_noise(r["scores"], band, args.k_sigma) and (r["sampler"], r["steps"]) != REFERENCE]
-    best = min(ok, key=lambda r: (r["nfe"], r["rtf"])) if ok else None
+    best = min(ok, key=lambda r: (r["nfe"], r["sampler"])) if ok else None
     choice = (f"fewest NFE within {args.k_sigma:g} σ of 150 Euler steps on every metric: {best['sampler']} "
               f"{best['steps']} steps ({best['nfe']} NFE)" if best else "no configuration below 150 Euler steps is "
               "within the noise on every metric")
