@@ -11,21 +11,21 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
-	$(PY) -c "import text; print('NLTK data for g2p_en:', text.ensure_nltk_data())"
+	$(PY) -c "from corpus import text; print('NLTK data for g2p_en:', text.ensure_nltk_data())"
 	touch $(STAMP)
 
 demo: venv              ## the main job on the embedded toy corpus: corpus, codec, zero-shot TTS on held-out voices
-	$(PY) demo.py --out out
+	$(PY) -m evaluation.demo --out out
 	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line)"
 
 test: venv              ## the whole test suite (tests/, which also executes the notebooks)
 	$(PY) -m pytest -q
 
 assignment: venv        ## a student copy in assignment/ with the paper's core cut out (docs/assignment.md)
-	$(PY) tools/assignment.py make --out assignment
+	$(PY) -m tools.assignment make --out assignment
 
 grade: venv             ## grade the student copy in assignment/ with the tests: a score per exercise
-	$(PY) tools/assignment.py grade --out assignment
+	$(PY) -m tools.assignment grade --out assignment
 
 # Retrain the shipped toy models from scratch (resumable: re-run to continue). QUICK=1 runs a few hundred steps of
 # each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.
@@ -49,10 +49,10 @@ endif
 resume = $(if $(wildcard $(1)/last.pt),--resume,)
 
 train-toy: venv         ## retrain the toy codec, diffusion model and phoneme recogniser (QUICK=1: short runs into runs/quick)
-	$(PY) data.py prepare --corpus toy --out data/toy
+	$(PY) -m corpus.data prepare --corpus toy --out data/toy
 	$(PY) train.py codec --config toy --data data/toy --out $(RUN)/codec_toy $(call resume,$(RUN)/codec_toy) $(STEPS)
 	$(PY) train.py export --ckpt $(RUN)/codec_toy/last.pt --out $(CKPT)/codec.pt
-	$(PY) data.py encode --codec $(CKPT)/codec.pt --data data/toy
+	$(PY) -m corpus.data encode --codec $(CKPT)/codec.pt --data data/toy
 	$(PY) train.py ldm --config toy --data data/toy --codec $(CKPT)/codec.pt --out $(RUN)/ldm_toy \
 		--prior.pitch_bins=256 $(call resume,$(RUN)/ldm_toy) $(LDM_STEPS)
 	$(PY) train.py export --ckpt $(RUN)/ldm_toy/last.pt --out $(RUN)/ldm_toy/base.pt
@@ -60,7 +60,7 @@ train-toy: venv         ## retrain the toy codec, diffusion model and phoneme re
 		--refit-predictors $(RUN)/ldm_toy/base.pt --prior.pred_dropout=0.1 $(call resume,$(RUN)/ldm_toy_predictors) \
 		$(REFIT_STEPS)
 	$(PY) train.py export --ckpt $(RUN)/ldm_toy_predictors/last.pt --out $(CKPT)/ldm.pt
-	$(PY) asr.py train --data data/toy --out $(CKPT)/asr.pt $(ASR_STEPS)
+	$(PY) -m evaluation.asr train --data data/toy --out $(CKPT)/asr.pt $(ASR_STEPS)
 
 clean-data:             ## remove generated corpora and caches (not the venv)
 	rm -rf data out runs .cache

@@ -17,7 +17,7 @@ Durations d_n = Σ_t A_hard[t, n]: every phoneme gets ≥ 1 frame and they sum e
 needs. Monotonic alignment search is the Glow-TTS dynamic programme from PyPI `monotonic-alignment-search` (a
 compiled, well-tested implementation; the recursion is written out in `hard_alignment`'s docstring).
 
-On real speech (libritts.py) three additions, beyond Badlani et al.: an optional pause between every two words
+On real speech (corpus/libritts.py) three additions, beyond Badlani et al.: an optional pause between every two words
 (`aligner_tokens`, `drop_short_pauses`), keys whose stress variants share a base embedding (`share_stress`), and
 synthetic eSpeak anchor utterances in the training set (`anchor_utts`; without them a small real corpus collapses).
 
@@ -55,7 +55,7 @@ class AlignerConfig:
     mel_kernel: int = 3
     temperature: float = 1.0   # τ scaling the distances in the soft alignment
     share_stress: bool = False  # key embedding = base phoneme's + stress level's ('AH0', 'AH1' share 'AH')
-    anchor_utts: int = 0       # synthetic eSpeak utterances mixed into a real corpus's training set (libritts.py)
+    anchor_utts: int = 0       # synthetic eSpeak utterances mixed into a real corpus's training set (corpus/libritts.py)
     prior_omega: float = 1.0   # ω of the beta-binomial prior (RAD-TTS: 1)
     blank_logprob: float = -1.0  # log-probability of the CTC blank before renormalising (RAD-TTS: −1)
     lambda_bin: float = 1.0
@@ -112,7 +112,7 @@ class Aligner(nn.Module):
 
     def __init__(self, phonemes: int | list[str], cfg: AlignerConfig):
         super().__init__()
-        from text import split_stress
+        from corpus.text import split_stress
         names = [str(i) for i in range(phonemes)] if isinstance(phonemes, int) else list(phonemes)
         self.cfg, self.n_phonemes = cfg, len(names)
         D = cfg.dim
@@ -274,8 +274,8 @@ def to_codec_frames(d: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
 
 def aligner_tokens(phonemes: list[str]) -> list[str]:
     """The sequence the aligner aligns: an optional pause (`text.OPTIONAL_PAUSE`, between two words) is a pause."""
-    from features import PAUSE
-    from text import OPTIONAL_PAUSE
+    from corpus.features import PAUSE
+    from corpus.text import OPTIONAL_PAUSE
     return [PAUSE if p == OPTIONAL_PAUSE else p for p in phonemes]
 
 
@@ -283,8 +283,8 @@ def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: in
     """Resolve the optional pauses of an aligned sequence: one of ≥ min_frames frames (4 codec frames = 50 ms) is
     a pause the speaker made and becomes PAUSE; a shorter one is dropped, its frames split between the phonemes
     before and after it (the earlier one takes the odd frame). The total number of frames is unchanged."""
-    from features import PAUSE
-    from text import OPTIONAL_PAUSE
+    from corpus.features import PAUSE
+    from corpus.text import OPTIONAL_PAUSE
     out, d = [], []
     durations = np.asarray(durations, np.int64)
     carry = 0                                              # frames owed to the next phoneme
@@ -307,7 +307,7 @@ def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: in
 
 def save(net: Aligner, path: Path, phonemes: list[str], front_end: str = ""):
     """Atomic checkpoint: weights, config, the phoneme inventory the IDs index and the text front end's name."""
-    from trainer import save_checkpoint
+    from training.loop import save_checkpoint
     save_checkpoint(Path(path), dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes),
                                      front_end=front_end, model=net.state_dict()))
 
@@ -379,7 +379,7 @@ def boundary_errors(pred_durations: list[np.ndarray], true_starts_s: list[np.nda
 # Command line: fit on a prepared feature cache, measure against the toy corpus's exact eSpeak timings
 # ---------------------------------------------------------------------------------------------------------------
 def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[list, list]:
-    """(utterances, [(phoneme IDs, mel_frames)]) of one split of a prepared cache (`data.py prepare`) that keeps
+    """(utterances, [(phoneme IDs, mel_frames)]) of one split of a prepared cache (`corpus/data.py prepare`) that keeps
     its wavs (the toy corpus does)."""
     import json
     import soundfile as sf
@@ -404,7 +404,7 @@ def toy_true_starts(root, utts: list) -> list[np.ndarray]:
     """Exact phoneme start times (s) of toy utterances, from eSpeak's phoneme events when re-rendered (rendering is
     reproducible: `toy.synth`)."""
     import json
-    import toy
+    from corpus import toy
     voices = json.loads((Path(root) / "manifest.json").read_text())["voices"]
     out = []
     for u in utts:
@@ -417,7 +417,7 @@ def toy_true_starts(root, utts: list) -> list[np.ndarray]:
 
 def main(argv=None) -> int:
     import json
-    from trainer import parse_overrides
+    from training.loop import parse_overrides
     p = argparse.ArgumentParser(description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="train an aligner on a cache's training split")
@@ -447,8 +447,8 @@ def main(argv=None) -> int:
                  json.loads((args.data / "manifest.json").read_text())["front_end"])
             print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
         elif args.cmd == "plot":
-            import features
-            from text import EnglishG2P, PhonemeSet, front_end, g2p_phonemes
+            from corpus import features
+            from corpus.text import EnglishG2P, PhonemeSet, front_end, g2p_phonemes
             net, inventory = load(args.ckpt)
             if not net.front_end:
                 raise ValueError(f"{args.ckpt} does not name its text front end")

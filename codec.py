@@ -69,7 +69,7 @@ def make_config(name: str = "toy", **overrides) -> CodecConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Spectral features (shared by the losses and eval.py)
+# Spectral features (shared by the losses and evaluation/metrics.py)
 # ---------------------------------------------------------------------------------------------------------------
 # Floor on STFT magnitudes (normalised so a full-scale sine peaks near 0.5) before the log: the toy corpus has
 # stretches of exact digital silence, where log(0) would dominate the loss. 1e-5 is ~100 dB below full scale; at

@@ -166,7 +166,7 @@ class NaturalSpeech2(nn.Module):
 
     @torch.no_grad()
     def predictor_errors(self, batch: dict, seeds: int = 4, dropout: bool = False) -> dict:
-        """How far the duration and pitch predictors are off (`python eval.py predictors`), on the target part of a
+        """How far the duration and pitch predictors are off (`python -m evaluation.metrics predictors`), on the target part of a
         loss batch (ground-truth durations, a prompt span cut from the same utterance, exactly as `loss` does), mean
         over `seeds` prompt spans:
             bias_lf0 = mean_t (lf0̂_t − lf0_t)             signed, log-F0 (× 100 ≈ % of F0)

@@ -9,7 +9,7 @@ conditioned on:
     lf0̂      = PitchPredictor(h_frames, prompt)              (B, T)     same structure as the duration predictor
     c        = h_frames + PitchEmbed(lf0)                    (B, D, T)
 
-Training uses the ground truth: d = the aligner's durations, lf0 = the frame-level log-F0 from data.py. Inference uses
+Training uses the ground truth: d = the aligner's durations, lf0 = the frame-level log-F0 from corpus/data.py. Inference uses
 the predictions: d = round(exp(log d̂) − 1), lf0 = lf0̂. The two losses (§3.2, "L1 duration loss and L1 pitch loss")
 join the diffusion loss in the total `L = L_diff + L_dur + L_pitch`:
 
@@ -277,7 +277,7 @@ def durations_from_log(log_d_hat: torch.Tensor, mask: torch.Tensor, scale: float
 
     Inverts the training target log(d + 1) (see `duration_loss`). `scale` stretches speech (2 = twice as slow) and is
     applied before rounding, so fractional scales work. A real phoneme may get 0 frames: the aligner gives 0 frames
-    to some phonemes too (data.py allows d >= 0) and the predictor learns it; forcing >= 1 would lengthen speech.
+    to some phonemes too (corpus/data.py allows d >= 0) and the predictor learns it; forcing >= 1 would lengthen speech.
     """
     d = torch.round((torch.exp(log_d_hat.float()) - 1) * scale).clamp(0, MAX_FRAMES_PER_PHONEME).long()
     return d.masked_fill(~mask, 0)
@@ -304,7 +304,7 @@ def duration_loss(log_d_hat: torch.Tensor, durations: torch.Tensor, mask: torch.
 def pitch_loss(lf0_hat: torch.Tensor, lf0: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
     """L_pitch = mean over real frames of |lf0̂ − lf0| (L1 on log-F0).
 
-    Unvoiced frames carry linearly interpolated log-F0 (data.py), so every real frame counts and log(0) never occurs.
+    Unvoiced frames carry linearly interpolated log-F0 (corpus/data.py), so every real frame counts and log(0) never occurs.
     """
     target = torch.where(frame_mask, lf0, 0)
     return _masked_mean((lf0_hat - target).abs(), frame_mask)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import diffusion
-import features
+from corpus import features
 
 EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS, EXIT_SOURCE, EXIT_SCORE = 2, 3, 4, 5, 6, 7, 8
 MIN_PROMPT_S, MAX_PROMPT_S, CROP_MIN_S = 1.0, 30.0, 10.0
@@ -62,7 +62,7 @@ class UserError(Exception):
 
 def front_end(name: str):
     """The text -> phonemes function a checkpoint was trained with (`text.front_end`)."""
-    import text
+    from corpus import text
     try:
         return text.front_end(name)
     except ValueError:
@@ -158,7 +158,7 @@ class Synthesizer:
     def __init__(self, ckpt, codec_path=None, device: str = "cpu"):
         import codec as codec_lib
         import model as ns2
-        from text import PhonemeSet
+        from corpus.text import PhonemeSet
         try:
             self.model, self.meta = ns2.load_ns2(ckpt, device)
         except (FileNotFoundError, ValueError) as e:
@@ -243,7 +243,7 @@ class Synthesizer:
     def many(self, jobs: list, steps=None, sampler=None, temperature=None, duration_scale=1.0, pitch_shift=0.0,
              guidance=1.0, batch_size: int = 8, return_info=False, progress: str | None = None) -> list:
         """jobs = [(text, prompt path or latent, seed)] -> one result per job, as `__call__` gives it.
-        A job may carry a 4th item, oracle prosody (a diagnostic, `demo.py --oracle`): dict(phonemes (N,) IDs,
+        A job may carry a 4th item, oracle prosody (a diagnostic, `evaluation/demo.py --oracle`): dict(phonemes (N,) IDs,
         durations (N,) frames, lf0 (T,) log-F0 or None); its phonemes replace the text's, the model's durations
         (and pitch) are replaced by these.
 
@@ -350,7 +350,7 @@ def main(argv=None):
                     "stretch of the same recording (default: the source itself)")
     s5.add_argument("--noise", type=float, default=0.0, help="--convert/--enhance: share of fresh noise blended "
                     "into the inverted z_1 (0 = the paper; larger moves further from the source; 0-1)")
-    s5.add_argument("--score", type=Path, help="sing this score in --prompt's voice: the text format of score.py "
+    s5.add_argument("--score", type=Path, help="sing this score in --prompt's voice: the text format of corpus/score.py "
                     "(see examples/twinkle.txt) or a MIDI file with lyrics")
     s5.add_argument("--pitch-from", type=Path, metavar="REF", help="say/sing --text with REF's melody and timing")
     s5.add_argument("--transpose", default="0", help="--score/--pitch-from: semitones, or 'auto' (whole octaves "

@@ -8,7 +8,7 @@ Voice conversion and speech enhancement are two-step "source-aware, then target-
                    VC: the source's phonemes and durations, pitch predicted for the target prompt, target prompt;
                    SE: the source's phonemes, durations and pitch, a clean prompt (the noisy one was used above).
 
-Singing: the score gives the phonemes, their durations and the frame-level pitch (score.py), which replace the
+Singing: the score gives the phonemes, their durations and the frame-level pitch (corpus/score.py), which replace the
 duration and pitch predictors' outputs; the prompt is ordinary speech. `pitch_from` copies the melody and timing of
 a recording instead: its pitch contour, and phoneme durations from the aligner on its lyrics.
 
@@ -19,7 +19,7 @@ What the user supplies (sample.py):
          noisy source itself)
     sing --score SONG.txt|SONG.mid --prompt VOICE.wav      or     --pitch-from SUNG.wav --text "its lyrics" --prompt
 The source's phoneme durations come from the built-in aligner (align.py; --aligner, default the one shipped beside
-the model: checkpoints/toy/aligner.pt for the toy model, the aligner.pt that `data.py prepare` wrote for LibriTTS).
+the model: checkpoints/toy/aligner.pt for the toy model, the aligner.pt that `corpus/data.py prepare` wrote for LibriTTS).
 
 Departures from the paper (docs/departures.md): the forward ODE starts at t = 0.03, not 0 (diffusion.inversion_grid);
 `noise` > 0 blends fresh noise into the inverted z_1 (an option, 0 = the paper); a long score is sung phrase by phrase
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import features
+from corpus import features
 
 SOURCE_MIN_S, SOURCE_MAX_S = 0.5, 30.0       # a VC/SE source shorter or longer than this is refused
 SAMPLER, STEPS = "ode", 150                   # §5 runs the paper's Euler ODE: the reverse steps mirror the inversion's
@@ -84,7 +84,7 @@ def load_aligner(path, synth):
     import align
     path = Path(path)
     if not path.is_file():
-        raise TaskError(f"no aligner at {path}: give --aligner (align.py fit, or the aligner.pt that data.py "
+        raise TaskError(f"no aligner at {path}: give --aligner (align.py fit, or the aligner.pt that corpus/data.py "
                         f"prepare wrote into the model's data cache)", "ckpt")
     try:
         net, inventory = align.load(path)
@@ -269,7 +269,7 @@ def transpose_of(option: str, score_hz: np.ndarray, voice_hz: float) -> float:
 def run(task: str, args, synth) -> np.ndarray:
     """One §5 task of sample.py's command line ("convert", "enhance", "score", "pitch_from") -> the wav (16 kHz).
     A user mistake is a TaskError (or the Synthesizer's own error about the prompt)."""
-    import score as score_lib
+    from corpus import score as score_lib
     prompt = synth.prompt_latent(args.prompt)
     if task in ("convert", "enhance", "pitch_from"):
         aligner = load_aligner(args.aligner or default_aligner(args.ckpt), synth)

@@ -1,6 +1,6 @@
 """Training stages (paper §4.3): `codec` (§3.1, here) and `ldm` (latent diffusion + prior + prompting, §3.2-3.3,
-in train_ldm.py); this file is the command line of both, the codec's loop and `export`; what the stages share
-(overrides, atomic checkpoints, exact resume, precision, DDP) is in trainer.py.
+in training/ldm_stage.py); this file is the command line of both, the codec's loop and `export`; what the stages share
+(overrides, atomic checkpoints, exact resume, precision, DDP) is in training/loop.py.
 
     python train.py codec --config toy --data data/toy --out runs/codec_toy            # train (resumable)
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 
 import codec as codec_lib
-import trainer
-from train_ldm import LDM_PRESETS, LDMTrainConfig, train_ldm
-from trainer import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
+from training import loop as trainer
+from training.ldm_stage import LDM_PRESETS, LDMTrainConfig, train_ldm
+from training.loop import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
                      save_checkpoint)
 
 
@@ -78,8 +78,8 @@ def lr_at(step: int, t: CodecTrainConfig) -> float:
 
 @torch.no_grad()
 def validate(model, clips, device, out_dir: Path | None = None, step: int = 0) -> dict:
-    """Reconstruct held-out clips with all R quantizers: mean codec metrics and per-quantizer perplexity (eval.py)."""
-    import eval as metrics
+    """Reconstruct held-out clips with all R quantizers: mean codec metrics and per-quantizer perplexity (evaluation/metrics.py)."""
+    from evaluation import metrics
     was_training = model.training
     model.eval()
     result = metrics.evaluate_codec(model, clips, (model.cfg.n_q,), out_dir, prefix=f"step{step:07d}_", device=device,
@@ -95,7 +95,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
     every rank trains on its slice of each global batch (batch_size per rank); rank 0 validates and writes.
     `init`: a trained codec (training or exported checkpoint, same model config) whose weights and codebooks the
     run starts from (fine-tuning, e.g. a toy codec onto real speech); discriminators and optimizers start fresh."""
-    import data
+    from corpus import data
     from tqdm import tqdm
     dist = trainer.distributed(device)
     device = dist.device
@@ -125,7 +125,7 @@ def train_codec(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, resume:
         model.rvq.restart_ema_stats()
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed, rank=dist.rank, world=dist.world)
-    clips = __import__("eval").heldout_clips(data_root, tcfg.val_utts) if dist.main else []
+    clips = __import__("evaluation.metrics", fromlist=["metrics"]).heldout_clips(data_root, tcfg.val_utts) if dist.main else []
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a") if dist.main else open(os.devnull, "w")
@@ -214,7 +214,7 @@ def main(argv=None):
         p = sub.add_parser(stage, help=f"train {what}")
         p.add_argument("--config", default="toy", choices=sorted(presets), help="model + training preset")
         p.add_argument("--data", type=Path, default=Path("data/toy"),
-                       help="feature cache (data.py prepare" + (", then data.py encode)" if stage == "ldm" else ")"))
+                       help="feature cache (corpus/data.py prepare" + (", then corpus/data.py encode)" if stage == "ldm" else ")"))
         p.add_argument("--out", type=Path, default=None, help=f"run folder (default runs/{stage}_<config>)")
         p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -259,7 +259,7 @@ def main(argv=None):
         if args.resume != (out / "last.pt").exists():
             raise ValueError(f"--resume: no checkpoint at {out / 'last.pt'}" if args.resume else
                              f"{out / 'last.pt'} exists: pass --resume to continue it, or another --out")
-        import data
+        from corpus import data
         data.read_manifest(args.data)
         if args.stage == "codec":
             final = train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device, init=args.init)

@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import features
+from corpus import features
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -12,8 +12,8 @@ sys.path.insert(0, str(ROOT))
 @pytest.fixture(scope="session")
 def toy_cache(tmp_path_factory):
     """A feature cache of the toy corpus: 64 train + 64 valid + 24 test utterances (2 per held-out voice: a prompt
-    and a target for demo.py), made with 2 worker processes."""
-    import data
+    and a target for evaluation/demo.py), made with 2 worker processes."""
+    from corpus import data
     out = tmp_path_factory.mktemp("toy")
     data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=2))
     return out
@@ -24,7 +24,7 @@ def encoded_cache(toy_cache, tmp_path_factory):
     """The tiny toy cache with codes from a tiny codec trained for 2 steps."""
     import shutil
     import codec
-    import data
+    from corpus import data
     import train
     root = tmp_path_factory.mktemp("ldm")
     cache = root / "cache"
@@ -43,9 +43,9 @@ def tiny_tts(encoded_cache, tmp_path_factory):
     import numpy as np
     import soundfile as sf
     import torch
-    import toy
+    from corpus import toy
     import train
-    import train_ldm
+    from training import ldm_stage as train_ldm
     cache, codec_ckpt = encoded_cache
     root = tmp_path_factory.mktemp("tts")
     tcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})

@@ -7,8 +7,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import codec  # noqa: E402
-import data  # noqa: E402
-import trainer  # noqa: E402
+from corpus import data  # noqa: E402
+from training import loop as trainer  # noqa: E402
 
 cache, out, global_batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 dist = trainer.distributed("cpu")

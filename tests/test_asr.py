@@ -1,12 +1,12 @@
-"""asr.py: the toy corpus's CTC phoneme recogniser (the PER judge of eval/demo) and WER with pocketsphinx."""
+"""evaluation/asr.py: the toy corpus's CTC phoneme recogniser (the PER judge of eval/demo) and WER with pocketsphinx."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import asr
-import toy
+from evaluation import asr
+from corpus import toy
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "toy" / "asr.pt"
@@ -38,7 +38,7 @@ def test_training_learns_and_checkpoint_round_trips(toy_cache, tmp_path):
     torch.save({"kind": "ldm"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a phoneme recogniser"):
         asr.Recognizer(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError, match="asr.py train"):
+    with pytest.raises(FileNotFoundError, match="python -m evaluation.asr train"):
         asr.Recognizer(tmp_path / "missing.pt")
 
 
@@ -80,7 +80,7 @@ def test_wer_normalisation_never_downloads():
     code = ("import nltk\n"
             "def refuse(*a, **k): raise SystemExit('nltk.download attempted')\n"
             "nltk.download = refuse\n"
-            "import asr\nprint(asr.normalize_text('7 cats'))")
+            "from evaluation import asr\nprint(asr.normalize_text('7 cats'))")
     r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                        text=True)
     assert r.returncode == 0 and r.stdout.strip() == "seven cats", r.stderr

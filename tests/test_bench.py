@@ -1,7 +1,7 @@
-"""bench.py's training-step comparison runs end to end (the `tiny` shape; the real tables are in docs/ldm.md)."""
+"""evaluation/bench.py's training-step comparison runs end to end (the `tiny` shape; the real tables are in docs/ldm.md)."""
 from pathlib import Path
 
-import bench
+from evaluation import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 

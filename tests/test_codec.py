@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import codec
-import eval as metrics
-import toy
+from evaluation import metrics
+from corpus import toy
 import train
-import trainer
+from training import loop as trainer
 
 from pathlib import Path
-import features
+from corpus import features
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -205,7 +205,7 @@ def test_lr_schedule():
 
 def test_encode_adds_codes_to_the_cache(toy_cache, tmp_path):
     import shutil
-    import data
+    from corpus import data
     cache = tmp_path / "cache"
     shutil.copytree(toy_cache, cache)
     cfg = codec.make_config("tiny")

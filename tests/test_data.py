@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import data
-import toy
-import features
+from corpus import data
+from corpus import toy
+from corpus import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_stats_count_phonemes_of_the_training_split(toy_cache):
             for i in features.load_features(toy_cache / "feats" / f"{u['id']}.npz")["phonemes"]:
                 expected[manifest["phonemes"][i]] = expected.get(manifest["phonemes"][i], 0) + 1
     assert {p: n for p, n in counts.items() if n} == expected and set(counts) == set(manifest["phonemes"][1:])
-    assert st["front_end_missing"] == []                # the inventory has every phoneme toy_words.json keeps
+    assert st["front_end_missing"] == []                # the inventory has every phoneme corpus/toy_words.json keeps
     text = data.format_stats(st)
     assert "coverage of the train split: every phoneme at least" in text and "missing from the inventory: none" in text
 
@@ -135,7 +135,7 @@ def test_dataset_and_collate_masks(toy_cache):
         assert not batch["voiced"][b, t:].any()
         assert batch["durations"][b].sum() == t          # padding phonemes have duration 0
         assert ds.phoneme_set.decode(batch["phonemes"][b, :n]) == ds.phoneme_set.decode(it["phonemes"])
-    with pytest.raises(KeyError, match="data.py encode"):
+    with pytest.raises(KeyError, match="python -m corpus.data encode"):
         data.FeatureDataset(toy_cache, "train", with_codes=True)[0]
     with pytest.raises(ValueError, match="no utterance"):
         data.FeatureDataset(toy_cache, "nosuchsplit")
@@ -203,7 +203,7 @@ def test_prepare_some_splits_then_the_rest(tmp_path, toy_cache, monkeypatch):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "data.py", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "corpus.data", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("args, message", [

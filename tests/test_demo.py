@@ -1,11 +1,11 @@
-"""demo.py: the zero-shot TTS stage end to end on tiny models, its table and its targets; stages run on their own."""
+"""evaluation/demo.py: the zero-shot TTS stage end to end on tiny models, its table and its targets; stages run on their own."""
 import json
 from pathlib import Path
 
 import pytest
 
-import asr
-import demo
+from evaluation import asr
+from evaluation import demo
 
 
 @pytest.fixture(scope="module")

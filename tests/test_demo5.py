@@ -1,9 +1,9 @@
-"""demo5.py: the §5 measurements end to end on the tiny model (seconds), and the noise mixing they rely on."""
+"""evaluation/demo_section5.py: the §5 measurements end to end on the tiny model (seconds), and the noise mixing they rely on."""
 import json
 
 import numpy as np
 
-import demo5
+from evaluation import demo_section5 as demo5
 import sample
 
 

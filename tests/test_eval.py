@@ -1,14 +1,14 @@
-"""Codec reconstruction metrics (eval.py): perfect scores for identical audio, the analytic SI-SDR, monotone noise
+"""Codec reconstruction metrics (evaluation/metrics.py): perfect scores for identical audio, the analytic SI-SDR, monotone noise
 ladders on a synthetic and a real toy utterance, and clear errors for inputs that would give meaningless numbers."""
 import numpy as np
 import pytest
 import torch
 from scipy.signal import butter, sosfilt
 
-import eval as ev
-import toy
-from eval import codec_metrics, mean_metrics, mel_distance, pesq_wb, si_sdr, stoi
-import features
+from evaluation import metrics as ev
+from corpus import toy
+from evaluation.metrics import codec_metrics, mean_metrics, mel_distance, pesq_wb, si_sdr, stoi
+from corpus import features
 
 SR = 16000
 SNRS = (30, 10, 0)
@@ -152,7 +152,7 @@ def _tone(f0, seconds=1.5, sr=16000):
 
 
 def test_mcd_zero_for_identical_and_grows_with_distortion():
-    import toy
+    from corpus import toy
     wav, _, _ = toy.render("The quiet teacher painted the pencil.", toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[3], 0)
     assert ev.mcd(wav, wav) == pytest.approx(0.0, abs=1e-6)
     rng = np.random.default_rng(0)
@@ -259,7 +259,7 @@ def test_predictors_cli_errors(args, message):
     import subprocess
     import sys
     from pathlib import Path
-    r = subprocess.run([sys.executable, "eval.py", "predictors", *args], cwd=Path(__file__).resolve().parents[1],
+    r = subprocess.run([sys.executable, "-m", "evaluation.metrics", "predictors", *args], cwd=Path(__file__).resolve().parents[1],
                        capture_output=True, text=True)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import data
-import libritts
-import toy
-from text import OPTIONAL_PAUSE, g2p_phonemes, phonemize_en, PUNCTUATION
-import features
+from corpus import data
+from corpus import libritts
+from corpus import toy
+from corpus.text import OPTIONAL_PAUSE, g2p_phonemes, phonemize_en, PUNCTUATION
+from corpus import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_textgrid_without_phones_tier(tmp_path):
 
 def test_cli_libritts_with_textgrids(libritts_fixture, tmp_path):
     root, grids = libritts_fixture
-    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(root),
+    r = subprocess.run([sys.executable, "-m", "corpus.data", "prepare", "--corpus", "libritts", "--root", str(root),
                         "--textgrids", str(grids), "--out", str(tmp_path), "--jobs", "1"],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -195,7 +195,7 @@ def test_prepare_resumes_where_it_stopped(tmp_path):
 
 
 def test_cli_libritts_bad_root_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "data.py", "prepare", "--corpus", "libritts", "--root", str(tmp_path / "nope"),
+    r = subprocess.run([sys.executable, "-m", "corpus.data", "prepare", "--corpus", "libritts", "--root", str(tmp_path / "nope"),
                         "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
@@ -207,7 +207,7 @@ def test_real_speech_end_to_end_on_tiny_configs(tmp_path):
     import codec
     import sample
     import train
-    import train_ldm
+    from training import ldm_stage as train_ldm
     cache = tmp_path / "cache"
     manifest = libritts.prepare(REAL, cache, ["train-clean-100", "test-clean"], jobs=1,
                                 aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])

@@ -133,7 +133,7 @@ def test_generate_with_row_seeds_is_independent_of_the_batch(sampler):
 
 
 def test_generate_with_oracle_prosody():
-    """Given durations and pitch (the ground truth's, as demo.py --oracle does), they replace the predicted ones."""
+    """Given durations and pitch (the ground truth's, as evaluation/demo.py --oracle does), they replace the predicted ones."""
     m = tiny_model().eval()
     b = batch()
     prompt = m.rvq.decode(b["codes"][:, :, :20])

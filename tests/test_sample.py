@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
-import features
+from corpus import features
 import sample
-import toy
+from corpus import toy
 import train
-import train_ldm
+from training import ldm_stage as train_ldm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_batched_synthesis_equals_one_at_a_time(tiny_tts, sampler):
 
 
 def test_oracle_prosody_jobs(tiny_tts):
-    """A 4th job item (demo.py --oracle) replaces the text's phonemes and the predicted durations (and pitch)."""
+    """A 4th job item (evaluation/demo.py --oracle) replaces the text's phonemes and the predicted durations (and pitch)."""
     root, codec_ckpt = tiny_tts
     synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
     ids = synth.phoneme_ids("Hello there.")[0]

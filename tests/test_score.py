@@ -1,4 +1,4 @@
-"""Tests for score.py: the text score format, MIDI with lyrics, and rendering a score into phonemes, durations in
+"""Tests for corpus/score.py: the text score format, MIDI with lyrics, and rendering a score into phonemes, durations in
 codec frames and an F0 contour (paper §5, singing). No model: fake front ends, and eSpeak for the example."""
 import math
 import pathlib
@@ -12,8 +12,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import score  # noqa: E402
-from score import ScoreError  # noqa: E402
+from corpus import score  # noqa: E402
+from corpus.score import ScoreError  # noqa: E402
 
 # A fake ARPAbet front end: whole words, with the pause and punctuation tokens a real one adds.
 WORDS = {"twinkle": "T W IH1 NG K AH0 L", "star": "S T AA1 R", "la": "L AA1", "doo": "D UW1", "strengths":
@@ -32,8 +32,9 @@ def parse(body, **kwargs):
 
 # --------------------------------------------------------------------------- helpers
 def test_import_is_light():
-    """score.py needs numpy only (pretty_midi when a MIDI file is read): no torch, no project model modules."""
-    code = "import sys, score; print(sorted({'torch', 'pretty_midi', 'model', 'data', 'train'} & set(sys.modules)))"
+    """corpus/score.py needs numpy only (pretty_midi when a MIDI file is read): no torch, no project model modules."""
+    code = ("import sys; from corpus import score; "
+            "print(sorted({'torch', 'pretty_midi', 'model', 'corpus.data', 'train'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -318,7 +319,7 @@ def test_bad_midi(tmp_path, make, message):
 
 # --------------------------------------------------------------------------- the example, with the toy front end
 def test_example_score_renders_with_the_toy_front_end():
-    import text
+    from corpus import text
     import json
     s = score.read_score(REPO / "examples" / "twinkle.txt")
     assert s.title.startswith("Twinkle") and {"~", "rest"} <= {n.lyric for n in s.notes}
@@ -327,7 +328,7 @@ def test_example_score_renders_with_the_toy_front_end():
     r = score.render(s, text.front_end("espeak-en-us-ipa"))
     assert r["durations"].sum() == len(r["f0_hz"]) == round(s.seconds * 80) and r["warnings"] == []
     assert r["phonemes"][:6] == ["t", "w", "ˈɪ", "ŋ", "k", "əl"]
-    toy = set(json.loads((REPO / "toy_words.json").read_text())["kept"]) | {"_"}
+    toy = set(json.loads((REPO / "corpus/toy_words.json").read_text())["kept"]) | {"_"}
     unknown = set(r["phonemes"]) - toy
     assert unknown <= {"ˈə"}, unknown           # 'the' said alone is stressed; PhonemeSet.map_unknown reads it
     assert np.isfinite(r["f0_hz"]).all() and (r["f0_hz"] > 200).all() and (r["f0_hz"] < 480).all()

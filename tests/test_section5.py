@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-import features
+from corpus import features
 import sample
 import section5
-import toy
+from corpus import toy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE = """title test

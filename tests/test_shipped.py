@@ -5,11 +5,11 @@ import numpy as np
 import torch
 
 import codec
-import data
-import eval as metrics
-import text
-import toy
-import features
+from corpus import data
+from evaluation import metrics
+from corpus import text
+from corpus import toy
+from corpus import features
 
 ROOT = Path(__file__).resolve().parents[1]
 CODEC = ROOT / "checkpoints" / "toy" / "codec.pt"
@@ -48,7 +48,7 @@ def heldout_batch(codec_model, phoneme_set, n=6, first=1):
     toy generator that no training utterance of the default corpus contains (word-list sentences have a list's
     intonation, which a model trained before they existed never heard)."""
     import random
-    import toy_text
+    from corpus import toy_text
     plan = toy.plan(seed=0)
     training = {u["text"] for u in plan["utterances"] if u["split"] == "train"}
     rng, texts = random.Random(2024), []
@@ -71,7 +71,7 @@ def test_shipped_ldm_loads_and_beats_an_untrained_model_on_heldout_voices():
     """Every loss term on held-out voices (unseen timbres, unseen sentences), shipped vs the same architecture
     untrained (same latent statistics), averaged over 4 noise draws. docs/ldm.md has the values."""
     import model as ns2
-    from text import PhonemeSet
+    from corpus.text import PhonemeSet
     assert LDM.exists(), f"{LDM} is missing: the project ships it (docs/ldm.md says how it was trained)"
     assert LDM.stat().st_size <= 15e6
     shipped, meta = ns2.load_ns2(LDM)
@@ -100,7 +100,7 @@ def test_shipped_predictors_are_unbiased_at_inference():
     The first shipped model (predictor dropout 0.5) predicted log-F0 0.2 too low here (F0 about -18%); docs/departures.md
     has the measurements."""
     import model as ns2
-    from text import PhonemeSet
+    from corpus.text import PhonemeSet
     net, meta = ns2.load_ns2(LDM)
     batch = heldout_batch(codec.load_codec(ROOT / meta["codec"]["checkpoint"]), PhonemeSet.from_list(meta["phonemes"]),
                           first=0)
@@ -114,9 +114,9 @@ BIAS_LF0, BIAS_LOGD = 0.1, 0.1       # |mean signed error|, log units (≈ 10%);
 def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     """Every 25th alphabetic word of the CMU dictionary (4,700 of ~117k words), phonemized by the toy front end:
     at most 0.1% of them need text.closest_known with the shipped model's inventory (the one `make train-toy`
-    trains: toy_words.json's kept phonemes + pause; measured on all words: 0.064%, docs/toy-corpus.md "Phoneme coverage"),
+    trains: corpus/toy_words.json's kept phonemes + pause; measured on all words: 0.064%, docs/toy-corpus.md "Phoneme coverage"),
     and every word reads into something (none left with nothing)."""
-    import toy_text
+    from corpus import toy_text
     phonemes = torch.load(LDM, weights_only=True)["phonemes"]
     assert set(toy_text.coverage_vocabulary()["kept"]) <= set(phonemes)
     r = text.cmu_coverage(phonemes, every=25)
@@ -192,7 +192,7 @@ def test_shipped_aligner_times_heldout_voices_and_matches_the_toy_model():
     average (measured with `align.py eval` on the whole test split: 21.6 ms)."""
     import align
     import model as ns2
-    from text import PhonemeSet
+    from corpus.text import PhonemeSet
     net, inventory = align.load(ROOT / "checkpoints" / "toy" / "aligner.pt")
     _, meta = ns2.load_ns2(LDM)
     assert inventory == meta["phonemes"] and net.front_end == meta["front_end"]
@@ -211,7 +211,7 @@ def test_shipped_model_inverts_and_regenerates_a_heldout_source():
     reverse process expects), then back with the same condition, lands far closer to the source than sampling from
     fresh noise does (measured on 2 clips, 150 steps: 0.22 against 0.83 relative L1)."""
     import model as ns2
-    from text import PhonemeSet
+    from corpus.text import PhonemeSet
     m, meta = ns2.load_ns2(LDM)
     b = heldout_batch(codec.load_codec(ROOT / meta["codec"]["checkpoint"]), PhonemeSet.from_list(meta["phonemes"]),
                       n=1, first=0)

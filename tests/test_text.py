@@ -1,4 +1,4 @@
-"""Tests for text.py: offline NLTK data, text normalisation, English G2P, PhonemeSet.
+"""Tests for corpus/text.py: offline NLTK data, text normalisation, English G2P, PhonemeSet.
 
 Building the NLTK cache (~1.5 s) and the g2p_en model (~2 s) is done once per module
 (fixtures ``nltk_cache`` and ``g2p``); only the offline test builds a fresh cache, in
@@ -17,7 +17,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests/ has no __init__.py: make `import text` work from any cwd
     sys.path.insert(0, str(REPO))
 
-import text  # noqa: E402
+from corpus import text  # noqa: E402
 
 
 def spoken(tokens: list) -> str:
@@ -61,7 +61,7 @@ def no_download(*args, **kwargs):
 
 nltk.download = nltk.downloader.download = no_download
 
-import text
+from corpus import text
 root = text.ensure_nltk_data()
 from g2p_en import G2p
 print(json.dumps({
@@ -76,8 +76,8 @@ print(json.dumps({
 
 
 def test_import_text_is_light():
-    """`import text` neither imports nltk/g2p_en nor builds anything."""
-    code = "import sys, text; print(sorted({'nltk', 'g2p_en', 'torch'} & set(sys.modules)))"
+    """`from corpus import text` neither imports nltk/g2p_en nor builds anything."""
+    code = "import sys; from corpus import text; print(sorted({'nltk', 'g2p_en', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -95,14 +95,14 @@ def test_offline_fresh_cache(tmp_path):
     raw = spoken([t for t in result["g2p_en"] if t != " "])
     for phones in ["HH AH0 L OW1", "W ER1 L D", "N AY1 N T IY1 N"]:  # hello world nineteen
         assert f" {phones} " in raw
-    # text.py splits "eighty-four" into two dictionary words (raw g2p_en guesses it with its net)
+    # corpus/text.py splits "eighty-four" into two dictionary words (raw g2p_en guesses it with its net)
     assert spoken(result["ns2"]) == " HH AH0 L OW1 W ER1 L D , N AY1 N T IY1 N EY1 T IY0 F AO1 R . "
 
 
 def test_concurrent_builds_agree(tmp_path):
     """Two processes building the same fresh cache at once both succeed; one copy stays, no temp files."""
     env = {**os.environ, "NS2_CACHE_DIR": str(tmp_path)}
-    code = "import text; print(text.ensure_nltk_data())"
+    code = "from corpus import text; print(text.ensure_nltk_data())"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [proc.communicate(timeout=120) for proc in procs]
@@ -221,7 +221,7 @@ def test_normalize_text(raw, expected):
 def test_symbols_match_g2p_en(g2p):
     symbols = g2p.symbols()
     model_phonemes = text._g2p_model()[0].phonemes  # <pad> <unk> <s> </s> AA0 ... ZH
-    assert symbols[:69] == [p for p in model_phonemes[4:] if p != "UW"]  # bare UW: see text.py
+    assert symbols[:69] == [p for p in model_phonemes[4:] if p != "UW"]  # bare UW: see corpus/text.py
     assert symbols[69:] == [",", ".", "?", "!"] and len(set(symbols)) == 73
     assert text.PhonemeSet(symbols).encode(symbols) == list(range(1, 74))
 

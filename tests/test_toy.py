@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-import data
-import toy
-import toy_text
-import features
+from corpus import data
+from corpus import toy
+from corpus import toy_text
+from corpus import features
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_sentences_deterministic_and_cover_phonemes():
 
 def test_training_split_has_every_front_end_phoneme_30_times():
     """The default corpus's training split holds each phoneme eSpeak en-us emits for English words (all but the
-    rare ones toy_words.json lists as dropped) at least 30 times, and nothing outside that list."""
+    rare ones corpus/toy_words.json lists as dropped) at least 30 times, and nothing outside that list."""
     from collections import Counter
     plan = toy.plan(seed=0)
     texts = [u["text"] for u in plan["utterances"] if u["split"] == "train"]
@@ -70,7 +70,7 @@ def test_render_is_deterministic_across_processes():
     voice = toy.make_voices(toy.TRAIN_VARIANTS, 0, "tr")[5]
     text = "Joseph measured the frozen river at noon."
     here, _, _ = toy.render(text, voice, seed=11)
-    code = ("import sys, numpy as np, toy; v = toy.Voice(**%r); "
+    code = ("import sys, numpy as np; from corpus import toy; v = toy.Voice(**%r); "
             "w, _, _ = toy.render(%r, v, seed=11); sys.stdout.buffer.write(w.tobytes())") % (voice.to_dict(), text)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True).stdout
     assert np.array_equal(np.frombuffer(out, np.float32), here)

@@ -1,38 +1,34 @@
-"""train.py's shared pieces: typed --key=value overrides (one parser for every stage)."""
+"""The preset table and its typed --key=value overrides (one parser for every stage)."""
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import codec
-import model
-import train
-import trainer
-import train_ldm
+from training import presets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def ldm_configs():
-    return train_ldm.LDM_PRESETS["tiny"], model.make_ns2_config("tiny")
+    return presets.PRESETS["tiny"].ldm_train, presets.model_config("tiny")
 
 
 @pytest.mark.parametrize("raw, expected", [
     ("false", False), ("False", False), ("FALSE", False), ("0", False), ("no", False), ("off", False),
     ("true", True), ("True", True), ("1", True), ("YES", True), ("on", True)])
 def test_bool_words_not_truthiness(raw, expected):
-    _, cfg = trainer.parse_overrides([f"--use_ce_rvq={raw}"], *ldm_configs())
+    _, cfg = presets.parse_overrides([f"--use_ce_rvq={raw}"], *ldm_configs())
     assert cfg.use_ce_rvq is expected
 
 
 def test_values_get_the_declared_type():
-    tcfg, cfg = trainer.parse_overrides(["--steps=2e4", "--lr=5e-4", "--betas=(0.8, 0.95)", "--prior.pitch_bins=256",
+    tcfg, cfg = presets.parse_overrides(["--steps=2e4", "--lr=5e-4", "--betas=(0.8, 0.95)", "--prior.pitch_bins=256",
                                        "--denoiser.use_prompt=no", "--amp=none", "--warmup-steps=1_000"], *ldm_configs())
     assert tcfg.steps == 20000 and type(tcfg.steps) is int
     assert tcfg.lr == 5e-4 and tcfg.betas == (0.8, 0.95) and tcfg.amp == "none" and tcfg.warmup_steps == 1000
     assert cfg.prior.pitch_bins == 256 and cfg.denoiser.use_prompt is False
-    (ccfg,) = trainer.parse_overrides(["--lr=3"], train.TRAIN_PRESETS["tiny"])
+    (ccfg,) = presets.parse_overrides(["--lr=3"], presets.PRESETS["tiny"].codec_train)
     assert ccfg.lr == 3.0 and type(ccfg.lr) is float
 
 
@@ -44,7 +40,7 @@ def test_values_get_the_declared_type():
     ("--prior.pitch_binz=3", "did you mean --prior.pitch_bins?"), ("steps=3", "overrides are written --key=value")])
 def test_wrong_type_or_key_is_a_one_line_error(pair, message):
     with pytest.raises(ValueError, match=None) as e:
-        trainer.parse_overrides([pair], *ldm_configs())
+        presets.parse_overrides([pair], *ldm_configs())
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -60,7 +56,7 @@ def test_cli_checks_overrides_before_reading_data(stage, pair, message):
 
 
 def test_codec_config_fields_are_reachable():
-    ccfg, _ = trainer.parse_overrides(["--n_q=8"], codec.make_config("tiny"), train.TRAIN_PRESETS["tiny"])
+    ccfg, _ = presets.parse_overrides(["--n_q=8"], presets.PRESETS["tiny"].codec, presets.PRESETS["tiny"].codec_train)
     assert ccfg.n_q == 8
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import codec
-import data
+from corpus import data
 import train
-import trainer
-import train_ldm
+from training import loop as trainer
+from training import ldm_stage as train_ldm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_ldm_nan_guard(encoded_cache, tmp_path, monkeypatch):
 
 def test_ldm_needs_codes_from_that_codec(toy_cache, encoded_cache, tmp_path):
     _, ckpt = encoded_cache
-    with pytest.raises(ValueError, match="data.py encode"):
+    with pytest.raises(ValueError, match="python -m corpus.data encode"):
         train_ldm.build_ldm(toy_cache, ckpt, "tiny")
 
 
@@ -88,7 +88,7 @@ def test_ldm_cli_errors(args, message):
 
 
 def test_ldm_cli_non_finite_loss_is_one_line(encoded_cache, tmp_path):
-    """The ldm stage lives in train_ldm.py, which imports train.py: run as a script, train.py is loaded twice
+    """The ldm stage lives in training/ldm_stage.py, which imports train.py: run as a script, train.py is loaded twice
     (as __main__ and as train), and the CLI must still catch the stage's NonFiniteLoss."""
     cache, ckpt = encoded_cache
     r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),

@@ -2,7 +2,7 @@
 
     make assignment                 # writes assignment/ : the project with every solution region replaced
     make grade                      # runs the exercises' tests in assignment/ and prints a score per exercise
-    python tools/assignment.py map  # (teacher, after changing a region or a test) which tests each exercise needs
+    python -m tools.assignment map  # (teacher, after changing a region or a test) which tests each exercise needs
 
 In the component files, each exercise is one or more regions
 

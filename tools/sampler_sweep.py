@@ -1,10 +1,10 @@
 """Quality against the number of network evaluations for the ODE samplers (docs/sampler-steps.md).
 
-    python tools/sampler_sweep.py run                  # every configuration, into runs/sampler_sweep/results.json
-    python tools/sampler_sweep.py report               # the table, the plot and the chosen default
+    python -m tools.sampler_sweep run                  # every configuration, into runs/sampler_sweep/results.json
+    python -m tools.sampler_sweep report               # the table, the plot and the chosen default
 
 The evaluation is the README's: the toy corpus's 12 held-out voices, 7 sentences each (84), scored as
-`demo.py --stage tts` scores them (speaker-ID, SIM to the prompt, PER, MCD, pitch). Euler (`ode`), Heun (`heun`) and
+`evaluation/demo.py --stage tts` scores them (speaker-ID, SIM to the prompt, PER, MCD, pitch). Euler (`ode`), Heun (`heun`) and
 DPM-Solver++(2M) (`dpm`) run at about 5, 10, 20, 40 and 150 network evaluations (NFE = denoiser calls per
 sentence, `diffusion.network_evaluations`); the paper's setting, 150 Euler steps, runs with three seeds, and the
 spread of its scores over the seeds is the run-to-run noise the others are judged against. `run` is resumable: each
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import diffusion  # noqa: E402
 
@@ -52,7 +51,7 @@ def write_json(path: Path, obj) -> None:
 
 def run(args) -> int:
     import torch
-    import demo
+    from evaluation import demo
     import sample
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,7 @@ def report(args) -> int:
     import matplotlib.pyplot as plt
     path = args.out / "results.json"
     if not path.exists():
-        print(f"error: {path} does not exist: run `python tools/sampler_sweep.py run` first", file=sys.stderr)
+        print(f"error: {path} does not exist: run `python -m tools.sampler_sweep run` first", file=sys.stderr)
         return 2
     done = json.loads(path.read_text())
     missing = [key(*c) for c in configurations() if key(*c) not in done]

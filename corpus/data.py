@@ -4,13 +4,13 @@ NaturalSpeech 2 trains on four things per utterance: the phoneme sequence, each 
 the frame-level pitch, and the codec's token IDs (from which the latent `z` is rebuilt with Eq. 1). This file makes
 the first three and serves all four to training:
 
-    python data.py prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
-    python data.py prepare --corpus libritts --root LibriTTS           # phonemes by g2p_en, durations by align.py
-    python data.py encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
-    python data.py stats                                    # hours, speakers, phoneme inventory and coverage
+    python -m corpus.data prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
+    python -m corpus.data prepare --corpus libritts --root LibriTTS           # phonemes by g2p_en, durations by align.py
+    python -m corpus.data encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
+    python -m corpus.data stats                                    # hours, speakers, phoneme inventory and coverage
 
 The per-utterance conventions (16 kHz, 12.5 ms frames, durations summing to the frame count, interpolated log-F0)
-and the code that makes one utterance's features live in `features.py`; the phoneme inventory (and the front end that
+and the code that makes one utterance's features live in `corpus/features.py`; the phoneme inventory (and the front end that
 produced it) is part of the data: saved in the manifest, later in every checkpoint, so that synthesis uses the same
 front end as training.
 
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-import libritts
-import toy
-import toy_text
-from text import PhonemeSet, TextError
-from features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, load_audio, load_features,
+from corpus import libritts
+from corpus import toy
+from corpus import toy_text
+from corpus.text import PhonemeSet, TextError
+from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, load_audio, load_features,
                       run_pool, save_features, write_wav)
 
 
@@ -103,7 +103,7 @@ def write_manifest(out: Path, manifest: dict):
 def read_manifest(root) -> dict:
     path = Path(root) / "manifest.json"
     if not path.exists():
-        raise FileNotFoundError(f"no feature cache at {root} (missing manifest.json): run `python data.py prepare`")
+        raise FileNotFoundError(f"no feature cache at {root} (missing manifest.json): run `python -m corpus.data prepare`")
     return json.loads(path.read_text())
 
 
@@ -175,7 +175,7 @@ def format_stats(st: dict) -> str:
                      f"pauses {d['pause_share']:.0%} of frames")
     if st.get("front_end_missing") is not None:
         missing = st["front_end_missing"]
-        lines.append(f"  eSpeak en-us phonemes of English words (toy_words.json) missing from the inventory: "
+        lines.append(f"  eSpeak en-us phonemes of English words (corpus/toy_words.json) missing from the inventory: "
                      f"{' '.join(missing) if missing else 'none'}")
     if st.get("codec"):
         lines.append(f"  codec IDs: {st['codec']['n_q']} x {st['codec']['codebook_size']} from {st['codec']['checkpoint']}")
@@ -223,7 +223,7 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
 class FeatureDataset:
     """A torch-style Dataset over one split of a feature cache. Items are dicts of tensors:
     phonemes (N,) long, durations (N,) long, lf0 (T,) float, voiced (T,) bool, speaker () long, and codes (R, T)
-    long once `data.py encode` has added codec IDs (with_codes=True requires them). Utterances shorter than
+    long once `corpus/data.py encode` has added codec IDs (with_codes=True requires them). Utterances shorter than
     `min_frames` are left out (the diffusion stage needs room for a prompt and a target)."""
 
     def __init__(self, root, split: str = "train", with_codes: bool = False, min_frames: int = 0):
@@ -249,7 +249,7 @@ class FeatureDataset:
                     lf0=torch.from_numpy(f["lf0"]), voiced=torch.from_numpy(f["voiced"]))
         if self.with_codes:
             if "codes" not in f:
-                raise KeyError(f"{u['id']} has no codec IDs: run `python data.py encode --codec CKPT` first")
+                raise KeyError(f"{u['id']} has no codec IDs: run `python -m corpus.data encode --codec CKPT` first")
             item["codes"] = torch.from_numpy(f["codes"].astype(np.int64))
         return item
 

@@ -11,13 +11,13 @@ reconstruction, or synthesised speech) and returns a plain float; averaging over
 
 TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4),
 `prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`; intelligibility is
-in asr.py (the toy corpus's phoneme error rate, and WER with pocketsphinx). demo.py composes them into the zero-shot
+in evaluation/asr.py (the toy corpus's phoneme error rate, and WER with pocketsphinx). evaluation/demo.py composes them into the zero-shot
 results table.
 
 Command line:
-    python eval.py codec --ckpt checkpoints/toy/codec.pt --data data/toy --out out/codec   # bitrate/quality table
-    python eval.py compare --ref truth.wav --est generated.wav [--prompt p.wav] [--text "..."]  # one pair, all metrics
-    python eval.py history --ckpt checkpoints/toy/ldm.pt --out val.png     # validation history stored in a checkpoint
+    python -m evaluation.metrics codec --ckpt checkpoints/toy/codec.pt --data data/toy --out out/codec   # bitrate/quality table
+    python -m evaluation.metrics compare --ref truth.wav --est generated.wav [--prompt p.wav] [--text "..."]  # one pair, all metrics
+    python -m evaluation.metrics history --ckpt checkpoints/toy/ldm.pt --out val.png     # validation history stored in a checkpoint
 
 Usage:
     rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import codec
-import features
+from corpus import features
 
 SAMPLE_RATE = 16000       # the project's audio rate; wide-band PESQ is defined only at 16 kHz
 LENGTH_TOLERANCE = 0.01   # relative length difference that is cropped instead of refused
@@ -254,7 +254,7 @@ def prosody_vs_ground_truth(gen_wav, gt_wav, gen_durations=None, gt_durations=No
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Speaker similarity (§4.4); intelligibility (PER, WER) is in asr.py
+# Speaker similarity (§4.4); intelligibility (PER, WER) is in evaluation/asr.py
 # ---------------------------------------------------------------------------------------------------------------
 _SPEAKER_ENCODER = []
 
@@ -296,7 +296,7 @@ def speaker_id_accuracy(embeddings, labels, enrolled: dict) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 def heldout_clips(root, n: int, split: str = "test") -> list:
     """Up to n whole utterances of a split (test = held-out voices), one per speaker first: [(id, wav)]."""
-    import data
+    from corpus import data
     from pathlib import Path
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split]
     firsts = {}
@@ -375,7 +375,7 @@ def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
         prompt = features.load_audio(prompt_path)
         out.update(sim_prompt=cosine(e_est, speaker_embedding(prompt)), **prosody_vs_prompt(est, prompt))
     if text:
-        import asr
+        from evaluation import asr
         heard = asr.transcribe(est)
         out.update(heard=heard, wer=asr.word_error_rate([text], [heard]))
     return out
@@ -432,9 +432,9 @@ def main(argv=None):
 
 
 def codec_cli(args):
-    """`eval.py codec`: the bitrate/quality table on a split, wavs, results.json and the quality-vs-steps plot."""
+    """`evaluation/metrics.py codec`: the bitrate/quality table on a split, wavs, results.json and the quality-vs-steps plot."""
     import json
-    import data
+    from corpus import data
     model = codec.load_codec(args.ckpt)
     n_qs = [int(n) for n in args.n_q.split(",")]
     if not all(1 <= n <= model.cfg.n_q for n in n_qs):
@@ -455,8 +455,8 @@ def codec_cli(args):
 
 
 def predictors_cli(args):
-    """`eval.py predictors`: predictor bias/L1 in eval mode and with dropout on, over batches of 16 utterances."""
-    import data
+    """`evaluation/metrics.py predictors`: predictor bias/L1 in eval mode and with dropout on, over batches of 16 utterances."""
+    from corpus import data
     import model as ns2
     net, meta = ns2.load_ns2(args.ckpt)
     ds = data.FeatureDataset(args.data, args.split, with_codes=True, min_frames=2 * net.cfg.prompt_min_frames)

@@ -1,10 +1,10 @@
 """Speed and memory benchmarks: tables, not timed tests.
 
-    python bench.py codec                 # encode+decode real-time factor and training step time, per config
-    python bench.py codec --device cuda   # the same on a GPU (bf16 autocast for training)
-    python bench.py ldm                   # diffusion model: step time, FLOPs, MFU on a GPU, memory, CE-RVQ share, sampling
-    python bench.py loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
-    python bench.py step --against ../ns2-old   # training step of this tree vs another (git worktree add ../ns2-old <commit>)
+    python -m evaluation.bench codec                 # encode+decode real-time factor and training step time, per config
+    python -m evaluation.bench codec --device cuda   # the same on a GPU (bf16 autocast for training)
+    python -m evaluation.bench ldm                   # diffusion model: step time, FLOPs, MFU on a GPU, memory, CE-RVQ share, sampling
+    python -m evaluation.bench loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
+    python -m evaluation.bench step --against ../ns2-old   # training step of this tree vs another (git worktree add ../ns2-old <commit>)
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
 median of several repetitions after warm-up; the machine, torch version and thread count are printed with the table.
@@ -16,6 +16,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -141,7 +142,7 @@ def bench_loader(cache, workers: list[int], batch_size: int, frames_per_batch: i
     """Frames per second the training data path delivers (read npz + collate, `data.loader` over `steps` batches)
     for each number of workers, and what one training step of `config` consumes on `device` (frames of a batch /
     step time), measured on batches of the same sampler."""
-    import data
+    from corpus import data
     import model as ns2
     ds = data.FeatureDataset(cache, "train", with_codes=True)
     batches = data.StepBatches(ds, batch_size, frames_per_batch, seed=0)
@@ -291,7 +292,7 @@ def main(argv=None):
     m.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
     lo = sub.add_parser("loader", help="DataLoader throughput next to the training step's consumption")
-    lo.add_argument("--data", default="data/toy", help="an encoded feature cache (data.py encode)")
+    lo.add_argument("--data", default="data/toy", help="an encoded feature cache (corpus/data.py encode)")
     lo.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
     lo.add_argument("--batch-size", type=int, default=16)
     lo.add_argument("--frames-per-batch", type=int, default=0, help="> 0: frame-budget batches (paper: 6000)")
@@ -322,7 +323,7 @@ def main(argv=None):
         return 0
     if args.what == "step":
         from pathlib import Path
-        here = Path(__file__).resolve().parent
+        here = Path(__file__).resolve().parents[1]
         trees = {}
         if args.against:
             other = Path(args.against).resolve()
@@ -393,9 +394,9 @@ def main(argv=None):
               f"({sampler}, {diffusion.network_evaluations(sampler, steps)} network evaluations) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name in args.configs.split(","):
-            r = subprocess.run([sys.executable, __file__, "ldm-one", "--config", name, "--device", args.device, "--batch",
+            r = subprocess.run([sys.executable, "-m", "evaluation.bench", "ldm-one", "--config", name, "--device", args.device, "--batch",
                                 str(args.batch), "--frames", str(args.frames), "--repeats", str(args.repeats)],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
             if r.returncode:
                 print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")
                 continue

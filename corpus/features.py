@@ -6,7 +6,7 @@ Conventions, shared with every other file:
 - an utterance of `T` frames has exactly `T * HOP` samples, its durations sum exactly to `T`, its pitch has `T` values;
 - pitch is log-F0 with unvoiced frames linearly interpolated, plus a voiced flag: `log(0)` never happens;
 - one pause token, `PAUSE`, for every corpus and front end.
-Nothing here knows a corpus: `toy.py` and `libritts.py` build utterances with it, `data.py` builds caches.
+Nothing here knows a corpus: `corpus/toy.py` and `corpus/libritts.py` build utterances with it, `corpus/data.py` builds caches.
 """
 from __future__ import annotations
 

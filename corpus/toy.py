@@ -13,8 +13,8 @@ Held-out voices use variants that no training voice uses, so zero-shot tests mee
 All voices speak with the `en-us` language, so the text front end (text -> phonemes) is the same for every
 speaker: `EspeakPhonemizer` returns exactly the phoneme tokens that appear in training.
 
-What the voices say comes from toy_text.py: sentences whose words cover every phoneme the front end emits for
-English (toy_words.json).
+What the voices say comes from corpus/toy_text.py: sentences whose words cover every phoneme the front end emits for
+English (corpus/toy_words.json).
 
 Determinism: eSpeak has internal randomness (e.g. in some variants' voicing); `espeak_ng_SetRandSeed` is called
 before every utterance, so an utterance's audio depends only on (voice, text, seed), not on the order of work.
@@ -29,8 +29,8 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from toy_text import sentences
-from features import PAUSE, SAMPLE_RATE, resample
+from corpus.toy_text import sentences
+from corpus.features import PAUSE, SAMPLE_RATE, resample
 
 LANGUAGE = "en-us"
 

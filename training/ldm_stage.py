@@ -1,5 +1,5 @@
 """Training stage `ldm` (paper §3.2-3.3, §4): the latent diffusion model with its prior and prompt encoder, trained
-on the codec token IDs of a feature cache (`data.py encode`). Run it through train.py:
+on the codec token IDs of a feature cache (`corpus/data.py encode`). Run it through train.py:
 
     python train.py ldm --config toy --data data/toy --codec checkpoints/toy/codec.pt --out runs/ldm_toy
     python train.py ldm ... --refit-predictors BASE.pt --prior.pred_dropout=0.1 --steps=3000 --out R
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 import codec as codec_lib
-import features
-import trainer
-from trainer import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
+from corpus import features
+from training import loop as trainer
+from training.loop import (NonFiniteLoss, amp_context, optimizer_step, parse_overrides, plain_config, restore_shared,
                      save_checkpoint)
 
 
@@ -64,12 +64,12 @@ def inverse_sqrt_lr(step: int, t: LDMTrainConfig) -> float:
 def _codec_and_manifest(cache, codec_ckpt):
     """The codec and the manifest of a feature cache whose codes came from that codec (checked by hash)."""
     import hashlib
-    import data
+    from corpus import data
     manifest = data.read_manifest(cache)
     codec = codec_lib.load_codec(codec_ckpt)
     sha = hashlib.sha256(Path(codec_ckpt).read_bytes()).hexdigest()[:16]
     if manifest.get("codec", {}).get("sha256") != sha:
-        raise ValueError(f"the cache {cache} holds no codes from {codec_ckpt}: run `python data.py encode --codec "
+        raise ValueError(f"the cache {cache} holds no codes from {codec_ckpt}: run `python -m corpus.data encode --codec "
                          f"{codec_ckpt} --data {cache}` first")
     return codec, manifest
 
@@ -77,7 +77,7 @@ def _codec_and_manifest(cache, codec_ckpt):
 def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
     """A fresh NaturalSpeech2 for a feature cache whose codes came from `codec_ckpt`; latent stats from its
     training split. Returns (model, the codec, manifest)."""
-    import data
+    from corpus import data
     import model as ns2
     codec, manifest = _codec_and_manifest(cache, codec_ckpt)
     cfg = ns2.make_ns2_config(preset, n_phonemes=len(manifest["phonemes"]), latent_dim=codec.cfg.dim)
@@ -93,7 +93,7 @@ def build_ldm(cache, codec_ckpt, preset: str, overrides=()):
 def predictor_targets_mean(cache) -> tuple[float, float]:
     """(mean log(d + 1) over the phonemes, mean lf0 over the frames) of a cache's training split."""
     import numpy as np
-    import data
+    from corpus import data
     log_d, lf0 = [], []
     for u in data.read_manifest(cache)["utterances"]:
         if u["split"] == "train":
@@ -208,7 +208,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     import hashlib
     import numpy as np
     import soundfile as sf
-    import data
+    from corpus import data
     import model as ns2
     from tqdm import tqdm
     dist = trainer.distributed(device)
@@ -235,7 +235,7 @@ def train_ldm(preset: str, tcfg: LDMTrainConfig, cache, codec_ckpt, out: Path, r
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
                             weight_decay=tcfg.weight_decay)
     # bf16 on a CPU pays where matrix products dominate; on a model under 1M parameters (the tiny preset) the casts
-    # dominate and it was slower (tiny step 25.5 -> 28.2 ms, bench.py step --shapes tiny), so it stays fp32 there
+    # dominate and it was slower (tiny step 25.5 -> 28.2 ms, evaluation/bench.py step --shapes tiny), so it stays fp32 there
     autocast, scaler = amp_context(device, tcfg.amp, cpu_bf16=sum(p.numel() for p in net.parameters()) >= 1e6)
     step, history = 0, []
     if resume:

@@ -1,6 +1,6 @@
 """What every training stage shares (paper §4.3): typed `--key=value` config overrides, atomic checkpoints, exact
 resume (RNG states of every rank), mixed precision, the optimizer step, and DistributedDataParallel set-up for
-`torchrun`. `train.py` (the command line and the codec stage) and `train_ldm.py` (the diffusion stage) import it;
+`torchrun`. `train.py` (the command line and the codec stage) and `training/ldm_stage.py` (the diffusion stage) import it;
 it imports neither.
 
 Multi-GPU: `torchrun --nproc_per_node=N train.py ...` sets RANK/WORLD_SIZE/LOCAL_RANK; `distributed()` joins the

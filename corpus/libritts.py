@@ -12,8 +12,8 @@ Durations come from the built-in aligner (`align.py`), fitted on the corpus bein
 per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the pause; an utterance with `spn`, a word MFA
 could not align, is skipped). Pitch is PyWorld's, as for every corpus.
 
-    python data.py prepare --corpus libritts --root LibriTTS --out data/libritts              # built-in aligner
-    python data.py prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT              # MFA durations
+    python -m corpus.data prepare --corpus libritts --root LibriTTS --out data/libritts              # built-in aligner
+    python -m corpus.data prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT              # MFA durations
 
 Three resumable stages, each with a progress bar: (1) scan: read every utterance once, check it, phonemize it
 (out/scan.jsonl, appended as it goes); (2) fit the aligner on the training split (out/aligner.pt; skipped when it
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-import features
-from features import HOP, PAUSE, SAMPLE_RATE
-from text import PHONEMES, PhonemeSet, g2p_phonemes
+from corpus import features
+from corpus.features import HOP, PAUSE, SAMPLE_RATE
+from corpus.text import PHONEMES, PhonemeSet, g2p_phonemes
 
 FRONT_END = "g2p_en-arpabet"
 SILENCES = {"", "sil", "sp"}
@@ -63,7 +63,7 @@ def read_textgrid_phones(path: Path) -> list[tuple[float, float, str]]:
 
 def phones_to_frames(intervals, n_frames: int, hop: int = HOP):
     """TextGrid intervals -> (phonemes, durations in frames summing exactly to n_frames). Silences -> pause."""
-    import toy
+    from corpus import toy
     phonemes, starts = [], []
     for start, _, label in intervals:
         label = PAUSE if label.lower() in SILENCES else label.upper()
@@ -157,7 +157,7 @@ def _mel_item(args):
 
 def _anchor_item(args):
     import align
-    import toy
+    from corpus import toy
     utt, voice, cfg = args
     wav, _, _ = toy.render(utt["text"], toy.Voice(**voice), utt["seed"], HOP)
     ids = inventory().encode(align.aligner_tokens(g2p_phonemes(utt["text"], word_pauses=True)))
@@ -173,7 +173,7 @@ def anchor_items(n: int, cfg, jobs=None) -> list:
     say every phoneme the same way each time; mixed in, they anchor each phoneme's key to its sound, and the real
     utterances then adapt the mel encoder to real voices. Beyond the paper and RAD-TTS (a single-speaker corpus
     of 24 h needs no anchor); for LibriTTS it costs a minute and can be switched off (`anchor_utts=0`)."""
-    import toy
+    from corpus import toy
     if n <= 0:
         return []
     plan = toy.plan(cfg.seed, utts_per_voice=-(-n // len(toy.TRAIN_VARIANTS)))
@@ -189,7 +189,7 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides
     """Fit the built-in aligner on (up to `max_utts` of) the training utterances and `anchor_items`; out/aligner.pt."""
     import align
     import torch
-    from trainer import parse_overrides
+    from training.loop import parse_overrides
     (cfg,) = parse_overrides(list(overrides), align.ALIGNER_PRESETS["libritts"])
     pset = inventory()
     train = [u for u in utts if u["split"] == "train" and "phonemes" in scanned[u["id"]]]
@@ -252,7 +252,7 @@ def hold_out_valid(utts: list[dict], speakers: int = 32):
 
 def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
             aligner_overrides=(), device: str = "cpu") -> dict:
-    """The whole reader (see the module docstring); returns the manifest (written by data.py). `device`: where the
+    """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py). `device`: where the
     aligner is fitted (its durations are computed on the CPU, in the feature workers)."""
     if root is None:
         raise ValueError("--corpus libritts needs --root (the LibriTTS folder)")

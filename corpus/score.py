@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text import is_vowel
+from corpus.text import is_vowel
 
 FPS = 80.0                    # codec frames per second: 16 kHz audio, a 200-sample hop
 DEFAULT_TEMPO = 100.0         # quarter-note beats per minute when a score names none

@@ -1,9 +1,9 @@
-"""A small CTC phoneme recogniser: the intelligibility judge for the toy corpus (eval.py's phoneme error rate).
+"""A small CTC phoneme recogniser: the intelligibility judge for the toy corpus (evaluation/metrics.py's phoneme error rate).
 
 Why it exists: the paper measures intelligibility as WER with a HuBERT-CTC recogniser (§4.4). Real-speech recognisers
 (pocketsphinx here) cannot read eSpeak's formant voices, so on the toy corpus we train our own judge: a recogniser
 trained only on the ground-truth audio of the toy *training* voices, then used on held-out voices. Its error on
-held-out ground truth is the floor that generated speech is compared against (demo.py's target: PER of generated
+held-out ground truth is the floor that generated speech is compared against (evaluation/demo.py's target: PER of generated
 speech ≤ 2 × that floor). For real speech, `transcribe` + `word_error_rate` give the paper's WER with pocketsphinx
 (its bundled en-US model, offline).
 
@@ -13,8 +13,8 @@ speech ≤ 2 × that floor). For real speech, `transcribe` + `word_error_rate` g
     decoding   greedy: argmax per frame, merge repeats, drop blanks
     metric     PER = Levenshtein(ref, hyp) / |ref| over phonemes, pauses excluded
 
-    python asr.py train --data data/toy --out checkpoints/toy/asr.pt      # a few minutes on a 2-core CPU
-    python asr.py eval  --ckpt checkpoints/toy/asr.pt --data data/toy     # PER on held-out ground truth
+    python -m evaluation.asr train --data data/toy --out checkpoints/toy/asr.pt      # a few minutes on a 2-core CPU
+    python -m evaluation.asr eval  --ckpt checkpoints/toy/asr.pt --data data/toy     # PER on held-out ground truth
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import codec as codec_lib
-import features
+from corpus import features
 
 IGNORED = {"<pad>", "_"}                  # padding/blank and the pause symbol are not scored
 
@@ -102,10 +102,10 @@ class Recognizer:
     def __init__(self, path, device: str = "cpu"):
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"phoneme recogniser {path} not found: train it with `python asr.py train`")
+            raise FileNotFoundError(f"phoneme recogniser {path} not found: train it with `python -m evaluation.asr train`")
         ck = torch.load(path, map_location=device, weights_only=True)
         if ck.get("kind") != "asr":
-            raise ValueError(f"{path} is not a phoneme recogniser checkpoint (asr.py train)")
+            raise ValueError(f"{path} is not a phoneme recogniser checkpoint (evaluation/asr.py train)")
         self.symbols = ck["phonemes"]
         self.model = PhonemeCTC(ASRConfig(**ck["config"])).to(device).eval()
         self.model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
@@ -123,7 +123,7 @@ class Recognizer:
 def normalize_text(text: str) -> str:
     """For WER: numbers spelled out (g2p_en's normaliser), lower case, punctuation removed."""
     import re
-    import text as front_end
+    from corpus import text as front_end
     front_end.ensure_nltk_data()                  # g2p_en downloads NLTK data at import unless it is there already
     from g2p_en.expand import normalize_numbers
     text = normalize_numbers(text).lower().replace("-", " ")
@@ -153,7 +153,7 @@ def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
 
 
 def _load_split(root: Path, split: str, max_utts: int | None = None) -> list:
-    import data
+    from corpus import data
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split][:max_utts]
     return [(features.load_audio(root / u["wav"]), features.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
             for u in utts]
@@ -162,7 +162,7 @@ def _load_split(root: Path, split: str, max_utts: int | None = None) -> list:
 def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
     """CTC training on the train split's ground truth; writes out atomically; returns PER on valid and test."""
     from tqdm import tqdm
-    import data
+    from corpus import data
     symbols = data.read_manifest(root)["phonemes"]
     cfg.n_symbols = len(symbols)
     torch.manual_seed(cfg.seed)
@@ -220,7 +220,7 @@ def main(argv=None):
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
     args = ap.parse_args(argv)
     try:
-        import data
+        from corpus import data
         data.read_manifest(args.data)
         if args.cmd == "train":
             if args.steps < 1:

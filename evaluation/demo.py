@@ -1,11 +1,11 @@
 """The demo: zero-shot speech synthesis for every held-out voice of the toy corpus, scored as the paper does (§4.4).
 
 Stages (each runnable on its own; `make demo` runs them all):
-    corpus   the toy corpus's valid + test splits and their features      python demo.py --stage corpus
-    codec    the shipped codec on held-out voices (eval.py codec)         python demo.py --stage codec
-    tts      zero-shot TTS with the shipped codec + diffusion model      python demo.py --stage tts
-    sing     a sung line (§5): the first line of examples/twinkle.txt      python demo.py --stage sing
-             in a held-out voice at 2 x --steps, F0 against the score (demo5.py sing: the song, more voices)
+    corpus   the toy corpus's valid + test splits and their features      python -m evaluation.demo --stage corpus
+    codec    the shipped codec on held-out voices (evaluation/metrics.py codec)         python -m evaluation.demo --stage codec
+    tts      zero-shot TTS with the shipped codec + diffusion model      python -m evaluation.demo --stage tts
+    sing     a sung line (§5): the first line of examples/twinkle.txt      python -m evaluation.demo --stage sing
+             in a held-out voice at 2 x --steps, F0 against the score (evaluation/demo_section5.py sing: the song, more voices)
 
 The tts stage, per held-out voice (never heard in training): the prompt is one test utterance of that voice, the
 texts are `--per-voice` other test sentences (sentences no training utterance contains); the toy corpus renders the
@@ -14,7 +14,7 @@ same sentence in the same voice as ground truth. Three systems are scored on the
     codec resynthesis   ground truth through the codec (the upper bound of any latent model on this codec)
     the model           --ldm (repeat --ldm LABEL=PATH to add ablation rows)
 --oracle adds the (first) model with the ground truth's durations, then durations + pitch, in place of the prior's.
-Metrics (eval.py, asr.py): SIM to the prompt and to the ground truth (Resemblyzer), speaker-ID accuracy among the
+Metrics (evaluation/metrics.py, evaluation/asr.py): SIM to the prompt and to the ground truth (Resemblyzer), speaker-ID accuracy among the
 held-out voices (closest prompt), PER of the toy phoneme recogniser, WER of pocketsphinx (--wer; meaningless on
 eSpeak voices), MCD against ground truth, pitch mean/std difference to the prompt (Table 4), pitch correlation/RMSE
 to ground truth (Table 12), phoneme-duration difference to the prompt and correlation to ground truth.
@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import diffusion
-import features
+from corpus import features
 
 TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # the toy model's goals
 
 
 def pick_items(root: Path, per_voice: int) -> list:
     """[(speaker, prompt_utt, [target_utts])] for every held-out speaker of the test split, by utterance ID."""
-    import data
+    from corpus import data
     by_spk = {}
     for u in sorted((u for u in data.read_manifest(root)["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
         by_spk.setdefault(u["speaker"], []).append(u)
@@ -52,7 +52,7 @@ def plot_item(path: Path, prompt, gt, gen, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import codec as codec_lib
-    import eval as ev
+    from evaluation import metrics as ev
     fig, axes = plt.subplots(4, 1, figsize=(9, 8), gridspec_kw=dict(height_ratios=[1, 1, 1, 1.2]))
     for ax, (name, wav) in zip(axes, (("prompt", prompt), ("ground truth", gt), ("generated", gen))):
         lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
@@ -74,7 +74,7 @@ def plot_item(path: Path, prompt, gt, gen, title: str):
 
 def embed_or_none(wav):
     """Speaker embedding, or None when the speaker encoder finds too little speech (scored as a miss, not skipped)."""
-    import eval as ev
+    from evaluation import metrics as ev
     try:
         return ev.speaker_embedding(wav)
     except ValueError:
@@ -83,8 +83,8 @@ def embed_or_none(wav):
 
 def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[dict, list]:
     """Metrics of one system: (means over items, one row per item); system = {"wavs": [...], "durations": [...]}."""
-    import asr
-    import eval as ev
+    from evaluation import asr
+    from evaluation import metrics as ev
     rows = []
     for k, it in enumerate(items):
         wav, emb = system["wavs"][k], system["embs"][k]
@@ -138,7 +138,7 @@ def per_voice_table(items: list, gt_rows: list, rows: list, train_f0: tuple) -> 
 def training_f0_range(root: Path) -> tuple:
     """(lowest, highest) mean F0 in Hz over the training voices, measured on their validation utterances (the
     same voices as the training split; the demo builds only the valid and test splits)."""
-    import data
+    from corpus import data
     per_voice = {}
     for u in data.read_manifest(root)["utterances"]:
         if u["split"] == "valid":
@@ -192,9 +192,9 @@ def load_items(root: Path, per_voice: int, asr_path: Path) -> tuple:
     """The evaluation set of `pick_items` with everything the metrics compare against (prompt and ground-truth
     audio, their speaker embeddings, durations, phonemes) -> (items, enrolled prompt embeddings per voice, the
     phoneme recogniser or None when it does not know the corpus's phonemes)."""
-    import asr
-    import data
-    import eval as ev
+    from evaluation import asr
+    from corpus import data
+    from evaluation import metrics as ev
     items, symbols = [], data.read_manifest(root)["phonemes"]
     rec = asr.Recognizer(asr_path)
     if not set(symbols) <= set(rec.symbols) | set(asr.IGNORED):
@@ -303,8 +303,8 @@ def main(argv=None):
     args.sampler, args.steps = diffusion.sampling_setting(args.sampler, args.steps)
     if min(args.per_voice, args.steps, args.batch_size, args.codec_clips) < 1:
         ap.error("--per-voice, --steps, --batch-size and --codec-clips must be at least 1")
-    import data
-    import eval as ev
+    from corpus import data
+    from evaluation import metrics as ev
     import sample
     t0, timings, base = time.time(), [], args.out
     try:
@@ -334,7 +334,7 @@ def main(argv=None):
             print(f"wavs, plots, results.json, results.md in {args.out}")
             timings.append(("tts", time.time() - t0 - sum(t for _, t in timings)))
         if args.stage in ("all", "sing"):
-            import demo5
+            from evaluation import demo_section5 as demo5
             import section5
             synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
             res = demo5.run_sing(synth, args.data, base / "sing", Path("examples/twinkle.txt"), voices=1,

@@ -1,12 +1,12 @@
 """The toy corpus's sentences: a deterministic generator whose words cover every phoneme of English.
 
-The toy corpus (toy.py) is read by eSpeak NG with its `en-us` front end; a model trained on it can only say the
+The toy corpus (corpus/toy.py) is read by eSpeak NG with its `en-us` front end; a model trained on it can only say the
 phonemes its training split contains. So besides natural sentence shapes over a small vocabulary, the generator
-fills word-list shapes ("The next words are bonfire, typewritten, and before.") with words from toy_words.json,
+fills word-list shapes ("The next words are bonfire, typewritten, and before.") with words from corpus/toy_words.json,
 chosen by tools/toy_words.py over the whole CMU dictionary: for each phoneme the `en-us` front end emits for English
 words (all but a few rare ones), the most frequent words holding it. Each list word is drawn for the phoneme counted
-least so far, so every phoneme reaches about 30 occurrences in the default training split (`python data.py stats`
-prints the coverage). No eSpeak call is made here: the word phonemes are stored in toy_words.json.
+least so far, so every phoneme reaches about 30 occurrences in the default training split (`python -m corpus.data stats`
+prints the coverage). No eSpeak call is made here: the word phonemes are stored in corpus/toy_words.json.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import re
 
 # ----------------------------------------------------------------------------------------------------------------
 # Sentences: a small deterministic generator. Natural sentence shapes over a small vocabulary, and word-list shapes
-# whose words are chosen to cover every phoneme the `en-us` front end emits for English (toy_words.json, made by
+# whose words are chosen to cover every phoneme the `en-us` front end emits for English (corpus/toy_words.json, made by
 # tools/toy_words.py from the CMU dictionary): each list word is picked for the phoneme seen least so far.
 # ----------------------------------------------------------------------------------------------------------------
 _WORDS = {
@@ -62,7 +62,7 @@ _VOCAB = None
 
 
 def coverage_vocabulary() -> dict:
-    """toy_words.json: kept phonemes {phoneme: CMU words holding it}, words_for {phoneme: words}, phonemes_of
+    """corpus/toy_words.json: kept phonemes {phoneme: CMU words holding it}, words_for {phoneme: words}, phonemes_of
     {word: its phonemes alone}, dropped {phoneme: CMU words} (left to text.closest_known)."""
     global _VOCAB
     if _VOCAB is None:

@@ -1,16 +1,16 @@
 """Paper §5 measured on the toy corpus's held-out voices: singing, voice conversion, speech enhancement.
 
-    python demo5.py sing --data data/toy --out out/sing      # F0 vs score (cents), SIM vs speech with the same prompt
-    python demo5.py vc   --data data/toy --out out/vc        # SIM to target / source voice before and after, PER, MCD
-    python demo5.py se   --data data/toy --out out/se        # PESQ / STOI before and after, vs noisereduce
-    python demo5.py invert --data data/toy                   # where the forward ODE starts: z_1 and the round trip
-    python demo5.py pitch-from --data data/toy               # a recording's melody and timing in another voice
+    python -m evaluation.demo_section5 sing --data data/toy --out out/sing      # F0 vs score (cents), SIM vs speech with the same prompt
+    python -m evaluation.demo_section5 vc   --data data/toy --out out/vc        # SIM to target / source voice before and after, PER, MCD
+    python -m evaluation.demo_section5 se   --data data/toy --out out/se        # PESQ / STOI before and after, vs noisereduce
+    python -m evaluation.demo_section5 invert --data data/toy                   # where the forward ODE starts: z_1 and the round trip
+    python -m evaluation.demo_section5 pitch-from --data data/toy               # a recording's melody and timing in another voice
 
 The toy corpus gives ground truth for all three: eSpeak renders any sentence in any held-out voice (VC: the source's
 sentence in the target voice), and the clean utterance under the added noise (SE). Durations of the sources are the
 corpus's exact ones (eSpeak's phoneme events), as §5's "from the transcript" with a perfect aligner; `sample.py`
 takes them from the aligner instead. Each task writes results.md (tables), results.json and wavs under --out;
-`sing` also a spectrogram + F0-vs-score plot. Needs `data.py prepare` of the toy corpus (its test split).
+`sing` also a spectrogram + F0-vs-score plot. Needs `corpus/data.py prepare` of the toy corpus (its test split).
 """
 from __future__ import annotations
 
@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import features
+from corpus import features
 
 
 def heldout(root: Path) -> tuple[dict, dict]:
     """({speaker: [test utterances by ID]}, voices) of a toy cache's held-out voices."""
-    import data
+    from corpus import data
     manifest = data.read_manifest(root)
     by_spk = {}
     for u in sorted((u for u in manifest["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
         by_spk.setdefault(u["speaker"], []).append(u)
     if not by_spk:
-        raise ValueError(f"{root} has no test split (held-out voices): run python data.py prepare --corpus toy")
+        raise ValueError(f"{root} has no test split (held-out voices): run python -m corpus.data prepare --corpus toy")
     return by_spk, manifest["voices"]
 
 
@@ -49,7 +49,7 @@ def source_of(synth, root: Path, u: dict, wav=None):
 
 
 def sim(a, b) -> float:
-    import eval as ev
+    from evaluation import metrics as ev
     try:
         return ev.cosine(ev.speaker_embedding(a), ev.speaker_embedding(b))
     except ValueError:                                   # too little speech in the output: scored as dissimilar
@@ -106,10 +106,10 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
     phonemes from its text and their durations from the aligner, as `sample.py --convert` does."""
     import soundfile as sf
     from tqdm import tqdm
-    import asr
-    import eval as ev
+    from evaluation import asr
+    from evaluation import metrics as ev
     import section5
-    import toy
+    from corpus import toy
     by_spk, voice_info = heldout(root)
     rec = asr.Recognizer("checkpoints/toy/asr.pt")
     names, rows = sorted(by_spk), []
@@ -160,7 +160,7 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
 # ---------------------------------------------------------------------------------------------------------------
 def babble(root: Path, n_samples: int, seed: int, talkers: int = 4) -> np.ndarray:
     """Other voices talking at once: `talkers` training utterances of different speakers, summed and looped."""
-    import data
+    from corpus import data
     train = [u for u in data.read_manifest(root)["utterances"] if u["split"] in ("train", "valid")]
     rng = np.random.default_rng(seed)
     out = np.zeros(n_samples, np.float32)
@@ -188,7 +188,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
     import noisereduce
     import soundfile as sf
     from tqdm import tqdm
-    import eval as ev
+    from evaluation import metrics as ev
     import section5
     by_spk, _ = heldout(root)
     names = sorted(by_spk)[:voices]
@@ -243,7 +243,7 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import codec as codec_lib
-    import eval as ev
+    from evaluation import metrics as ev
     fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
     lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
     axes[0].imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / 16000, 0, lm.shape[0]), cmap="magma",
@@ -266,8 +266,8 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
 
 def vowels_voiced(wav: np.ndarray, phonemes: list, durations) -> float:
     """Share of the frames of vowels (text.is_vowel) in which PyWorld finds voicing: held notes need a voice."""
-    import eval as ev
-    from text import is_vowel
+    from evaluation import metrics as ev
+    from corpus.text import is_vowel
     _, voiced = ev.f0_hz(wav)
     bounds = np.concatenate([[0], np.cumsum(np.asarray(durations, np.int64))])
     vowel = np.zeros(len(voiced), bool)
@@ -293,8 +293,8 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
     with the same prompt."""
     import soundfile as sf
     from tqdm import tqdm
-    import eval as ev
-    import score as score_lib
+    from evaluation import metrics as ev
+    from corpus import score as score_lib
     import section5
     by_spk, _ = heldout(root)
     song = score_lib.read_score(score_path)
@@ -356,8 +356,8 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
     both; SIM to B's prompt and to A's recording."""
     import soundfile as sf
     from tqdm import tqdm
-    import eval as ev
-    import score as score_lib
+    from evaluation import metrics as ev
+    from corpus import score as score_lib
     import section5
     by_spk, _ = heldout(root)
     names, rows = sorted(by_spk), []
