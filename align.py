@@ -21,12 +21,9 @@ On real speech (corpus/libritts.py) three additions, beyond Badlani et al.: an o
 (`aligner_tokens`, `drop_short_pauses`), keys whose stress variants share a base embedding (`share_stress`), and
 synthetic eSpeak anchor utterances in the training set (`anchor_utts`; without them a small real corpus collapses).
 
-    python align.py fit  --data data/toy --out runs/aligner.pt         # fit on a prepared cache's training split
-    python align.py eval  --ckpt runs/aligner.pt --data data/toy       # boundary error vs eSpeak's exact timings
+Fitting, measuring and plotting it from the command line: `python -m evaluation.alignment fit|eval|plot`.
 """
 from __future__ import annotations
-
-import argparse
 
 import sys
 from dataclasses import asdict, dataclass
@@ -38,8 +35,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec import log_mel
+from corpus.features import HOP, PAUSE, SAMPLE_RATE, atomic_write
+from corpus.text import OPTIONAL_PAUSE, split_stress
 
-SAMPLE_RATE, HOP = 16000, 200
 MASKED = -1e4        # log-probability of a padded phoneme: finite, because −inf makes the CTC gradient NaN
 
 
@@ -64,12 +62,6 @@ class AlignerConfig:
     batch_size: int = 16
     steps: int = 3000
     seed: int = 0
-
-
-ALIGNER_PRESETS = {"toy": AlignerConfig(),
-                   "libritts": AlignerConfig(dim=192, steps=8000, share_stress=True, anchor_utts=1024),
-                   "tiny": AlignerConfig(dim=16, n_mels=20, n_fft=256, text_layers=1, mel_layers=1, batch_size=2,
-                                         steps=20)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,7 +104,6 @@ class Aligner(nn.Module):
 
     def __init__(self, phonemes: int | list[str], cfg: AlignerConfig):
         super().__init__()
-        from corpus.text import split_stress
         names = [str(i) for i in range(phonemes)] if isinstance(phonemes, int) else list(phonemes)
         self.cfg, self.n_phonemes = cfg, len(names)
         D = cfg.dim
@@ -274,8 +265,6 @@ def to_codec_frames(d: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
 
 def aligner_tokens(phonemes: list[str]) -> list[str]:
     """The sequence the aligner aligns: an optional pause (`text.OPTIONAL_PAUSE`, between two words) is a pause."""
-    from corpus.features import PAUSE
-    from corpus.text import OPTIONAL_PAUSE
     return [PAUSE if p == OPTIONAL_PAUSE else p for p in phonemes]
 
 
@@ -283,8 +272,6 @@ def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: in
     """Resolve the optional pauses of an aligned sequence: one of ≥ min_frames frames (4 codec frames = 50 ms) is
     a pause the speaker made and becomes PAUSE; a shorter one is dropped, its frames split between the phonemes
     before and after it (the earlier one takes the odd frame). The total number of frames is unchanged."""
-    from corpus.features import PAUSE
-    from corpus.text import OPTIONAL_PAUSE
     out, d = [], []
     durations = np.asarray(durations, np.int64)
     carry = 0                                              # frames owed to the next phoneme
@@ -307,9 +294,9 @@ def drop_short_pauses(phonemes: list[str], durations: np.ndarray, min_frames: in
 
 def save(net: Aligner, path: Path, phonemes: list[str], front_end: str = ""):
     """Atomic checkpoint: weights, config, the phoneme inventory the IDs index and the text front end's name."""
-    from training.loop import save_checkpoint
-    save_checkpoint(Path(path), dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes),
-                                     front_end=front_end, model=net.state_dict()))
+    ck = dict(kind="aligner", config=asdict(net.cfg), phonemes=list(phonemes), front_end=front_end,
+              model=net.state_dict())
+    atomic_write(Path(path), lambda f: torch.save(ck, f))
 
 
 def load(path: Path) -> tuple[Aligner, list[str]]:
@@ -323,60 +310,8 @@ def load(path: Path) -> tuple[Aligner, list[str]]:
     return net.eval(), ck["phonemes"]
 
 
-def plot(net: Aligner, phonemes: list[str], ids: np.ndarray, wav: np.ndarray, out: Path, title: str = ""):
-    """The log-mel spectrogram with the hard alignment's phoneme boundaries and labels over it, and the soft
-    alignment A_soft (phonemes × frames) with the monotonic path on it, to `out` (png)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    mel = mel_frames(wav, net.cfg)
-    b = collate([(ids, mel)])
-    with torch.no_grad():
-        log_attn = net(b["phonemes"], b["phoneme_mask"], b["mel"], b["frame_mask"])
-    hard = hard_alignment(log_attn, b["phoneme_mask"], b["frame_mask"])[0]
-    d = hard.sum(0).long().numpy()
-    sec = net.cfg.hop / SAMPLE_RATE
-    T = mel.shape[1]
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(min(24, 2 + T * sec * 4), 6.5), sharex=True)
-    raw = log_mel(torch.as_tensor(np.asarray(wav, np.float32))[None], net.cfg.n_fft, net.cfg.hop, net.cfg.n_mels)[0]
-    a1.imshow(raw[:, :T].numpy(), origin="lower", aspect="auto", extent=(0, T * sec, 0, raw.shape[0]), cmap="magma")
-    starts = np.concatenate([[0], np.cumsum(d)])
-    for k, p in enumerate(phonemes):
-        a1.axvline(starts[k] * sec, color="white", lw=0.6)
-        a1.text((starts[k] + starts[k + 1]) / 2 * sec, raw.shape[0] * 0.9, p, color="white", ha="center",
-                fontsize=7, rotation=90)
-    a1.set_ylabel("mel bin")
-    a1.set_title(title or "alignment")
-    a2.imshow(log_attn[0].exp().T.numpy(), origin="lower", aspect="auto", extent=(0, T * sec, 0, len(phonemes)),
-              cmap="viridis")
-    a2.plot((np.arange(T) + 0.5) * sec, hard.argmax(1).numpy() + 0.5, color="red", lw=0.8)
-    a2.set_ylabel("phoneme index")
-    a2.set_xlabel("time (s)")
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Accuracy against known boundaries
-# ---------------------------------------------------------------------------------------------------------------
-def boundary_errors(pred_durations: list[np.ndarray], true_starts_s: list[np.ndarray], hop: int = HOP) -> dict:
-    """Phoneme boundary error of aligned durations against true start times (seconds), over every inner boundary
-    (the start of phonemes 2..N; the first start is 0 for both):
-        err_n = |hop · Σ_{m<n} d_m / sample_rate − s_n|
-    Returns mean and median in ms, share within 10/20/25 ms, and the number of boundaries."""
-    errs = []
-    for d, s in zip(pred_durations, true_starts_s):
-        starts = np.cumsum(np.asarray(d))[:-1] * hop / SAMPLE_RATE
-        errs.append(np.abs(starts - np.asarray(s, np.float64)[1:]) * 1000)
-    e = np.concatenate(errs) if errs else np.zeros(0)
-    return dict(mean_ms=float(e.mean()), median_ms=float(np.median(e)), within_10ms=float((e <= 10).mean()),
-                within_20ms=float((e <= 20).mean()), within_25ms=float((e <= 25).mean()), boundaries=int(len(e)))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Command line: fit on a prepared feature cache, measure against the toy corpus's exact eSpeak timings
+# The training items of a prepared cache
 # ---------------------------------------------------------------------------------------------------------------
 def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[list, list]:
     """(utterances, [(phoneme IDs, mel_frames)]) of one split of a prepared cache (`corpus/data.py prepare`) that keeps
@@ -398,93 +333,3 @@ def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[l
         with np.load(root / "feats" / f"{u['id']}.npz") as f:
             items.append((f["phonemes"].astype(np.int64), mel_frames(wav, cfg)))
     return utts, items
-
-
-def toy_true_starts(root, utts: list) -> list[np.ndarray]:
-    """Exact phoneme start times (s) of toy utterances, from eSpeak's phoneme events when re-rendered (rendering is
-    reproducible: `toy.synth`)."""
-    import json
-    from corpus import toy
-    voices = json.loads((Path(root) / "manifest.json").read_text())["voices"]
-    out = []
-    for u in utts:
-        _, rate, events = toy.synth(u["text"], toy.Voice(**voices[u["speaker"]]), u["seed"])
-        starts = np.array([s for _, s in toy.merge_pauses(events)], np.float64) / rate
-        starts[0] = 0.0
-        out.append(starts)
-    return out
-
-
-def main(argv=None) -> int:
-    import json
-    from training.loop import parse_overrides
-    p = argparse.ArgumentParser(description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fit", help="train an aligner on a cache's training split")
-    f.add_argument("--data", type=Path, required=True, help="a prepared cache with wavs (e.g. data/toy)")
-    f.add_argument("--out", type=Path, required=True, help="checkpoint to write (e.g. runs/aligner.pt)")
-    f.add_argument("--config", default="toy", choices=sorted(ALIGNER_PRESETS))
-    f.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    e = sub.add_parser("eval", help="boundary error against eSpeak's exact timings (toy corpus)")
-    e.add_argument("--ckpt", type=Path, required=True)
-    e.add_argument("--data", type=Path, required=True)
-    e.add_argument("--split", default="test", help="test = held-out voices (default)")
-    e.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
-    g = sub.add_parser("plot", help="plot the alignment of one recording and its transcript")
-    g.add_argument("--ckpt", type=Path, required=True)
-    g.add_argument("--wav", type=Path, required=True)
-    g.add_argument("--text", required=True, help="its transcript")
-    g.add_argument("--out", type=Path, required=True, help="png to write")
-    args, rest = p.parse_known_args(argv)
-    try:
-        if args.cmd == "fit":
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            (cfg,) = parse_overrides(rest, ALIGNER_PRESETS[args.config])
-            _, items = cache_items(args.data, "train", cfg)
-            phonemes = json.loads((args.data / "manifest.json").read_text())["phonemes"]
-            save(fit(items, phonemes, cfg), args.out, phonemes,
-                 json.loads((args.data / "manifest.json").read_text())["front_end"])
-            print(f"aligner: {args.out} ({len(items)} utterances, {cfg.steps} steps)")
-        elif args.cmd == "plot":
-            from corpus import features
-            from corpus.text import EnglishG2P, PhonemeSet, front_end, g2p_phonemes
-            net, inventory = load(args.ckpt)
-            if not net.front_end:
-                raise ValueError(f"{args.ckpt} does not name its text front end")
-            wav = features.load_audio(args.wav)
-            phonemes = aligner_tokens(g2p_phonemes(args.text, word_pauses=True) if net.front_end == EnglishG2P.name
-                                      else front_end(net.front_end)(args.text))
-            ids = np.asarray(PhonemeSet.from_list(inventory).encode(phonemes))
-            if len(wav) // net.cfg.hop < len(ids):
-                raise ValueError(f"{args.wav} is too short for {len(ids)} phonemes")
-            plot(net, phonemes, ids, wav, args.out, f"{args.wav.name}: {args.text}")
-            print(f"wrote {args.out}")
-        else:
-            if rest:
-                p.error(f"unrecognized arguments: {' '.join(rest)}")
-            net, phonemes = load(args.ckpt)
-            if phonemes != json.loads((args.data / "manifest.json").read_text())["phonemes"]:
-                raise ValueError(f"{args.ckpt} was fitted on another phoneme inventory than {args.data}'s")
-            utts, items = cache_items(args.data, args.split, net.cfg)
-            truth, native = toy_true_starts(args.data, utts), durations(net, items)
-            codec = [to_codec_frames(d, int(np.sum(d)) * net.cfg.hop // HOP, net.cfg.hop) for d in native]
-            rows = {f"aligner frames ({1000 * net.cfg.hop / SAMPLE_RATE:g} ms)": boundary_errors(native, truth,
-                                                                                             net.cfg.hop),
-                    f"codec frames ({1000 * HOP / SAMPLE_RATE:g} ms, as cached)": boundary_errors(codec, truth)}
-            print(f"{len(utts)} utterances of split {args.split!r}, {rows[next(iter(rows))]['boundaries']} phoneme "
-                  "boundaries, against eSpeak's exact phoneme events")
-            print("| durations in | mean | median | ≤ 10 ms | ≤ 20 ms | ≤ 25 ms |\n|---|---|---|---|---|---|")
-            for name, m in rows.items():
-                print(f"| {name} | {m['mean_ms']:.1f} ms | {m['median_ms']:.1f} ms | {m['within_10ms']:.0%} | "
-                      f"{m['within_20ms']:.0%} | {m['within_25ms']:.0%} |")
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=1))
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ formed in one place (`total_loss`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,21 +51,6 @@ class CodecConfig:
     @property
     def hop(self) -> int:
         return int(np.prod(self.strides))
-
-
-CONFIGS = {
-    "paper": CodecConfig(),                                                        # Table 11: ~27M generator
-    "libritts": CodecConfig(),                                                     # one GPU trains the paper size
-    "toy": CodecConfig(channels=16, dim=64, dilations=(1, 3), disc_channels=8),    # CPU, minutes to hours
-    "tiny": CodecConfig(channels=4, dim=16, n_q=4, codebook_size=32, dilations=(1,), disc_channels=4,
-                        periods=(2, 3), stft_ffts=(256,), mel_ffts=(256, 512)),    # tests
-}
-
-
-def make_config(name: str = "toy", **overrides) -> CodecConfig:
-    if name not in CONFIGS:
-        raise ValueError(f"unknown codec config {name!r}; choose from {sorted(CONFIGS)}")
-    return replace(CONFIGS[name], **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------------------

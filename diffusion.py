@@ -24,7 +24,7 @@ samplers ignore it).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -335,20 +335,6 @@ class DenoiserConfig:
     dropout: float = 0.2
     use_prompt: bool = True         # ablation "no prompt in diffusion": no attention, no FiLM
     use_query_attention: bool = True  # ablation "no query attention": layers attend to the prompt hiddens directly
-
-
-DENOISER_CONFIGS = {
-    "paper": DenoiserConfig(),
-    "libritts": DenoiserConfig(channels=256, layers=20, cond_dim=256, prompt_dim=256),
-    "toy": DenoiserConfig(latent_dim=64, channels=96, layers=12, cond_dim=64, prompt_dim=64, m=16, heads=4, dropout=0.1),
-    "tiny": DenoiserConfig(latent_dim=16, channels=16, layers=3, cond_dim=16, prompt_dim=16, m=4, heads=2, dropout=0.0),
-}
-
-
-def make_denoiser_config(name: str = "toy", **overrides) -> DenoiserConfig:
-    if name not in DENOISER_CONFIGS:
-        raise ValueError(f"unknown denoiser config {name!r}; choose from {sorted(DENOISER_CONFIGS)}")
-    return replace(DENOISER_CONFIGS[name], **overrides)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

@@ -51,16 +51,6 @@ class NS2Config:
     cfg_drop: float = 0.0               # beyond the paper: drop the prompt with this probability (classifier-free)
 
 
-def make_ns2_config(name: str = "toy", n_phonemes: int = 100, latent_dim: int | None = None) -> NS2Config:
-    """The presets of each component under one name; n_phonemes / latent_dim come from the data and the codec."""
-    den = D.make_denoiser_config(name)
-    den = replace(den, latent_dim=latent_dim or den.latent_dim)
-    pri = P.make_prior_config(name, n_phonemes=n_phonemes)
-    small = dict(prompt_layers=pri.enc_layers, prompt_heads=pri.enc_heads, prompt_ffn=pri.enc_ffn,
-                 prompt_kernel=pri.enc_kernel, prompt_dropout=pri.enc_dropout)
-    return NS2Config(prior=pri, denoiser=den, **({} if name == "paper" else small))
-
-
 @torch.no_grad()
 def latent_stats(rvq: ResidualVQ, codes_batches) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and std of z = Σ_j C_j[i_j] over an iterable of (codes (B, R, T), mask (B, T))."""

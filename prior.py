@@ -25,7 +25,7 @@ real position: attention masks padded keys, convs see zeros at padded positions,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import math
 
 import torch
@@ -52,28 +52,6 @@ class PriorConfig:
     pitch_bins: int = 0            # 0: pitch enters c linearly (1×1 conv of log-F0); > 0: an embedding of log-F0
     pitch_min_hz: float = 40.0     # ... quantized into `pitch_bins` log-spaced bins between these (FastSpeech 2's
     pitch_max_hz: float = 800.0    # pitch embedding; the paper only says pitch is "added"): BinnedPitchEmbedding
-
-
-PRIOR_CONFIGS = {
-    "paper": PriorConfig(),                                       # Table 11: 72M + 34M + 50M
-    "libritts": PriorConfig(dim=256, enc_layers=4, enc_heads=4, enc_ffn=1024, pred_convs=12, pred_heads=4,
-                            prompt_dim=256),                      # one GPU: 11.6M + 3.4M + 5.0M
-    "toy": PriorConfig(dim=64, enc_layers=2, enc_heads=2, enc_ffn=256, pred_convs=6, pred_attn_every=3,
-                       pred_heads=2, prompt_dim=64),              # CPU, minutes
-    "tiny": PriorConfig(dim=16, enc_layers=1, enc_heads=2, enc_ffn=32, pred_convs=3, pred_attn_every=3,
-                        pred_heads=2, prompt_dim=16),             # tests
-}
-
-
-def make_prior_config(name: str = "toy", **overrides) -> PriorConfig:
-    if name not in PRIOR_CONFIGS:
-        raise ValueError(f"unknown prior config {name!r}; choose from {sorted(PRIOR_CONFIGS)}")
-    return replace(PRIOR_CONFIGS[name], **overrides)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters (works on modules built on the meta device)."""
-    return sum(p.numel() for p in module.parameters())
 
 
 # ---------------------------------------------------------------------------------------------------------------

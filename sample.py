@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import math
 import os
 import re
@@ -168,7 +167,7 @@ class Synthesizer:
         if not codec_path.is_file():
             raise UserError(f"codec checkpoint {codec_path} not found: pass --codec (the codec this model was "
                             f"trained on)", EXIT_CKPT)
-        if info.get("sha256") and hashlib.sha256(codec_path.read_bytes()).hexdigest()[:16] != info["sha256"]:
+        if info.get("sha256") and features.file_hash(codec_path) != info["sha256"]:
             raise UserError(f"{codec_path} is not the codec this model was trained on (sha256 {info['sha256']}...)",
                             EXIT_CKPT)
         try:

@@ -31,12 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus import libritts
-from corpus import toy
-from corpus import toy_text
+from corpus import libritts, toy, toy_text
+from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, file_hash, load_audio,
+                             load_features, run_pool, save_features, write_wav)
 from corpus.text import PhonemeSet, TextError
-from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, load_audio, load_features,
-                      run_pool, save_features, write_wav)
 
 
 
@@ -190,7 +188,6 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
     and the codebooks (§3.1), as the paper stores IDs, not continuous latents. Resumable: files already encoded by
     the same checkpoint are skipped; a different checkpoint re-encodes everything.
     """
-    import hashlib
     import torch
     from tqdm import tqdm
     import codec as codec_lib
@@ -198,7 +195,7 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
     model = codec_lib.load_codec(ckpt, device)
     if model.cfg.hop != HOP or model.cfg.sample_rate != SAMPLE_RATE:
         raise ValueError(f"{ckpt}: codec hop/rate {model.cfg.hop}/{model.cfg.sample_rate} != cache {HOP}/{SAMPLE_RATE}")
-    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16]
+    sha = file_hash(ckpt)
     manifest = read_manifest(root)
     for u in tqdm(manifest["utterances"], desc="encode", unit="utt"):
         path = root / "feats" / f"{u['id']}.npz"
@@ -414,8 +411,9 @@ def main(argv=None):
                 splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
                 manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits)
             else:
-                manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs,
-                                            [f"--{kv}" for kv in args.aligner],
+                from training.presets import parse_overrides, preset
+                (aligner,) = parse_overrides([f"--{kv}" for kv in args.aligner], preset("libritts").aligner)
+                manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs, aligner,
                                             device=args.device or ("cuda" if __import__("torch").cuda.is_available()
                                                                    else "cpu"))
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):

@@ -102,6 +102,12 @@ def atomic_write(path: Path, write):
         raise
 
 
+def file_hash(path) -> str:
+    """The first 16 hex digits of a file's SHA-256: how a cache, a checkpoint and a run name the codec they came from."""
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Anti-aliased polyphase resampling (scipy's Kaiser-windowed FIR); float in, float32 out."""
     if sr_in == sr_out:

@@ -184,13 +184,12 @@ def anchor_items(n: int, cfg, jobs=None) -> list:
     return [(ids, mel) for ids, mel in items if mel.shape[1] >= len(ids)]
 
 
-def fit_aligner(utts: list[dict], scanned: dict, out: Path, jobs=None, overrides=(), max_utts: int = 5000,
+def fit_aligner(utts: list[dict], scanned: dict, out: Path, cfg, jobs=None, max_utts: int = 5000,
                 device: str = "cpu"):
-    """Fit the built-in aligner on (up to `max_utts` of) the training utterances and `anchor_items`; out/aligner.pt."""
+    """Fit the built-in aligner of config `cfg` (align.AlignerConfig) on (up to `max_utts` of) the training
+    utterances and `anchor_items`; out/aligner.pt."""
     import align
     import torch
-    from training.loop import parse_overrides
-    (cfg,) = parse_overrides(list(overrides), align.ALIGNER_PRESETS["libritts"])
     pset = inventory()
     train = [u for u in utts if u["split"] == "train" and "phonemes" in scanned[u["id"]]]
     if not train:
@@ -251,9 +250,10 @@ def hold_out_valid(utts: list[dict], speakers: int = 32):
 
 
 def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
-            aligner_overrides=(), device: str = "cpu") -> dict:
-    """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py). `device`: where the
-    aligner is fitted (its durations are computed on the CPU, in the feature workers)."""
+            aligner=None, device: str = "cpu") -> dict:
+    """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py). `aligner`: the
+    AlignerConfig of the built-in aligner (default: the `libritts` preset's); `device`: where it is fitted (its
+    durations are computed on the CPU, in the feature workers)."""
     if root is None:
         raise ValueError("--corpus libritts needs --root (the LibriTTS folder)")
     if textgrids is not None and not Path(textgrids).is_dir():
@@ -275,7 +275,10 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         ckpt = out / "aligner.pt"
         t_fit = time.time()
         if not ckpt.exists():
-            fit_aligner(utts, scanned, out, jobs, aligner_overrides, device=device)
+            if aligner is None:
+                from training.presets import preset
+                aligner = preset("libritts").aligner
+            fit_aligner(utts, scanned, out, aligner, jobs, device=device)
         t_fit = time.time() - t_fit
         source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
     todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import codec
+from training import presets
 
 
 # dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU = achieved / peak
@@ -45,7 +46,7 @@ def _time(fn, repeats: int, warmup: int = 1, device: str = "cpu") -> float:
 def bench_codec(configs, device: str, seconds: float, batch: int, repeats: int) -> list[dict]:
     rows = []
     for name in configs:
-        cfg = codec.make_config(name)
+        cfg = presets.preset(name).codec
         model = codec.Codec(cfg).to(device)
         disc = codec.Discriminators(cfg).to(device)
         x = (torch.randn(1, int(seconds * cfg.sample_rate)) * 0.1).to(device)
@@ -94,7 +95,7 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
     import resource
     import model as ns2
     torch.manual_seed(0)
-    cfg = ns2.make_ns2_config(name, n_phonemes=84, latent_dim={"tiny": 16, "toy": 64}.get(name, 256))
+    cfg = presets.model_config(name, n_phonemes=84, latent_dim={"tiny": 16, "toy": 64}.get(name, 256))
     R, V = (4, 32) if name == "tiny" else (16, 1024)
     net = ns2.NaturalSpeech2(cfg, torch.randn(R, V, cfg.denoiser.latent_dim) * 0.3).to(device)
     N = frames // 6
@@ -159,7 +160,7 @@ def bench_loader(cache, workers: list[int], batch_size: int, frames_per_batch: i
         rows.append(dict(workers=w, first_s=t_first, frames_per_s=real / total, padded_share=1 - real / padded,
                          batches_per_s=steps / total))
     m = ds.manifest
-    cfg = ns2.make_ns2_config(config, n_phonemes=len(m["phonemes"]), latent_dim=m["codec"]["dim"])
+    cfg = presets.model_config(config, n_phonemes=len(m["phonemes"]), latent_dim=m["codec"]["dim"])
     net = ns2.NaturalSpeech2(cfg, torch.randn(m["codec"]["n_q"], m["codec"]["codebook_size"], m["codec"]["dim"]) * 0.3)
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), 1e-4)
@@ -190,7 +191,8 @@ STEP_SHAPES = {
 }
 
 # Runs inside the tree being measured (cwd and PYTHONPATH), so that it times that tree's code; it uses only the API
-# every version of model.py has (make_ns2_config, NaturalSpeech2, loss).
+# every version has (NaturalSpeech2, loss; the preset's config from training.presets, or in older trees from
+# model.make_ns2_config).
 STEP_SNIPPET = r"""
 import json, statistics, sys, time
 import torch
@@ -198,8 +200,12 @@ from dataclasses import replace
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
 import model as ns2
+try:
+    from training.presets import model_config
+except ImportError:
+    model_config = ns2.make_ns2_config
 torch.manual_seed(0)
-cfg = ns2.make_ns2_config(a["config"], n_phonemes=84, latent_dim=a["latent_dim"])
+cfg = model_config(a["config"], n_phonemes=84, latent_dim=a["latent_dim"])
 cfg = replace(cfg, prior=replace(cfg.prior, **a["prior"]), denoiser=replace(cfg.denoiser, **a["denoiser"]), **a["top"])
 net = ns2.NaturalSpeech2(cfg, torch.randn(16, 1024, a["latent_dim"]) * 0.3)
 B, T, N = a["batch"], a["frames"], a["phonemes"]
@@ -322,7 +328,6 @@ def main(argv=None):
         print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
         return 0
     if args.what == "step":
-        from pathlib import Path
         here = Path(__file__).resolve().parents[1]
         trees = {}
         if args.against:

@@ -310,12 +310,13 @@ def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str =
                    n_wavs: int = 3) -> dict:
     """Reconstruct each (id, wav) clip with the first n quantizers for every n in `n_qs`.
 
-    Returns {"rows": [{n_q, kbps, mel, si_sdr, pesq, stoi}], "perplexity": [...], "dead": [...]} where the
-    bitrate is n · log2(V) · frames/s, perplexity is per quantizer over all clips' codes (at full R), and "dead"
-    is each quantizer's fraction of codes never used on these clips. Writes a few wavs to out_dir if given.
+    Returns {"rows": [{n_q, kbps, mel, si_sdr, pesq, stoi}], "perplexity": [...], "dead": [...], "audio": {...}}
+    where the bitrate is n · log2(V) · frames/s, perplexity is per quantizer over all clips' codes (at full R),
+    "dead" is each quantizer's fraction of codes never used on these clips, and "audio" holds the first `n_wavs`
+    reconstructions at each n ({"<id>_R<n>": waveform}), also written to out_dir if given.
     """
     import soundfile as sf
-    cfg, rows, ids_all = model.cfg, [], []
+    cfg, rows, ids_all, audio = model.cfg, [], [], {}
     frames_per_s = cfg.sample_rate / cfg.hop
     for n in n_qs:
         per_clip = []
@@ -325,6 +326,8 @@ def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str =
             per_clip.append(codec_metrics(wav, rec))
             if n == cfg.n_q:
                 ids_all.append(ids)
+            if k < n_wavs:
+                audio[f"{uid}_R{n}"] = rec
             if out_dir is not None and k < n_wavs:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 sf.write(out_dir / f"{prefix}{uid}_R{n}.wav", rec, cfg.sample_rate)
@@ -334,7 +337,7 @@ def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str =
     ids = torch.cat(ids_all, -1) if ids_all else model.encode(torch.from_numpy(clips[0][1])[None].to(device))[1]
     used = [len(torch.unique(ids[:, j])) for j in range(ids.shape[1])]
     return dict(rows=rows, perplexity=[round(float(p), 1) for p in model.rvq.perplexity(ids)],
-                dead=[round(1 - u / cfg.codebook_size, 3) for u in used])
+                dead=[round(1 - u / cfg.codebook_size, 3) for u in used], audio=audio)
 
 
 def format_codec_table(result: dict) -> str:

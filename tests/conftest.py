@@ -23,14 +23,14 @@ def toy_cache(tmp_path_factory):
 def encoded_cache(toy_cache, tmp_path_factory):
     """The tiny toy cache with codes from a tiny codec trained for 2 steps."""
     import shutil
-    import codec
     from corpus import data
     import train
+    from training import codec_stage, presets
     root = tmp_path_factory.mktemp("ldm")
     cache = root / "cache"
     shutil.copytree(toy_cache, cache)
-    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train.train_codec(codec.make_config("tiny"), tcfg, cache, root / "codec_run", progress=False)
+    tcfg = presets.CodecTrainConfig(**{**vars(presets.preset("tiny").codec_train), "steps": 2, "val_every": 100})
+    codec_stage.train_codec(presets.preset("tiny").codec, tcfg, cache, root / "codec_run", progress=False)
     train.export(root / "codec_run" / "last.pt", root / "codec.pt")
     data.encode_cache(cache, root / "codec.pt")
     return cache, root / "codec.pt"
@@ -46,10 +46,11 @@ def tiny_tts(encoded_cache, tmp_path_factory):
     from corpus import toy
     import train
     from training import ldm_stage as train_ldm
+    from training import presets
     cache, codec_ckpt = encoded_cache
     root = tmp_path_factory.mktemp("tts")
-    tcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train_ldm.train_ldm("tiny", tcfg, cache, codec_ckpt, root / "run", progress=False)
+    tcfg = presets.LDMTrainConfig(**{**vars(presets.preset("tiny").ldm_train), "steps": 2, "val_every": 100})
+    train_ldm.train_ldm(train_ldm.LDMJob("tiny", cache, codec_ckpt, root / "run"), tcfg, progress=False)
     # 2 steps teach the duration predictor nothing (it predicts 0 frames, see the next test): stand in for a
     # trained one by setting its output bias to log(4 + 1), i.e. 4 frames (50 ms) per phoneme
     ck = torch.load(root / "run" / "last.pt", weights_only=True)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import align
+from training.presets import preset
 
 
 def monotonic_paths(T, N):
@@ -64,7 +65,7 @@ def test_bin_loss_closed_form():
 
 
 def test_mel_frames_shape_and_normalisation():
-    cfg = align.ALIGNER_PRESETS["tiny"]
+    cfg = preset("tiny").aligner
     wav = np.random.default_rng(0).standard_normal(200 * 30 + 57).astype(np.float32) * 0.1
     m = align.mel_frames(wav, cfg)
     assert m.shape == (cfg.n_mels, 30)
@@ -94,7 +95,7 @@ def test_the_aligner_learns_a_known_alignment():
     torch.set_num_threads(1)
     train, _ = synthetic_corpus(64, 0)
     test, truth = synthetic_corpus(16, 1)
-    cfg = replace(align.ALIGNER_PRESETS["tiny"], n_mels=12, dim=32, batch_size=8, steps=200, lr=1e-2)
+    cfg = replace(preset("tiny").aligner, n_mels=12, dim=32, batch_size=8, steps=200, lr=1e-2)
     net = align.fit(train, 8, cfg, progress=False)
     pred = align.durations(net, test)
     assert all(p.sum() == t.sum() and (p >= 1).all() for p, t in zip(pred, truth))
@@ -105,11 +106,11 @@ def test_the_aligner_learns_a_known_alignment():
 def test_fit_refuses_items_shorter_than_their_phonemes():
     items = [(np.array([1, 2, 3]), torch.zeros(12, 2))]
     with pytest.raises(ValueError, match="fewer frames than phonemes"):
-        align.fit(items, 4, align.ALIGNER_PRESETS["tiny"], progress=False)
+        align.fit(items, 4, preset("tiny").aligner, progress=False)
 
 
 def test_checkpoint_round_trip(tmp_path):
-    net = align.Aligner(5, align.ALIGNER_PRESETS["tiny"])
+    net = align.Aligner(5, preset("tiny").aligner)
     align.save(net, tmp_path / "a.pt", ["_", "a", "b", "c", "d"])
     back, phonemes = align.load(tmp_path / "a.pt")
     assert phonemes == ["_", "a", "b", "c", "d"]
@@ -137,7 +138,7 @@ def test_drop_short_pauses_keeps_long_ones_and_the_total():
 
 def test_shared_stress_embeddings():
     from dataclasses import replace
-    cfg = replace(align.ALIGNER_PRESETS["tiny"], share_stress=True)
+    cfg = replace(preset("tiny").aligner, share_stress=True)
     net = align.Aligner(["_", "AH0", "AH1", "B", "ˈiə", "iə"], cfg)
     assert net.embed.num_embeddings == 4 and net.stress_embed.num_embeddings == 4     # _ AH B iə; '' 0 1 ˈ
     e = lambda i: net.embed(net.base_of[i]) + net.stress_embed(net.stress_of[i])

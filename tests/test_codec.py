@@ -11,15 +11,18 @@ import codec
 from evaluation import metrics
 from corpus import toy
 import train
-from training import loop as trainer
+from dataclasses import replace
+from training import loop
 
 from pathlib import Path
 from corpus import features
+from training.presets import CodecTrainConfig, preset
+from training.codec_stage import lr_at, train_codec
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_paper_config_has_27M_parameters():
-    m = codec.Codec(codec.make_config("paper"))
+    m = codec.Codec(preset("paper").codec)
     n = codec.count_parameters(m) + m.rvq.codebooks.numel()             # encoder + decoder + codebooks
     assert abs(n / 27e6 - 1) < 0.15, n
     assert m.cfg.hop == 200 and (m.cfg.n_q, m.cfg.codebook_size, m.cfg.dim) == (16, 1024, 256)
@@ -27,7 +30,7 @@ def test_paper_config_has_27M_parameters():
 
 @pytest.mark.parametrize("length", [16000, 16037, 199, 1, 400])
 def test_shapes_for_odd_lengths(length):
-    m = codec.Codec(codec.make_config("tiny")).eval()
+    m = codec.Codec(preset("tiny").codec).eval()
     x = torch.randn(2, length) * 0.1
     T = -(-length // 200)                                                # ceil: the tail is zero-padded
     z, ids = m.encode(x)
@@ -51,7 +54,7 @@ def test_down_and_up_blocks_are_exact_inverses_in_shape():
     (lambda: torch.randn(800), None, "batch"),
 ])
 def test_bad_inputs(make, sr, message):
-    m = codec.Codec(codec.make_config("tiny"))
+    m = codec.Codec(preset("tiny").codec)
     with pytest.raises(ValueError, match=message):
         m.encode(make(), sample_rate=sr)
 
@@ -67,7 +70,7 @@ def test_overfits_one_clip():
     """Mel distance of the reconstruction falls by more than 5x in 400 CPU steps (about 10 s)."""
     torch.manual_seed(0)
     x = speech_clip()
-    cfg = codec.make_config("tiny", channels=8, n_q=8, codebook_size=128, dilations=(1, 3))
+    cfg = replace(preset("tiny").codec, channels=8, n_q=8, codebook_size=128, dilations=(1, 3))
     m = codec.Codec(cfg)
     opt = torch.optim.Adam(m.parameters(), 5e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 400, 1e-4)
@@ -90,7 +93,7 @@ def test_overfits_one_clip():
 
 
 def test_generator_losses_dict_and_total():
-    cfg = codec.make_config("tiny")
+    cfg = preset("tiny").codec
     m, d = codec.Codec(cfg), codec.Discriminators(cfg)
     x = torch.randn(2, 4000) * 0.1
     losses = codec.generator_losses(cfg, x, m(x), d)
@@ -103,7 +106,7 @@ def test_generator_losses_dict_and_total():
 
 
 def tiny_train_config(**kw):
-    return train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "min_lr_ratio": 1.0, **kw})
+    return CodecTrainConfig(**{**vars(preset("tiny").codec_train), "min_lr_ratio": 1.0, **kw})
 
 
 def log_rows(path):
@@ -111,10 +114,10 @@ def log_rows(path):
 
 
 def test_resume_gives_bit_identical_next_step(toy_cache, tmp_path):
-    cfg = codec.make_config("tiny")
-    train.train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path / "a", progress=False)
-    train.train_codec(cfg, tiny_train_config(steps=3, val_every=100), toy_cache, tmp_path / "b", progress=False)
-    train.train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path / "b", resume=True,
+    cfg = preset("tiny").codec
+    train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path / "a", progress=False)
+    train_codec(cfg, tiny_train_config(steps=3, val_every=100), toy_cache, tmp_path / "b", progress=False)
+    train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path / "b", resume=True,
                       progress=False)
     a, b = log_rows(tmp_path / "a" / "log.jsonl"), log_rows(tmp_path / "b" / "log.jsonl")
     strip = lambda r: {k: v for k, v in r.items() if k != "sec"}
@@ -126,24 +129,24 @@ def test_resume_gives_bit_identical_next_step(toy_cache, tmp_path):
 
 
 def test_nan_loss_stops_without_writing(toy_cache, tmp_path, monkeypatch):
-    cfg = codec.make_config("tiny")
-    train.train_codec(cfg, tiny_train_config(steps=2, val_every=100), toy_cache, tmp_path, progress=False)
+    cfg = preset("tiny").codec
+    train_codec(cfg, tiny_train_config(steps=2, val_every=100), toy_cache, tmp_path, progress=False)
     before = (tmp_path / "last.pt").read_bytes()
     real = codec.total_loss
     monkeypatch.setattr(codec, "total_loss", lambda c, l: real(c, l) * float("nan"))
-    with pytest.raises(trainer.NonFiniteLoss, match="non-finite codec loss at step 2"):
-        train.train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path, resume=True,
+    with pytest.raises(loop.NonFiniteLoss, match="non-finite codec loss at step 2"):
+        train_codec(cfg, tiny_train_config(steps=4, val_every=100), toy_cache, tmp_path, resume=True,
                           progress=False)
     assert (tmp_path / "last.pt").read_bytes() == before
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_init_starts_from_an_exported_codec(toy_cache, tmp_path):
-    cfg = codec.make_config("tiny")
-    train.train_codec(cfg, tiny_train_config(steps=2, val_every=100), toy_cache, tmp_path / "a", progress=False)
+    cfg = preset("tiny").codec
+    train_codec(cfg, tiny_train_config(steps=2, val_every=100), toy_cache, tmp_path / "a", progress=False)
     train.export(tmp_path / "a" / "last.pt", tmp_path / "a.pt")
     start = codec.load_codec(tmp_path / "a.pt")
-    train.train_codec(cfg, tiny_train_config(steps=1, val_every=100, lr=0.0), toy_cache, tmp_path / "b",
+    train_codec(cfg, tiny_train_config(steps=1, val_every=100, lr=0.0), toy_cache, tmp_path / "b",
                       progress=False, init=tmp_path / "a.pt")
     after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     weights = [k for k in after if not k.startswith("rvq.")]
@@ -151,16 +154,16 @@ def test_init_starts_from_an_exported_codec(toy_cache, tmp_path):
     c0, c1 = start.rvq.codebooks[0], after["rvq.codebooks"][0]                         # one EMA step, not a jump
     moved = (c1 - c0).norm(dim=-1) / c0.norm(dim=-1)
     assert moved.median() < 0.1, moved.median()
-    fresh = codec.make_config("tiny")
+    fresh = preset("tiny").codec
     fresh.dim = fresh.dim * 2
     with pytest.raises(ValueError, match="another model config"):
-        train.train_codec(fresh, tiny_train_config(steps=1), toy_cache, tmp_path / "c", progress=False,
+        train_codec(fresh, tiny_train_config(steps=1), toy_cache, tmp_path / "c", progress=False,
                           init=tmp_path / "a.pt")
 
 
 def test_export_and_load(toy_cache, tmp_path):
-    cfg = codec.make_config("tiny")
-    train.train_codec(cfg, tiny_train_config(steps=2, val_every=2), toy_cache, tmp_path, progress=False)
+    cfg = preset("tiny").codec
+    train_codec(cfg, tiny_train_config(steps=2, val_every=2), toy_cache, tmp_path, progress=False)
     train.export(tmp_path / "last.pt", tmp_path / "codec.pt")
     full, small = codec.load_codec(tmp_path / "last.pt"), codec.load_codec(tmp_path / "codec.pt")
     x = torch.randn(1, 2000) * 0.1
@@ -198,9 +201,9 @@ def test_train_cli_user_errors(args, message):
 
 
 def test_lr_schedule():
-    t = train.CodecTrainConfig(lr=1.0, warmup_steps=10, steps=110, min_lr_ratio=0.1)
-    assert train.lr_at(0, t) == pytest.approx(0.1) and train.lr_at(9, t) == pytest.approx(1.0)
-    assert train.lr_at(60, t) == pytest.approx(0.55) and train.lr_at(110, t) == pytest.approx(0.1)
+    t = CodecTrainConfig(lr=1.0, warmup_steps=10, steps=110, min_lr_ratio=0.1)
+    assert lr_at(0, t) == pytest.approx(0.1) and lr_at(9, t) == pytest.approx(1.0)
+    assert lr_at(60, t) == pytest.approx(0.55) and lr_at(110, t) == pytest.approx(0.1)
 
 
 def test_encode_adds_codes_to_the_cache(toy_cache, tmp_path):
@@ -208,8 +211,8 @@ def test_encode_adds_codes_to_the_cache(toy_cache, tmp_path):
     from corpus import data
     cache = tmp_path / "cache"
     shutil.copytree(toy_cache, cache)
-    cfg = codec.make_config("tiny")
-    train.train_codec(cfg, tiny_train_config(steps=2, val_every=100), cache, tmp_path / "run", progress=False)
+    cfg = preset("tiny").codec
+    train_codec(cfg, tiny_train_config(steps=2, val_every=100), cache, tmp_path / "run", progress=False)
     train.export(tmp_path / "run" / "last.pt", tmp_path / "codec.pt")
     info = data.encode_cache(cache, tmp_path / "codec.pt")
     assert info["n_q"] == 4 and data.read_manifest(cache)["codec"]["sha256"] == info["sha256"]

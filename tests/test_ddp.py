@@ -52,7 +52,7 @@ def test_two_ranks_of_batch_b_give_the_gradient_of_one_rank_of_2b(toy_cache, tmp
 
 def test_codec_training_under_torchrun_keeps_the_ranks_equal(toy_cache, tmp_path):
     """The real loop with 2 ranks, adversarial losses included: every checkpoint checks that the ranks' weights are
-    identical (trainer.check_in_sync raises otherwise), and it holds every rank's RNG state."""
+    identical (training/loop.py's check_in_sync raises otherwise), and it holds every rank's RNG state."""
     torchrun(["codec", "--config", "tiny", "--data", str(toy_cache), "--device", "cpu", "--steps=4", "--adv_start=2",
               "--ckpt_every=2", "--val_every=100", "--batch_size=1", "--out", str(tmp_path / "run")])
     assert len(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["rng"]) == 2

@@ -5,6 +5,7 @@ import numpy as np
 
 from evaluation import demo_section5 as demo5
 import sample
+from training.presets import preset
 
 
 def test_add_noise_hits_the_snr():
@@ -47,7 +48,7 @@ def test_pitch_from_on_the_tiny_model(tiny_tts, toy_cache, tmp_path):
     import align
     root, codec_ckpt = tiny_tts
     synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
-    cfg = align.ALIGNER_PRESETS["tiny"]
+    cfg = preset("tiny").aligner
     _, items = align.cache_items(toy_cache, "train", cfg, limit=4)
     net = align.fit(items, synth.phoneme_set.to_list(), cfg, progress=False)
     res = demo5.run_pitch_from(synth, toy_cache, tmp_path, net, voices=1, steps=1)

@@ -5,6 +5,9 @@ import pytest
 import torch
 
 import diffusion as D
+from dataclasses import replace
+
+from training.presets import preset
 
 CFG = D.SDEConfig()
 MU = torch.tensor([1.5, -0.5]).reshape(1, 2, 1)          # data z_0 ~ N(μ, s² I), per dimension
@@ -162,7 +165,7 @@ def test_start_noise_temperature_and_grid():
 # ----------------------------------------------------------------------------- the WaveNet denoiser (Fig. 4)
 def tiny_wavenet(**kw):
     torch.manual_seed(0)
-    net = D.WaveNet(D.make_denoiser_config("tiny", **kw)).eval()
+    net = D.WaveNet(replace(preset("tiny").model.denoiser, **kw)).eval()
     with torch.no_grad():                      # FiLM starts as the identity: make the prompt path matter
         for layer in net.layers:
             if layer.film is not None:
@@ -182,7 +185,7 @@ def wavenet_inputs(B=2, T=20, Tp=7):
 
 def test_paper_wavenet_size():
     with torch.device("meta"):
-        net = D.WaveNet(D.make_denoiser_config("paper"))
+        net = D.WaveNet(preset("paper").model.denoiser)
     n = sum(p.numel() for p in net.parameters())
     assert abs(n / 183e6 - 1) < 0.15, n
     assert sum(layer.film is not None for layer in net.layers) == 13          # Table 11: 13 attention layers

@@ -11,6 +11,10 @@ from corpus import libritts
 from corpus import toy
 from corpus.text import OPTIONAL_PAUSE, g2p_phonemes, phonemize_en, PUNCTUATION
 from corpus import features
+from dataclasses import replace
+from training.presets import preset
+
+TINY_LIBRITTS_ALIGNER = replace(preset("libritts").aligner, steps=10, dim=16, anchor_utts=0)
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -157,7 +161,7 @@ def real_with_broken(tmp_path_factory):
 def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real_with_broken, tmp_path):
     root, reasons = real_with_broken
     manifest = libritts.prepare(root, tmp_path, ["train-clean-100", "test-clean"], jobs=1,
-                                aligner_overrides=["--steps=30", "--dim=32", "--anchor_utts=3"])
+                                aligner=replace(preset("libritts").aligner, steps=30, dim=32, anchor_utts=3))
     got = {s["id"]: s["reason"] for s in manifest["skipped"]}
     assert set(got) == set(reasons)
     expect = dict(unreadable="cannot read", empty_audio="empty", nonfinite="NaN", no_transcript="transcript",
@@ -173,22 +177,22 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
         assert [p for p in got if p != features.PAUSE] == [p for p in full if p not in (features.PAUSE, OPTIONAL_PAUSE)]
         assert got.count(features.PAUSE) >= g2p_phonemes(u["text"]).count(features.PAUSE)   # optional ones kept or not
     assert (tmp_path / "aligner.pt").exists()
-    import align
+    from evaluation import alignment
     u = manifest["utterances"][0]
-    assert align.main(["plot", "--ckpt", str(tmp_path / "aligner.pt"), "--wav", u["wav"], "--text", u["text"],
-                       "--out", str(tmp_path / "alignment.png")]) == 0
+    assert alignment.main(["plot", "--ckpt", str(tmp_path / "aligner.pt"), "--wav", u["wav"], "--text", u["text"],
+                           "--out", str(tmp_path / "alignment.png")]) == 0
     assert (tmp_path / "alignment.png").stat().st_size > 10_000
 
 
 def test_prepare_resumes_where_it_stopped(tmp_path):
     subsets = ["train-clean-100", "test-clean"]
-    first = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
+    first = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner=TINY_LIBRITTS_ALIGNER)
     aligner_mtime = (tmp_path / "aligner.pt").stat().st_mtime_ns
     victim = first["utterances"][3]["id"]
     (tmp_path / "feats" / f"{victim}.npz").unlink()                           # interrupted in the features stage
     with open(tmp_path / "scan.jsonl", "a") as f:
         f.write('{"id": "cut sh')                                              # ... and a scan line cut short
-    again = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
+    again = libritts.prepare(REAL, tmp_path, subsets, jobs=1, aligner=TINY_LIBRITTS_ALIGNER)
     assert (tmp_path / "aligner.pt").stat().st_mtime_ns == aligner_mtime     # the fitted aligner is kept
     assert [u["id"] for u in again["utterances"]] == [u["id"] for u in first["utterances"]]
     assert (tmp_path / "feats" / f"{victim}.npz").exists()
@@ -204,21 +208,21 @@ def test_real_speech_end_to_end_on_tiny_configs(tmp_path):
     """The real-speech recipe on the fixture: prepare (g2p_en + built-in aligner) -> codec -> encode -> ldm -> sample,
     each stage on its `tiny` config for a few steps."""
     import soundfile as sf
-    import codec
     import sample
     import train
+    from training import codec_stage, presets
     from training import ldm_stage as train_ldm
     cache = tmp_path / "cache"
     manifest = libritts.prepare(REAL, cache, ["train-clean-100", "test-clean"], jobs=1,
-                                aligner_overrides=["--steps=10", "--dim=16", "--anchor_utts=0"])
+                                aligner=TINY_LIBRITTS_ALIGNER)
     data.write_manifest(cache, manifest)
     assert {u["split"] for u in manifest["utterances"]} == {"train", "valid", "test"}     # valid held out of train
-    tcfg = train.CodecTrainConfig(**{**vars(train.TRAIN_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train.train_codec(codec.make_config("tiny"), tcfg, cache, tmp_path / "codec_run", progress=False)
+    tcfg = presets.CodecTrainConfig(**{**vars(presets.preset("tiny").codec_train), "steps": 2, "val_every": 100})
+    codec_stage.train_codec(presets.preset("tiny").codec, tcfg, cache, tmp_path / "codec_run", progress=False)
     train.export(tmp_path / "codec_run" / "last.pt", tmp_path / "codec.pt")
     data.encode_cache(cache, tmp_path / "codec.pt")
-    lcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 2, "val_every": 100})
-    train_ldm.train_ldm("tiny", lcfg, cache, tmp_path / "codec.pt", tmp_path / "ldm_run", progress=False)
+    lcfg = presets.LDMTrainConfig(**{**vars(presets.preset("tiny").ldm_train), "steps": 2, "val_every": 100})
+    train_ldm.train_ldm(train_ldm.LDMJob("tiny", cache, tmp_path / "codec.pt", tmp_path / "ldm_run"), lcfg, progress=False)
     train.export(tmp_path / "ldm_run" / "last.pt", tmp_path / "ldm.pt")
     prompt = next(REAL.glob("test-clean/*/1/*.wav"))
     code = sample.main(["--ckpt", str(tmp_path / "ldm.pt"), "--codec", str(tmp_path / "codec.pt"), "--text",

@@ -5,11 +5,12 @@ import torch
 
 import model as M
 from rvq import ResidualVQ
+from training import presets
 
 
 def tiny_model(**kw):
     torch.manual_seed(0)
-    cfg = M.make_ns2_config("tiny", n_phonemes=12, latent_dim=16)
+    cfg = presets.model_config("tiny", n_phonemes=12, latent_dim=16)
     cfg = M.replace(cfg, prompt_min_frames=8, **kw) if kw else M.replace(cfg, prompt_min_frames=8)
     codebooks = torch.randn(4, 32, 16) * torch.tensor([1.0, 0.5, 0.25, 0.125])[:, None, None]
     return M.NaturalSpeech2(cfg, codebooks)
@@ -76,7 +77,7 @@ def test_prompt_span_is_cut_out_of_the_target(monkeypatch):
 def test_overfits_one_utterance():
     """The whole model memorises one utterance: the latent MSE (data term) falls to under 5% of its start."""
     torch.manual_seed(0)
-    cfg = M.make_ns2_config("tiny", n_phonemes=12, latent_dim=16)
+    cfg = presets.model_config("tiny", n_phonemes=12, latent_dim=16)
     cfg = M.replace(cfg, prompt_min_frames=8, prompt_dropout=0.0,
                     prior=M.replace(cfg.prior, enc_dropout=0.0, pred_dropout=0.0))
     m = M.NaturalSpeech2(cfg, torch.randn(4, 32, 16) * torch.tensor([1.0, 0.5, 0.25, 0.125])[:, None, None])
@@ -217,7 +218,7 @@ def test_classifier_free_guidance_path():
 
 
 def test_config_round_trip():
-    cfg = M.make_ns2_config("toy", n_phonemes=84, latent_dim=64)
+    cfg = presets.model_config("toy", n_phonemes=84, latent_dim=64)
     assert M.config_from_dict(M.config_to_dict(cfg)) == cfg
 
 

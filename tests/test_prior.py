@@ -6,10 +6,13 @@ import pytest
 import torch
 
 import prior as P
+from codec import count_parameters
+from dataclasses import replace
+from training import presets
 
 
 def tiny(**overrides):
-    return P.make_prior_config("tiny", n_phonemes=20, **overrides)
+    return replace(presets.preset("tiny").model.prior, n_phonemes=20, **overrides)
 
 
 def batch(seed=0, B=2, N=5, Tp=6, cfg=None):
@@ -36,21 +39,21 @@ def garbage(x, mask, value):
 
 # --- Table 11 sizes ----------------------------------------------------------------------------------------------
 def test_paper_parameter_counts_match_table_11():
-    cfg = P.make_prior_config("paper", n_phonemes=100)
+    cfg = presets.model_config("paper", n_phonemes=100).prior
     with torch.device("meta"):
         prior = P.Prior(cfg)
         prompt_encoder = P.ConvFFNTransformer(512, 6, 8, 2048, 9, 0.2)
     for module, table in [(prior.encoder, 72e6), (prior.duration, 34e6), (prior.pitch, 50e6), (prompt_encoder, 69e6)]:
-        n = P.count_parameters(module)
+        n = count_parameters(module)
         assert abs(n / table - 1) < 0.15, (type(module).__name__, n, table)
     assert len(prior.duration.attns) == 10 and len(prior.duration.convs) == 30
 
 
 def test_presets():
-    assert P.make_prior_config("paper") == P.PriorConfig()
-    assert P.make_prior_config("toy", dim=32).dim == 32
-    with pytest.raises(ValueError, match="unknown prior config"):
-        P.make_prior_config("huge")
+    assert presets.preset("paper").model.prior == P.PriorConfig()
+    assert presets.model_config("toy", n_phonemes=84, latent_dim=32).prior.n_phonemes == 84
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        presets.preset("huge")
 
 
 # --- length regulator and durations --------------------------------------------------------------------------------

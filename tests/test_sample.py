@@ -11,8 +11,8 @@ import torch
 from corpus import features
 import sample
 from corpus import toy
-import train
 from training import ldm_stage as train_ldm
+from training import presets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,8 +142,8 @@ def test_bad_inputs_exit_codes(tiny_tts, tmp_path, capsys, case, code, message):
 
 def test_broken_duration_predictor_gives_an_error_not_silence(encoded_cache, tmp_path, capsys):
     cache, codec_ckpt = encoded_cache
-    tcfg = train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), "steps": 1, "val_every": 100})
-    train_ldm.train_ldm("tiny", tcfg, cache, codec_ckpt, tmp_path / "run", progress=False)
+    tcfg = presets.LDMTrainConfig(**{**vars(presets.preset("tiny").ldm_train), "steps": 1, "val_every": 100})
+    train_ldm.train_ldm(train_ldm.LDMJob("tiny", cache, codec_ckpt, tmp_path / "run"), tcfg, progress=False)
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     for state in (ck["model"], ck["ema"]):                  # log d̂ ≈ −5 everywhere: every phoneme gets 0 frames
         state["prior.duration.out.bias"].fill_(-5.0)

@@ -13,6 +13,7 @@ from corpus import features
 import sample
 import section5
 from corpus import toy
+from training.presets import preset
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE = """title test
@@ -32,7 +33,7 @@ def s5(tiny_tts, encoded_cache, tmp_path_factory):
     cache, _ = encoded_cache
     d = tmp_path_factory.mktemp("s5")
     shutil.copy(root / "ldm.pt", d / "ldm.pt")
-    cfg = align.ALIGNER_PRESETS["tiny"]
+    cfg = preset("tiny").aligner
     _, items = align.cache_items(cache, "train", cfg, limit=8)
     manifest = json.loads((cache / "manifest.json").read_text())
     align.save(align.fit(items, manifest["phonemes"], cfg, progress=False), d / "aligner.pt", manifest["phonemes"],

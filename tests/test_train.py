@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ldm_configs():
-    return presets.PRESETS["tiny"].ldm_train, presets.model_config("tiny")
+    return presets.preset("tiny").ldm_train, presets.model_config("tiny")
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -28,7 +28,7 @@ def test_values_get_the_declared_type():
     assert tcfg.steps == 20000 and type(tcfg.steps) is int
     assert tcfg.lr == 5e-4 and tcfg.betas == (0.8, 0.95) and tcfg.amp == "none" and tcfg.warmup_steps == 1000
     assert cfg.prior.pitch_bins == 256 and cfg.denoiser.use_prompt is False
-    (ccfg,) = presets.parse_overrides(["--lr=3"], presets.PRESETS["tiny"].codec_train)
+    (ccfg,) = presets.parse_overrides(["--lr=3"], presets.preset("tiny").codec_train)
     assert ccfg.lr == 3.0 and type(ccfg.lr) is float
 
 
@@ -56,41 +56,5 @@ def test_cli_checks_overrides_before_reading_data(stage, pair, message):
 
 
 def test_codec_config_fields_are_reachable():
-    ccfg, _ = presets.parse_overrides(["--n_q=8"], presets.PRESETS["tiny"].codec, presets.PRESETS["tiny"].codec_train)
+    ccfg, _ = presets.parse_overrides(["--n_q=8"], presets.preset("tiny").codec, presets.preset("tiny").codec_train)
     assert ccfg.n_q == 8
-
-
-def project_imports() -> dict:
-    """{module: project modules it imports anywhere in its source, lazily inside functions too}."""
-    import ast
-    root = Path(__file__).resolve().parents[1]
-    mods = {p.stem for p in root.glob("*.py")}
-    graph = {}
-    for p in root.glob("*.py"):
-        deps = set()
-        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
-            if isinstance(n, ast.Import):
-                deps |= {a.name.split(".")[0] for a in n.names}
-            elif isinstance(n, ast.ImportFrom) and n.module:
-                deps.add(n.module.split(".")[0])
-        graph[p.stem] = (deps & mods) - {p.stem}
-    return graph
-
-
-def test_no_import_cycle_and_components_import_no_scripts():
-    graph = project_imports()
-    state = {}
-
-    def visit(m, path):
-        state[m] = "open"
-        for d in graph[m]:
-            assert state.get(d) != "open", "import cycle: " + " -> ".join(path + [d])
-            if d not in state:
-                visit(d, path + [d])
-        state[m] = "done"
-
-    for m in graph:
-        if m not in state:
-            visit(m, [m])
-    for component in ("rvq", "codec", "prompt", "prior", "diffusion", "model"):
-        assert not graph[component] & {"data", "train", "train_ldm", "trainer", "sample", "eval", "features"}, component

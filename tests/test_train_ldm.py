@@ -1,6 +1,5 @@
 """train.py ldm end to end on the tiny toy cache: checkpoints, exact resume, NaN guard, samples, CLI errors."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-import codec
 from corpus import data
 import train
-from training import loop as trainer
+from training import loop
 from training import ldm_stage as train_ldm
+from training import presets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(**kw):
-    return train_ldm.LDMTrainConfig(**{**vars(train_ldm.LDM_PRESETS["tiny"]), **kw})
+    return presets.LDMTrainConfig(**{**vars(presets.preset("tiny").ldm_train), **kw})
+
+
+def job(cache, ckpt, out, **kw):
+    return train_ldm.LDMJob("tiny", cache, ckpt, out, **kw)
 
 
 def rows(path):
@@ -27,14 +30,18 @@ def rows(path):
 
 def test_ldm_trains_checkpoints_and_resumes_exactly(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
-    final = train_ldm.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", progress=False)
+    final = train_ldm.train_ldm(job(cache, ckpt, tmp_path / "a"), tiny(steps=4, val_every=4), progress=False)
     assert {"data", "score", "ce_rvq", "dur", "pitch", "total"} <= set(final)
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     assert ck["kind"] == "ldm" and ck["phonemes"] == data.read_manifest(cache)["phonemes"]
     assert ck["codec"]["sha256"] and "latent_mean" in ck["model"] and ck["step"] == 4
     assert len(list((tmp_path / "a" / "samples").glob("*.wav"))) == 2            # zero-shot validation samples
-    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", progress=False)
-    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tb = EventAccumulator(str(tmp_path / "a" / "tb"), size_guidance={"audio": 0}).Reload().Tags()
+    assert {"train/total", "train/lr", "train/grad_norm", "valid/total"} <= set(tb["scalars"])
+    assert len(tb["audio"]) == 2                                                 # the samples, to listen to there
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b"), tiny(steps=3, val_every=100), progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b"), tiny(steps=4, val_every=100), resume=True, progress=False)
     a, b = rows(tmp_path / "a" / "log.jsonl"), rows(tmp_path / "b" / "log.jsonl")
     assert a == b                                                               # step 4 after the resume included
     cb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
@@ -46,11 +53,10 @@ def test_ldm_bf16_autocast_trains_and_resumes_exactly(encoded_cache, tmp_path):
     """What --amp=auto picks on a CPU with native bf16 for models of 1M parameters and more, forced here on the
     tiny model: finite losses, and a resumed run equals the uninterrupted one."""
     cache, ckpt = encoded_cache
-    final = train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100, amp="bf16"), cache, ckpt, tmp_path / "a",
-                                progress=False)
+    final = train_ldm.train_ldm(job(cache, ckpt, tmp_path / "a"), tiny(steps=3, val_every=100, amp="bf16"), progress=False)
     assert all(torch.isfinite(torch.tensor(v)) for k, v in final.items() if isinstance(v, float))
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100, amp="bf16"), cache, ckpt, tmp_path / "b", progress=False)
-    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100, amp="bf16"), cache, ckpt, tmp_path / "b", resume=True,
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b"), tiny(steps=2, val_every=100, amp="bf16"), progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b"), tiny(steps=3, val_every=100, amp="bf16"), resume=True,
                         progress=False)
     assert rows(tmp_path / "a" / "log.jsonl") == rows(tmp_path / "b" / "log.jsonl")
 
@@ -60,8 +66,8 @@ def test_ldm_nan_guard(encoded_cache, tmp_path, monkeypatch):
     cache, ckpt = encoded_cache
     real = model.NaturalSpeech2.total_loss
     monkeypatch.setattr(model.NaturalSpeech2, "total_loss", lambda self, l: real(self, l) * float("nan"))
-    with pytest.raises(trainer.NonFiniteLoss, match="non-finite ldm loss at step 0"):
-        train_ldm.train_ldm("tiny", tiny(), cache, ckpt, tmp_path, progress=False)
+    with pytest.raises(loop.NonFiniteLoss, match="non-finite ldm loss at step 0"):
+        train_ldm.train_ldm(job(cache, ckpt, tmp_path), tiny(), progress=False)
     assert not (tmp_path / "last.pt").exists()
 
 
@@ -73,7 +79,7 @@ def test_ldm_needs_codes_from_that_codec(toy_cache, encoded_cache, tmp_path):
 
 def test_ablation_override_reaches_the_model(encoded_cache):
     cache, ckpt = encoded_cache
-    net, _, _ = train_ldm.build_ldm(cache, ckpt, "tiny", ["--denoiser.use_prompt=False", "--use_ce_rvq=False"])
+    net, _, _ = train_ldm.build_ldm(cache, ckpt, "tiny", {"denoiser.use_prompt": False, "use_ce_rvq": False})
     assert net.cfg.denoiser.use_prompt is False and net.cfg.use_ce_rvq is False and net.denoiser.query is None
 
 
@@ -101,7 +107,7 @@ def test_ldm_cli_non_finite_loss_is_one_line(encoded_cache, tmp_path):
 def test_export_and_load_ns2(encoded_cache, tmp_path):
     import model
     cache, ckpt = encoded_cache
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path, progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path), tiny(steps=2, val_every=100), progress=False)
     train.export(tmp_path / "last.pt", tmp_path / "ldm.pt")
     full, meta = model.load_ns2(tmp_path / "last.pt")
     small, meta2 = model.load_ns2(tmp_path / "ldm.pt")
@@ -122,11 +128,11 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     change; the rest equals the base model's EMA weights; the run resumes exactly and records what it re-fitted."""
     import model
     cache, ckpt = encoded_cache
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "base"), tiny(steps=2, val_every=100), progress=False)
     train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
     base, _ = model.load_ns2(tmp_path / "base.pt")
-    kw = dict(progress=False, refit=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.0"])
-    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=4), cache, ckpt, tmp_path / "a", **kw)
+    kw = dict(mode="refit", base=tmp_path / "base.pt", changes={"prior.pred_dropout": 0.0})
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "a", **kw), tiny(steps=4, val_every=4), progress=False)
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     assert ck["config"]["prior"]["pred_dropout"] == 0.0 and base.cfg.prior.pred_dropout == 0.5
     assert ck["refit_of"]["path"] == str(tmp_path / "base.pt") and len(ck["refit_of"]["sha256"]) == 16
@@ -135,8 +141,9 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     is_pred = lambda k: k.startswith(("prior.duration.", "prior.pitch."))
     assert all(torch.equal(old[k], new[k]) for k in old if not is_pred(k))
     assert not torch.equal(old["prior.pitch.out.weight"], new["prior.pitch.out.weight"])
-    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=100), cache, ckpt, tmp_path / "b", **kw)
-    train_ldm.train_ldm("tiny", tiny(steps=4, val_every=100), cache, ckpt, tmp_path / "b", resume=True, **kw)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b", **kw), tiny(steps=3, val_every=100), progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b", **kw), tiny(steps=4, val_every=100), resume=True,
+                        progress=False)
     assert rows(tmp_path / "a" / "log.jsonl") == rows(tmp_path / "b" / "log.jsonl")
     assert set(rows(tmp_path / "a" / "log.jsonl")[0]) == {"step", "lr", "dur", "pitch", "total", "grad_norm"}
 
@@ -146,11 +153,11 @@ def test_finetune_trains_only_the_diffusion_model_with_cfg_dropout(encoded_cache
     read) stay the base model's; cfg_drop is switched on and recorded; any other override is refused."""
     import model
     cache, ckpt = encoded_cache
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "base"), tiny(steps=2, val_every=100), progress=False)
     train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
     base, _ = model.load_ns2(tmp_path / "base.pt")
-    train_ldm.train_ldm("tiny", tiny(steps=3, val_every=3), cache, ckpt, tmp_path / "ft", progress=False,
-                        finetune=tmp_path / "base.pt", overrides=["--cfg_drop=0.5"])
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "ft", mode="finetune", base=tmp_path / "base.pt",
+                            changes={"cfg_drop": 0.5}), tiny(steps=3, val_every=3), progress=False)
     ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
     assert ck["config"]["cfg_drop"] == 0.5 and ck["finetune_of"]["path"] == str(tmp_path / "base.pt")
     ft, _ = model.load_ns2(tmp_path / "ft" / "last.pt")
@@ -160,20 +167,20 @@ def test_finetune_trains_only_the_diffusion_model_with_cfg_dropout(encoded_cache
     assert not torch.equal(old["null_prompt"], new["null_prompt"])           # the dropped prompt was used
     assert not torch.equal(old["denoiser.final.weight"], new["denoiser.final.weight"])
     with pytest.raises(ValueError, match="cfg_drop alone"):
-        train_ldm.train_ldm("tiny", tiny(steps=1), cache, ckpt, tmp_path / "x", progress=False,
-                            finetune=tmp_path / "base.pt", overrides=["--prior.pred_dropout=0.1"])
+        train_ldm.train_ldm(job(cache, ckpt, tmp_path / "x", mode="finetune", base=tmp_path / "base.pt",
+                                changes={"prior.pred_dropout": 0.1}), tiny(steps=1), progress=False)
 
 
 def test_init_starts_a_full_run_from_a_trained_model(encoded_cache, tmp_path):
     """--init: every weight starts as the trained model's (lr 0 keeps them), except the predictors' output offsets,
-    which start at this cache's means; the origin is recorded; --init and --finetune are refused together."""
+    which start at this cache's means; the origin is recorded; --init and --finetune are refused together on the command line."""
     import model
     cache, ckpt = encoded_cache
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "base"), tiny(steps=2, val_every=100), progress=False)
     train.export(tmp_path / "base" / "last.pt", tmp_path / "base.pt")
     base, _ = model.load_ns2(tmp_path / "base.pt")
-    train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100, lr=0.0), cache, ckpt, tmp_path / "b", progress=False,
-                        init=tmp_path / "base.pt")
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b", mode="init", base=tmp_path / "base.pt"),
+                        tiny(steps=1, val_every=100, lr=0.0), progress=False)
     ck = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert ck["init_of"]["path"] == str(tmp_path / "base.pt")
     old = base.state_dict()
@@ -182,16 +189,17 @@ def test_init_starts_a_full_run_from_a_trained_model(encoded_cache, tmp_path):
                if not k.startswith(offsets) and k not in ("rvq.cluster_size", "rvq.embed_sum"))
     fresh = train_ldm.build_ldm(cache, ckpt, "tiny")[0].state_dict()
     assert all(torch.equal(fresh[k], ck["model"][k]) for k in offsets)
-    train_ldm.train_ldm("tiny", tiny(steps=2, val_every=100), cache, ckpt, tmp_path / "b", resume=True, progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "b"), tiny(steps=2, val_every=100), resume=True, progress=False)
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["init_of"] == ck["init_of"]   # kept on resume
-    with pytest.raises(ValueError, match="do not go together"):
-        train_ldm.train_ldm("tiny", tiny(steps=1), cache, ckpt, tmp_path / "x", progress=False,
-                            init=tmp_path / "base.pt", finetune=tmp_path / "base.pt")
+    r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),
+                        "--out", str(tmp_path / "x"), "--init", str(tmp_path / "base.pt"), "--finetune",
+                        str(tmp_path / "base.pt")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_refit_predictors_rejects_changes_outside_the_predictors(encoded_cache, tmp_path):
     cache, ckpt = encoded_cache
-    train_ldm.train_ldm("tiny", tiny(steps=1, val_every=100), cache, ckpt, tmp_path / "base", progress=False)
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path / "base"), tiny(steps=1, val_every=100), progress=False)
     r = subprocess.run([sys.executable, "train.py", "ldm", "--config", "tiny", "--data", str(cache), "--codec", str(ckpt),
                         "--out", str(tmp_path / "r"), "--refit-predictors", str(tmp_path / "base" / "last.pt"),
                         "--denoiser.use_prompt=False"], cwd=ROOT, capture_output=True, text=True)

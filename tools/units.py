@@ -84,7 +84,6 @@ def repeated_blocks() -> list[str]:
     runs = {}
     for places in seen.values():
         if len(places) > 1:
-            key = tuple(sorted((str(p), a) for p, a, _ in places))
             runs.setdefault(places[0][:2], places)
     out, reported = [], set()
     for places in runs.values():

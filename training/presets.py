@@ -4,8 +4,8 @@ A preset name (`tiny` for tests, `toy` for the CPU demo and the shipped checkpoi
 `paper` for Table 11) sets every config at once: the codec (§3.1), the latent diffusion model with its prior and
 prompt encoder (§3.2-3.3), both training stages (§4) and the aligner (§4.1). The component files hold the config
 dataclasses, their defaults the paper's Table 11; this file holds the sizes each preset picks, and nothing else
-holds any. `PRESETS[name].codec`, `.model`, `.codec_train`, `.ldm_train`, `.aligner`; `model_config(name,
-n_phonemes, latent_dim)` fills in what only the data and the codec know.
+holds any. `preset(name)` is a copy of one row (`.codec`, `.model`, `.codec_train`, `.ldm_train`, `.aligner`);
+`model_config(name, n_phonemes, latent_dim)` fills in what only the data and the codec know.
 
 Overrides (minGPT's `merge_from_args`, typed): `--lr=5e-4 --prior.pitch_bins=256 --denoiser.use_prompt=false`,
 each value converted once to the declared type of its field (`convert_override`); nested fields take a dot. A wrong
@@ -14,6 +14,7 @@ Imports only component files: the corpus code may read the aligner's presets fro
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import typing
@@ -130,10 +131,11 @@ PRESETS = {
 
 
 def preset(name: str) -> Preset:
-    """The preset of this name, or a one-line ValueError naming the choices."""
+    """A copy of the preset of this name (changing it leaves the table as it is), or a one-line ValueError naming
+    the choices."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return copy.deepcopy(PRESETS[name])
 
 
 def model_config(name: str, n_phonemes: int = 100, latent_dim: int | None = None) -> NS2Config:
