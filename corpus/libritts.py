@@ -249,6 +249,40 @@ def hold_out_valid(utts: list[dict], speakers: int = 32):
         print(f"libritts: no dev-* subset given: {len(chosen)} training utterances (one per speaker) are the valid split")
 
 
+def _aligner_source(utts: list[dict], out: Path, jobs, aligner, device: str) -> tuple[list, dict, list, dict]:
+    """Stages 1 and 2 with the built-in aligner: scan the transcripts, fit out/aligner.pt unless it exists. Returns
+    (the usable utterances, {id: (phonemes, aligner checkpoint)}, the skipped ones, {stage: seconds})."""
+    t_scan = time.time()
+    scanned = scan(utts, out, jobs)
+    t_scan = time.time() - t_scan
+    skipped = [dict(id=u["id"], reason=scanned[u["id"]]["reason"]) for u in utts if "reason" in scanned[u["id"]]]
+    utts = [u for u in utts if "phonemes" in scanned[u["id"]]]
+    ckpt = out / "aligner.pt"
+    t_fit = time.time()
+    if not ckpt.exists():
+        if aligner is None:
+            from training.presets import preset
+            aligner = preset("libritts").aligner
+        fit_aligner(utts, scanned, out, aligner, jobs, device=device)
+    t_fit = time.time() - t_fit
+    source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
+    return utts, source, skipped, dict(scan=t_scan, fit=t_fit)
+
+
+def _report(kept: list[dict], skipped: list[dict], minutes: float, seconds: dict) -> None:
+    """Print what prepare kept and skipped, and (with the built-in aligner) how long each stage took."""
+    hours = sum(u["n_frames"] for u in kept) * HOP / SAMPLE_RATE / 3600
+    print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min")
+    if "scan" in seconds:
+        rate = lambda sec: f"{hours / (sec / 60):.2f} h of audio per minute" if sec > 1 else "already done"
+        print(f"  scan {seconds['scan']:.0f} s ({rate(seconds['scan'])}), aligner fit {seconds['fit'] / 60:.1f} min, "
+              f"features {seconds['features']:.0f} s ({rate(seconds['features'])})")
+    for s in skipped[:10]:
+        print(f"  skipped {s['id']}: {s['reason']}")
+    if len(skipped) > 10:
+        print(f"  ... and {len(skipped) - 10} more (manifest.json 'skipped')")
+
+
 def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
             aligner=None, device: str = "cpu") -> dict:
     """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py). `aligner`: the
@@ -261,30 +295,19 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
     out = Path(out)
     t0 = time.time()
     utts, skipped = find_utterances(root, subsets)
+    seconds = {}                                      # stage -> seconds, reported with the built-in aligner
     if textgrids is not None:
         grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
         skipped += [dict(id=u["id"], reason="no TextGrid") for u in utts if u["id"] not in grids]
         utts = [u for u in utts if u["id"] in grids]
         source = {u["id"]: (None, grids[u["id"]]) for u in utts}
     else:
-        t_scan = time.time()
-        scanned = scan(utts, out, jobs)
-        t_scan = time.time() - t_scan
-        skipped += [dict(id=u["id"], reason=scanned[u["id"]]["reason"]) for u in utts if "reason" in scanned[u["id"]]]
-        utts = [u for u in utts if "phonemes" in scanned[u["id"]]]
-        ckpt = out / "aligner.pt"
-        t_fit = time.time()
-        if not ckpt.exists():
-            if aligner is None:
-                from training.presets import preset
-                aligner = preset("libritts").aligner
-            fit_aligner(utts, scanned, out, aligner, jobs, device=device)
-        t_fit = time.time() - t_fit
-        source = {u["id"]: (scanned[u["id"]]["phonemes"], ckpt) for u in utts}
+        utts, source, unusable, seconds = _aligner_source(utts, out, jobs, aligner, device)
+        skipped += unusable
     todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
     t_feat = time.time()
     results = features.run_pool(features_one, todo, jobs, desc="features")
-    t_feat = time.time() - t_feat
+    seconds["features"] = time.time() - t_feat
     skipped += [dict(id=i, reason=r) for i, _, r in results if r is not None]
     bad = {s["id"] for s in skipped}
     kept = [u for u in utts if u["id"] not in bad]
@@ -294,17 +317,7 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
         raise ValueError(f"every utterance was skipped; first reasons: {[s['reason'] for s in skipped[:3]]}")
     if not any(u["split"] == "valid" for u in kept):
         hold_out_valid(kept)
-    hours = sum(u["n_frames"] for u in kept) * HOP / SAMPLE_RATE / 3600
-    minutes = (time.time() - t0) / 60
-    print(f"libritts: {len(kept)} utterances ({hours:.2f} h) kept, {len(skipped)} skipped, in {minutes:.1f} min")
-    if textgrids is None:
-        rate = lambda sec: f"{hours / (sec / 60):.2f} h of audio per minute" if sec > 1 else "already done"
-        print(f"  scan {t_scan:.0f} s ({rate(t_scan)}), aligner fit {t_fit / 60:.1f} min, features {t_feat:.0f} s "
-              f"({rate(t_feat)})")
-    for s in skipped[:10]:
-        print(f"  skipped {s['id']}: {s['reason']}")
-    if len(skipped) > 10:
-        print(f"  ... and {len(skipped) - 10} more (manifest.json 'skipped')")
+    _report(kept, skipped, (time.time() - t0) / 60, seconds)
     speakers = {"train": sorted({u["speaker"] for u in kept if u["split"] != "test"}),
                 "heldout": sorted({u["speaker"] for u in kept if u["split"] == "test"})}
     return dict(corpus="libritts", front_end=FRONT_END, phonemes=inventory().to_list(), speakers=speakers,

@@ -7,6 +7,8 @@ hop at 16 kHz, 12.5 ms) and a frame-level F0 contour in Hz.
 
     read_score(path) -> Score;  render(score, phonemize) -> dict(phonemes, durations, f0_hz, ...)
 
+Note names, MIDI numbers and Hz, and the F0 error in cents, are corpus/pitch.py's (and importable from here).
+
 The text score format (this docstring is its reference)
 -------------------------------------------------------
 UTF-8 text, one item per line. Blank lines are ignored; `#` at the start of a line or after whitespace starts a
@@ -40,10 +42,10 @@ MIDI files (`.mid`, `.midi`: `read_midi`) give the same Score: the first non-dru
 monophonic, lyric events as the syllables (see read_midi).
 
 From a score to the model's inputs (`render`): each word is phonemized alone and split into its syllables at
-vowel nuclei (text.is_vowel); onset consonants sit at the start of their note, coda consonants at the end of the
-syllable's last note, the vowel holds the rest; rests are pause tokens. The contour is each note's pitch with a
-short glide into it, a delayed vibrato on long notes, and log-F0 interpolation through rests (the model's pitch
-input is interpolated log-F0).
+vowel nuclei (corpus/syllables.py); onset consonants sit at the start of their note, coda consonants at the end
+of the syllable's last note, the vowel holds the rest; rests are pause tokens. The contour is each note's pitch
+with a short glide into it, a delayed vibrato on long notes, and log-F0 interpolation through rests (the model's
+pitch input is interpolated log-F0).
 """
 from __future__ import annotations
 
@@ -51,12 +53,13 @@ import math
 import re
 import warnings as py_warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from corpus.text import is_vowel
+from corpus.pitch import midi_to_hz, note_number, parse_number
+from corpus.pitch import f0_rmse_cents, hz_to_midi, octave_errors  # noqa: F401 - used as score.f0_rmse_cents too
+from corpus.syllables import syllabify, syllable_frames
 
 FPS = 80.0                    # codec frames per second: 16 kHz audio, a 200-sample hop
 DEFAULT_TEMPO = 100.0         # quarter-note beats per minute when a score names none
@@ -104,73 +107,13 @@ def _error(source: str, where: str, message: str) -> ScoreError:
     return ScoreError(f"{source} {where}: {message}".replace("\n", " "))
 
 
-def _number(text: str) -> float:
-    """'1' -> 1.0, '1/2' -> 0.5, '1.5' -> 1.5, '60.5' -> 60.5; nan for anything that is not a number or a fraction."""
-    try:
-        return float(Fraction(text))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return float("nan")
-
-
-# --------------------------------------------------------------------------- pitch helpers
-_NAME = re.compile(r"([A-Ga-g])([#b]?)(-?\d+)")
-_STEPS = dict(C=0, D=2, E=4, F=5, G=7, A=9, B=11)
-
-
-def note_number(name: str) -> float:
-    """'C4' -> 60.0, 'C#4' -> 61.0, 'Db4' -> 61.0, 'Bb3' -> 58.0, '60.5' -> 60.5 (A4 = 69). ValueError if unknown."""
-    match = _NAME.fullmatch(name.strip())
-    if match:
-        letter, accidental, octave = match.groups()
-        return float(12 * (int(octave) + 1) + _STEPS[letter.upper()] + {"#": 1, "b": -1, "": 0}[accidental])
-    midi = _number(name)
-    if not math.isfinite(midi):
-        raise ValueError(f"unknown note {name!r} (use a MIDI number or a name like A4, C#4, Bb3)")
-    return midi
-
-
-def midi_to_hz(midi):
-    """440 * 2**((midi - 69) / 12): 69 (A4) -> 440.0, 60 (C4) -> 261.63. Scalars or arrays."""
-    return 440.0 * np.power(2.0, (np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
-
-
-def hz_to_midi(hz):
-    """69 + 12 * log2(hz / 440); nan where hz <= 0 or not finite. Scalars or arrays."""
-    hz = np.asarray(hz, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(hz > 0, 69.0 + 12.0 * np.log2(np.where(hz > 0, hz, 1.0) / 440.0), np.nan)
-
-
-def _compared_cents(f0_hz, ref_hz, voiced) -> np.ndarray:
-    """1200 * log2(f0 / ref) on frames where `voiced` (None: all), ref is finite and > 0, and f0 > 0."""
-    f0, ref = np.asarray(f0_hz, np.float64), np.asarray(ref_hz, np.float64)
-    if f0.shape != ref.shape:
-        raise ValueError(f"f0 has {f0.shape} frames, the reference {ref.shape}")
-    mask = np.isfinite(ref) & (ref > 0) & np.isfinite(f0) & (f0 > 0)
-    if voiced is not None:
-        mask &= np.asarray(voiced, bool)
-    return 1200.0 * np.log2(f0[mask] / ref[mask])
-
-
-def f0_rmse_cents(f0_hz, ref_hz, voiced) -> float:
-    """Root mean square of 1200 * log2(f0 / ref) over the compared frames (see _compared_cents); nan if none."""
-    cents = _compared_cents(f0_hz, ref_hz, voiced)
-    return float(np.sqrt(np.mean(cents ** 2))) if cents.size else float("nan")
-
-
-def octave_errors(f0_hz, ref_hz, voiced) -> float:
-    """Share of the compared frames more than 600 cents (half an octave) off the reference; nan if none."""
-    cents = _compared_cents(f0_hz, ref_hz, voiced)
-    return float(np.mean(np.abs(cents) > 600.0)) if cents.size else float("nan")
-
-
 # --------------------------------------------------------------------------- reading a score
 def _note_line(fields: list, tempo: float, source: str, where: str) -> Note:
     """One `LYRIC NOTE BEATS` line -> Note (a rest may leave NOTE out)."""
     lyric = REST if fields[0] in ("rest", "_") else fields[0]
     if len(fields) != 3 and not (lyric == REST and len(fields) == 2):
         raise _error(source, where, f"expected LYRIC NOTE BEATS, got {len(fields)} field(s): {' '.join(fields)!r}")
-    beats = _number(fields[-1])
+    beats = parse_number(fields[-1])
     if not beats > 0 or not math.isfinite(beats):
         raise _error(source, where, f"bad beats {fields[-1]!r} (a positive number like 1, 0.5, 1/2 or 3/2)")
     if lyric == REST:
@@ -207,7 +150,7 @@ def parse_score(text: str, source: str = "<score>", max_seconds: float = 60.0) -
         if fields[0] == "title":
             score.title = " ".join(fields[1:])
         elif fields[0] == "tempo":
-            tempo = _number(fields[1]) if len(fields) == 2 else float("nan")
+            tempo = parse_number(fields[1]) if len(fields) == 2 else float("nan")
             if not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
                 raise _error(source, where, f"bad tempo {' '.join(fields[1:])!r}: beats per minute "
                                             f"must be within 20-400")
@@ -350,58 +293,6 @@ def _words(notes: list) -> list:
     return items
 
 
-def syllabify(phonemes: list, n: int) -> tuple:
-    """One word's phonemes -> ([(onset, nucleus, coda) or None for each of its n syllables], problems).
-
-    Syllables are cut at vowel nuclei (text.is_vowel). Between two nuclei a single consonant starts the next
-    syllable; of two or more, the first closes the previous syllable and the rest start the next. Consonants
-    before the first nucleus are its onset, those after the last the last syllable's coda. More nuclei than
-    syllables: the extra nuclei (and the consonants between them) join the last syllable's nucleus. Fewer: the
-    syllables left without one are None (render holds the syllable before over their notes). No vowel at all: the
-    last sound is the nucleus. `problems` names each of these cases, for render's warnings.
-    """
-    problems, nuclei = [], [i for i, p in enumerate(phonemes) if is_vowel(p)]
-    if not nuclei:
-        nuclei = [len(phonemes) - 1]
-        problems.append(f"no vowel in /{' '.join(phonemes)}/, {phonemes[-1]!r} is held")
-    if len(nuclei) > n:
-        problems.append(f"{len(nuclei)} vowels for {n} syllable(s), the extra ones join the last syllable")
-    elif len(nuclei) < n:
-        problems.append(f"{len(nuclei)} vowel(s) for {n} syllables, those without one hold the one before")
-    groups = [[i, i] for i in nuclei[:n]]                   # first and last phoneme of each nucleus
-    groups[-1][1] = nuclei[-1]
-    cuts = [0] + [end + 1 + (start - end - 1 >= 2) for (_, end), (start, _) in zip(groups, groups[1:])]
-    cuts.append(len(phonemes))
-    parts = [(phonemes[cuts[g]:first], phonemes[first:last + 1], phonemes[last + 1:cuts[g + 1]])
-             for g, (first, last) in enumerate(groups)]
-    return parts + [None] * (n - len(parts)), problems
-
-
-def _consonant_frames(count: int, budget: int, each: int) -> list:
-    """`count` consonants of `each` frames, shrunk evenly to fit in `budget` frames (but never under 1 frame)."""
-    if count * each <= budget:
-        return [each] * count
-    q, r = divmod(budget, count)
-    return [max(1, q + (i < r)) for i in range(count)]
-
-
-def _syllable_frames(onset: list, nucleus: list, coda: list, frames: list, each: int):
-    """Frames of each phoneme of a syllable sung over notes of `frames` frames: (lengths, vowel kept half), or
-    None if the notes are too short. Onset consonants take `each` frames at the start of the first note, coda
-    consonants at the end of the last, shrunk so that the vowel keeps at least half of each of those notes (when
-    one frame each still fits); the nucleus phonemes share all the remaining frames evenly."""
-    if len(frames) == 1:                                   # onset and coda share the note's half
-        both = _consonant_frames(len(onset) + len(coda), frames[0] // 2, each)
-        on, off, half = both[:len(onset)], both[len(onset):], sum(both) <= frames[0] // 2
-    else:
-        on, off = (_consonant_frames(len(c), n // 2, each) for c, n in ((onset, frames[0]), (coda, frames[-1])))
-        half = sum(on) <= frames[0] // 2 and sum(off) <= frames[-1] // 2
-    vowel, m = sum(frames) - sum(on) - sum(off), len(nucleus)
-    if vowel < m:
-        return None
-    return on + [vowel // m + (i < vowel % m) for i in range(m)] + off, half
-
-
 def _word_phonemes(phonemize, word: str, pause: str, source: str, where: str) -> list:
     """phonemize(word) without its pause and punctuation tokens; ScoreError when nothing is left."""
     try:
@@ -414,8 +305,15 @@ def _word_phonemes(phonemize, word: str, pause: str, source: str, where: str) ->
     return sounds
 
 
+@dataclass(frozen=True)
+class Vibrato:
+    """When and how fast a sung pitch wavers (its depth, vibrato_cents, is an argument of its own: 0 turns it off)."""
+    hz: float = 5.5           # rate: cycles per second
+    delay_s: float = 0.15     # it starts this long after the pitch does
+
+
 def f0_contour(score: Score, bounds: np.ndarray, transpose: float = 0.0, vibrato_cents: float = 30.0,
-               vibrato_hz: float = 5.5, vibrato_delay_s: float = 0.15, fps: float = FPS) -> tuple:
+               vibrato: Vibrato = Vibrato(), fps: float = FPS) -> tuple:
     """(f0_hz, score_f0_hz, note_of_frame), each (T,) with T = bounds[-1] (bounds: note_frames).
 
     score_f0_hz (float32) is each sung note's 440 * 2**((midi + transpose - 69) / 12), nan on rests;
@@ -425,8 +323,8 @@ def f0_contour(score: Score, bounds: np.ndarray, transpose: float = 0.0, vibrato
       * a glide into a note from the note just before it: over its first GLIDE_S (3 frames at 80 fps), at
         fractions 1/4, 2/4, 3/4 of the way from the previous pitch;
       * vibrato on each sustained pitch (a note with the same-pitch `~` notes tied to it) longer than
-        VIBRATO_MIN_S: vibrato_cents * min(1, t / VIBRATO_FADE_S) * sin(2 pi vibrato_hz t) cents, where t is the
-        time since the pitch started minus vibrato_delay_s (nothing while t < 0).
+        VIBRATO_MIN_S: vibrato_cents * min(1, t / VIBRATO_FADE_S) * sin(2 pi vibrato.hz t) cents, where t is the
+        time since the pitch started minus vibrato.delay_s (nothing while t < 0).
     """
     notes, total = score.notes, int(bounds[-1])
     score_f0, note_of_frame = np.full(total, np.nan), np.full(total, -1, np.int64)
@@ -448,20 +346,20 @@ def f0_contour(score: Score, bounds: np.ndarray, transpose: float = 0.0, vibrato
             g, before, target = min(glide, b - a - 1), np.log(score_f0[a - 1]), np.log(score_f0[a])
             log_f0[a:a + g] = before + (target - before) * np.arange(1, g + 1) / (g + 1)
         if (b - a) / fps > VIBRATO_MIN_S:
-            t = (frames[a:b] - a) / fps - vibrato_delay_s
-            cents = vibrato_cents * np.clip(t / VIBRATO_FADE_S, 0.0, 1.0) * np.sin(2 * np.pi * vibrato_hz * t)
+            t = (frames[a:b] - a) / fps - vibrato.delay_s
+            cents = vibrato_cents * np.clip(t / VIBRATO_FADE_S, 0.0, 1.0) * np.sin(2 * np.pi * vibrato.hz * t)
             log_f0[a:b] += cents / 1200.0 * np.log(2.0)
     return np.exp(log_f0).astype(np.float32), score_f0.astype(np.float32), note_of_frame
 
 
-def render(score: Score, phonemize, transpose: float = 0.0, vibrato_cents: float = 30.0, vibrato_hz: float = 5.5,
-           vibrato_delay_s: float = 0.15, consonant_s: float = 0.06, fps: float = FPS, pause: str = "_") -> dict:
+def render(score: Score, phonemize, transpose: float = 0.0, vibrato_cents: float = 30.0, vibrato: Vibrato = Vibrato(),
+           consonant_s: float = 0.06, fps: float = FPS, pause: str = "_") -> dict:
     """A score -> the prior's inputs when singing (§5: durations and pitch given by the score, not predicted).
 
     `phonemize(text) -> list[str]` is the model's front end; each word (its syllables joined) is phonemized alone,
     its pause and punctuation tokens dropped, and split into syllables (syllabify). Timing: note_frames; within a
-    syllable, _syllable_frames (consonants of consonant_s, the vowel holds the rest and its `~` notes); a run of
-    rests is one `pause` token. Pitch: f0_contour, with the vibrato and transpose (semitones) arguments.
+    syllable, syllable_frames (consonants of consonant_s, the vowel holds the rest and its `~` notes); a run of
+    rests is one `pause` token. Pitch: f0_contour, with transpose (semitones), vibrato_cents and vibrato.
     Returns dict(phonemes: list[str]; durations: (P,) int64 frames, summing to T = round(seconds * fps);
     f0_hz: (T,) float32; score_f0_hz: (T,) float32, nan on rests; note_of_frame: (T,) int64, -1 on rests;
     seconds: float; warnings: list[str], the score's and the syllable splits' and timing's).
@@ -487,7 +385,7 @@ def render(score: Score, phonemize, transpose: float = 0.0, vibrato_cents: float
                 sung.append((part, list(indices)))
         for (onset, nucleus, coda), indices in sung:
             frames, sounds = [int(bounds[k + 1] - bounds[k]) for k in indices], onset + nucleus + coda
-            lengths = _syllable_frames(onset, nucleus, coda, frames, each)
+            lengths = syllable_frames(onset, nucleus, coda, frames, each)
             if lengths is None:
                 raise _error(score.source, notes[indices[0]].where, f"{sum(frames)} frames are too short for "
                                                                     f"/{' '.join(sounds)}/")
@@ -496,7 +394,6 @@ def render(score: Score, phonemize, transpose: float = 0.0, vibrato_cents: float
                                 f"/{' '.join(sounds)}/ keeps less than half of it")
             phonemes += sounds
             durations += lengths[0]
-    f0_hz, score_f0_hz, note_of_frame = f0_contour(score, bounds, transpose, vibrato_cents, vibrato_hz,
-                                                   vibrato_delay_s, fps)
+    f0_hz, score_f0_hz, note_of_frame = f0_contour(score, bounds, transpose, vibrato_cents, vibrato, fps)
     return dict(phonemes=phonemes, durations=np.asarray(durations, np.int64), f0_hz=f0_hz,
                 score_f0_hz=score_f0_hz, note_of_frame=note_of_frame, seconds=score.seconds, warnings=warnings)

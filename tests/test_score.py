@@ -1,5 +1,6 @@
-"""Tests for corpus/score.py: the text score format, MIDI with lyrics, and rendering a score into phonemes, durations in
-codec frames and an F0 contour (paper §5, singing). No model: fake front ends, and eSpeak for the example."""
+"""Tests for corpus/score.py (with corpus/pitch.py and corpus/syllables.py): the text score format, MIDI with lyrics,
+and rendering a score into phonemes, durations in codec frames and an F0 contour (paper §5, singing). No model:
+fake front ends, and eSpeak for the example."""
 import math
 import pathlib
 import subprocess
@@ -12,7 +13,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from corpus import score  # noqa: E402
+from corpus import pitch, score, syllables  # noqa: E402
 from corpus.score import ScoreError  # noqa: E402
 
 # A fake ARPAbet front end: whole words, with the pause and punctuation tokens a real one adds.
@@ -40,27 +41,27 @@ def test_import_is_light():
 
 
 def test_note_numbers_and_hz():
-    assert score.note_number("C4") == 60 and score.note_number("A4") == 69 and score.note_number("A0") == 21
-    assert score.note_number("C#4") == score.note_number("Db4") == 61
-    assert score.note_number("Bb3") == 58 and score.note_number("C8") == 108 and score.note_number("B#3") == 60
-    assert score.note_number("60.5") == 60.5
+    assert pitch.note_number("C4") == 60 and pitch.note_number("A4") == 69 and pitch.note_number("A0") == 21
+    assert pitch.note_number("C#4") == pitch.note_number("Db4") == 61
+    assert pitch.note_number("Bb3") == 58 and pitch.note_number("C8") == 108 and pitch.note_number("B#3") == 60
+    assert pitch.note_number("60.5") == 60.5
     for bad in ["H4", "C", "4C", "C##4", "nan", "inf", ""]:
         with pytest.raises(ValueError, match="unknown note"):
-            score.note_number(bad)
-    assert score.midi_to_hz(69) == pytest.approx(440.0)
-    assert score.midi_to_hz(60) == pytest.approx(261.6256, abs=1e-3)
-    np.testing.assert_allclose(score.hz_to_midi(score.midi_to_hz([40.0, 60.5, 100.0])), [40.0, 60.5, 100.0])
-    assert np.isnan(score.hz_to_midi(0.0)) and np.isnan(score.hz_to_midi(-5.0))
+            pitch.note_number(bad)
+    assert pitch.midi_to_hz(69) == pytest.approx(440.0)
+    assert pitch.midi_to_hz(60) == pytest.approx(261.6256, abs=1e-3)
+    np.testing.assert_allclose(pitch.hz_to_midi(pitch.midi_to_hz([40.0, 60.5, 100.0])), [40.0, 60.5, 100.0])
+    assert np.isnan(pitch.hz_to_midi(0.0)) and np.isnan(pitch.hz_to_midi(-5.0))
 
 
 def test_f0_metrics():
     ref = np.array([440.0, 440.0, np.nan, 440.0, 440.0])
     f0 = np.array([440.0 * 2 ** (100 / 1200), 440.0 * 2 ** (-100 / 1200), 300.0, 880.0, 0.0])
     voiced = np.array([True, True, True, False, True])
-    assert score.f0_rmse_cents(f0, ref, voiced) == pytest.approx(100.0)  # frames 0, 1 compared
-    assert score.octave_errors(f0, ref, voiced) == 0.0
-    assert score.octave_errors(f0, ref, None) == pytest.approx(1 / 3)     # frame 3 (an octave up) too
-    assert math.isnan(score.f0_rmse_cents(f0, ref, np.zeros(5, bool)))
+    assert pitch.f0_rmse_cents(f0, ref, voiced) == pytest.approx(100.0)  # frames 0, 1 compared
+    assert pitch.octave_errors(f0, ref, voiced) == 0.0
+    assert pitch.octave_errors(f0, ref, None) == pytest.approx(1 / 3)     # frame 3 (an octave up) too
+    assert math.isnan(pitch.f0_rmse_cents(f0, ref, np.zeros(5, bool)))
 
 
 # --------------------------------------------------------------------------- the text format
@@ -192,9 +193,10 @@ def test_two_syllable_word_is_split_at_its_nuclei():
     assert r["phonemes"] == ["T", "W", "IH1", "NG", "K", "AH0", "L"]
     # T W onset, IH1, NG coda (two consonants between nuclei: the first closes the syllable) | K onset, AH0, L coda
     assert list(r["durations"]) == [5, 5, 33, 5, 5, 38, 5]
-    assert score.syllabify("B AH0 N AE1 N AH0".split(), 3)[0] == [(["B"], ["AH0"], []), (["N"], ["AE1"], []),
-                                                               (["N"], ["AH0"], [])]
-    assert score.syllabify("EH1 K S T R AH0".split(), 2)[0] == [([], ["EH1"], ["K"]), (["S", "T", "R"], ["AH0"], [])]
+    assert syllables.syllabify("B AH0 N AE1 N AH0".split(), 3)[0] == [(["B"], ["AH0"], []), (["N"], ["AE1"], []),
+                                                                   (["N"], ["AH0"], [])]
+    assert syllables.syllabify("EH1 K S T R AH0".split(), 2)[0] == [([], ["EH1"], ["K"]),
+                                                                  (["S", "T", "R"], ["AH0"], [])]
 
 
 def test_syllable_count_mismatch_is_handled_and_reported():
@@ -242,7 +244,7 @@ def test_contour_is_the_note_pitch_without_vibrato():
 
 def test_vibrato_depth_and_rate():
     s = parse("tempo 60\nla A4 2\nla C4 1/4")
-    r = score.render(s, fake_phonemize, vibrato_cents=40.0, vibrato_hz=5.0)
+    r = score.render(s, fake_phonemize, vibrato_cents=40.0, vibrato=score.Vibrato(hz=5.0))
     cents = 1200 * np.log2(r["f0_hz"][:160] / 440.0)
     assert np.abs(cents[:12]).max() < 1e-3                           # nothing for the first 0.15 s
     steady = cents[int(0.25 * 80):]                                   # after the 0.1 s fade-in

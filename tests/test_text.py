@@ -1,4 +1,4 @@
-"""Tests for corpus/text.py: offline NLTK data, text normalisation, English G2P, PhonemeSet.
+"""Tests for corpus/text.py and corpus/nltk_data.py: offline NLTK data, text normalisation, English G2P, PhonemeSet.
 
 Building the NLTK cache (~1.5 s) and the g2p_en model (~2 s) is done once per module
 (fixtures ``nltk_cache`` and ``g2p``); only the offline test builds a fresh cache, in
@@ -17,7 +17,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests/ has no __init__.py: make `import text` work from any cwd
     sys.path.insert(0, str(REPO))
 
-from corpus import text  # noqa: E402
+from corpus import nltk_data, text  # noqa: E402
 
 
 def spoken(tokens: list) -> str:
@@ -121,7 +121,7 @@ def test_ensure_nltk_data_is_idempotent(nltk_cache, monkeypatch):
     def must_not_build(*args):
         raise AssertionError("ensure_nltk_data rebuilt an existing resource")
 
-    monkeypatch.setattr(text, "_build_atomically", must_not_build)
+    monkeypatch.setattr(nltk_data, "_build_atomically", must_not_build)
     assert text.ensure_nltk_data() == nltk_cache
     assert {p: p.stat().st_mtime_ns for p in nltk_cache.rglob("*")} == stamps
     assert not [p for p in stamps if p.name.startswith(".")]  # no leftover staging folders
@@ -143,9 +143,9 @@ def test_missing_resource_is_an_error_not_a_download(nltk_cache, monkeypatch):
 
 def test_nltk_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("NS2_CACHE_DIR", raising=False)
-    assert text.nltk_data_dir() == REPO / ".cache" / "nltk_data"
+    assert nltk_data.nltk_data_dir() == REPO / ".cache" / "nltk_data"
     monkeypatch.setenv("NS2_CACHE_DIR", str(tmp_path))
-    assert text.nltk_data_dir() == tmp_path / "nltk_data"
+    assert nltk_data.nltk_data_dir() == tmp_path / "nltk_data"
 
 
 def test_build_atomically_keeps_the_winner_of_a_race(tmp_path):
@@ -155,7 +155,7 @@ def test_build_atomically_keeps_the_winner_of_a_race(tmp_path):
         staged.write_text("ours")
         target.write_text("theirs")  # the other process renamed its copy into place first
 
-    text._build_atomically(target, write_while_another_process_finishes)
+    nltk_data._build_atomically(target, write_while_another_process_finishes)
     assert target.read_text() == "theirs"
     assert list(target.parent.iterdir()) == [target]  # our staging folder is gone
 
@@ -169,7 +169,7 @@ def test_build_atomically_failure_leaves_nothing(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        text._build_atomically(target, fail_halfway)
+        nltk_data._build_atomically(target, fail_halfway)
     assert list(target.parent.iterdir()) == []
 
 
