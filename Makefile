@@ -1,10 +1,10 @@
-# Two commands do everything on a fresh clone:  make demo  and  make test.
+# Two commands do everything on a fresh clone:  make demo  and  make test  (make check: every test, what CI runs).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test train-toy clean-data assignment grade
+.PHONY: venv demo test check train-toy clean-data assignment grade
 venv: $(STAMP)          ## create .venv, install requirements, build the offline NLTK data for g2p_en
 
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -18,7 +18,10 @@ demo: venv              ## the main job on the embedded toy corpus: corpus, code
 	$(PY) -m evaluation.demo --out out
 	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line)"
 
-test: venv              ## the whole test suite (tests/, which also executes the notebooks)
+test: venv              ## the fast tier (about 3 minutes): every component on tiny configs, the shipped checkpoints
+	$(PY) -m pytest -q -m "not slow"
+
+check: venv             ## every test: the fast tier, the notebooks, DDP, the assignment round trip, long runs (CI)
 	$(PY) -m pytest -q
 
 assignment: venv        ## a student copy in assignment/ with the paper's core cut out (docs/assignment.md)

@@ -201,6 +201,16 @@ class Codec(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # Discriminators
 # ---------------------------------------------------------------------------------------------------------------
+def conv_stack(convs: nn.ModuleList, out: nn.Module, x: torch.Tensor, slope: float):
+    """A sub-discriminator's body: conv + leaky ReLU per layer, then the output conv -> (logits, every layer's
+    activations for the feature-matching loss)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), slope)
+        feats.append(x)
+    return out(x), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """HiFi-GAN's sub-discriminator: the waveform folded into (L/p, p) and seen by 2-D convs along time."""
 
@@ -215,11 +225,7 @@ class PeriodDiscriminator(nn.Module):
     def forward(self, x):                                                   # x (B, L)
         x = F.pad(x, (0, -x.shape[-1] % self.period), mode="reflect")
         x = x.reshape(x.shape[0], 1, -1, self.period)                      # (B, 1, L/p, p)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        return self.out(x), feats
+        return conv_stack(self.convs, self.out, x, 0.1)
 
 
 class STFTDiscriminator(nn.Module):
@@ -236,11 +242,7 @@ class STFTDiscriminator(nn.Module):
     def forward(self, x):                                                   # x (B, L)
         s = stft(x, self.n_fft) * 10                                       # ~unit scale for speech
         x = torch.stack([s.real, s.imag], 1).transpose(2, 3)               # (B, 2, frames, F)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.2)
-            feats.append(x)
-        return self.out(x), feats
+        return conv_stack(self.convs, self.out, x, 0.2)
 
 
 class Discriminators(nn.Module):

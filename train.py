@@ -32,7 +32,15 @@ from training.codec_stage import train_codec
 from training.ldm_stage import LDMJob, train_ldm
 from training.loop import NonFiniteLoss, save_checkpoint
 
-LDM_MODES = (("refit_predictors", "refit"), ("finetune", "finetune"), ("init", "init"))
+LDM_MODES = {       # flag: (training/ldm_stage.py mode, what it trains); without one of them a run is "full"
+    "--refit-predictors": ("refit", "train only fresh duration and pitch predictors for this trained model, the rest "
+                                    "frozen; --prior.<predictor field>=... may change them (e.g. "
+                                    "--prior.pred_dropout=0.1)"),
+    "--finetune": ("finetune", "train on the diffusion model of this trained model, prior and prompt encoder frozen "
+                               "(e.g. --cfg_drop=0.1 for classifier-free guidance; an experiment beyond the paper)"),
+    "--init": ("init", "start a full run from this trained model's weights (e.g. the toy model on real speech): "
+                       "matching weights are copied, shared phonemes keep their embeddings"),
+}
 
 
 def export(ckpt_path: Path, out: Path):
@@ -72,15 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = stage_parser(sub, "ldm", "the latent diffusion model, prior and prompt encoder (§3.2-3.3)")
     m.add_argument("--codec", type=Path, default=Path("checkpoints/toy/codec.pt"), help="the codec of the IDs")
     modes = m.add_mutually_exclusive_group()
-    modes.add_argument("--refit-predictors", type=Path, default=None, metavar="LDM_CKPT",
-                       help="train only fresh duration and pitch predictors for this trained model, the rest frozen; "
-                            "--prior.<predictor field>=... may change them (e.g. --prior.pred_dropout=0.1)")
-    modes.add_argument("--finetune", type=Path, default=None, metavar="LDM_CKPT",
-                       help="train on the diffusion model of this trained model, prior and prompt encoder frozen "
-                            "(e.g. --cfg_drop=0.1 for classifier-free guidance; an experiment beyond the paper)")
-    modes.add_argument("--init", type=Path, default=None, metavar="LDM_CKPT",
-                       help="start a full run from this trained model's weights (e.g. the toy model on real "
-                            "speech): matching weights are copied, shared phonemes keep their embeddings")
+    for flag, (_, what) in LDM_MODES.items():
+        modes.add_argument(flag, type=Path, default=None, metavar="LDM_CKPT", help=what)
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -105,7 +106,8 @@ def run_stage(args, extra: list[str]) -> dict:
         torch.set_num_threads(args.threads)
     if args.stage == "codec":
         return train_codec(model_cfg, tcfg, args.data, out, args.resume, args.device, init=args.init)
-    mode, base = next(((mode, getattr(args, flag)) for flag, mode in LDM_MODES if getattr(args, flag)), ("full", None))
+    chosen = [(mode, getattr(args, flag[2:].replace("-", "_"))) for flag, (mode, _) in LDM_MODES.items()]
+    mode, base = next(((mode, base) for mode, base in chosen if base is not None), ("full", None))
     job = LDMJob(args.config, args.data, args.codec, out, changes, mode, base)
     return train_ldm(job, tcfg, args.resume, args.device)
 

@@ -1,14 +1,13 @@
 """The classroom assignment mode (tools/assignment.py): solution regions become NotImplementedError; the student
 copy fails exactly the mapped exercises' tests, and with every solution restored the same tests all pass."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import assignment
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import assignment  # noqa: E402
 
 
 def test_strip_replaces_each_region_at_its_indentation():
@@ -26,6 +25,7 @@ def test_strip_replaces_each_region_at_its_indentation():
         assignment.strip("# BEGIN SOLUTION 99\n# END SOLUTION\n")
 
 
+@pytest.mark.slow
 def test_student_copy_fails_exactly_the_exercises_tests_and_the_solutions_pass(tmp_path):
     mapping = json.loads(assignment.MAPPING.read_text())
     assert sorted(int(k) for k in mapping) == sorted(assignment.EXERCISES) and len(assignment.EXERCISES) >= 8

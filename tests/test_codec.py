@@ -66,6 +66,7 @@ def speech_clip(n=4000):
     return torch.from_numpy(wav[start:start + n])[None]
 
 
+@pytest.mark.slow
 def test_overfits_one_clip():
     """Mel distance of the reconstruction falls by more than 5x in 400 CPU steps (about 10 s)."""
     torch.manual_seed(0)

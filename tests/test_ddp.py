@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow          # torchrun processes: the full tier (make check)
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,6 +37,7 @@ def test_there_is_a_notebook_per_section():
     assert len(NOTEBOOKS) >= 6, [p.name for p in NOTEBOOKS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_committed_with_fresh_outputs(path, tmp_path):
     assert path.stat().st_size < 2e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB (limit 2 MB)"
