@@ -31,6 +31,7 @@ def test_test_sentences_unseen_in_training():
     assert other and not train_texts & set(other)
 
 
+@pytest.mark.slow
 def test_sentences_deterministic_and_cover_phonemes():
     assert toy_text.sentences(50, 3) == toy_text.sentences(50, 3)
     assert toy_text.sentences(50, 3) != toy_text.sentences(50, 4)
@@ -76,6 +77,7 @@ def test_render_is_deterministic_across_processes():
     assert np.array_equal(np.frombuffer(out, np.float32), here)
 
 
+@pytest.mark.slow
 def test_corpus_files_match_in_process_render(toy_cache):
     """The cache was built by 2 spawned workers in arbitrary order; every utterance (all 76 voices) equals a fresh
     render here, and none is clipped."""
