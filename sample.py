@@ -14,9 +14,10 @@ NaturalSpeech2.generate (predicted durations and pitch, the chosen sampler) -> l
 Long text is split at sentence boundaries; the pieces are joined with a short pause. Sentences (of one text or of
 a --list) are synthesised --batch-size at a time; each draws its own noise, so the audio does not depend on batching.
 
-Inputs are taken generously, with a one-line note on stderr: a prompt longer than 30 s is cropped to its best
-stretch of 10-30 s of speech; a clipped prompt is used; characters an English front end cannot read (another
-script, emoji) are skipped; a phoneme the model never saw is read as the closest one it knows (text.closest_known).
+Inputs are checked before any synthesis and taken generously (corpus/inputs.py), with a one-line note on stderr: a
+prompt longer than 30 s is cropped to its best stretch of 10-30 s of speech; a clipped prompt is used; characters
+an English front end cannot read (another script, emoji) are skipped; a phoneme the model never saw is read as the
+closest one it knows (text.closest_known).
 
 Exit codes: 0 done; 2 bad command line (an option out of range, an --out that cannot be written, an unreadable
 --list file); 3 checkpoint problem (missing, corrupt, wrong stage, codec mismatch); 4 prompt audio problem
@@ -30,33 +31,28 @@ Errors are one line, no traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import os
-import re
 import sys
 import time
-import unicodedata
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import diffusion
-from corpus import features
 
-EXIT_USAGE, EXIT_CKPT, EXIT_PROMPT, EXIT_TEXT, EXIT_ROWS, EXIT_SOURCE, EXIT_SCORE = 2, 3, 4, 5, 6, 7, 8
-MIN_PROMPT_S, MAX_PROMPT_S, CROP_MIN_S = 1.0, 30.0, 10.0
+import diffusion
+import section5
+from corpus import features, inputs
+from corpus.inputs import (EXIT_CKPT, EXIT_PROMPT, EXIT_ROWS, EXIT_SCORE, EXIT_SOURCE, EXIT_TEXT, EXIT_USAGE, SR,
+                           ListRow, UserError, check_out, note, read_list, report)
+from model import Prosody, Sampling, load_ns2
+
 # Accepted ranges of the numeric options: outside them a value is a mistake, not a setting (exit 2).
 LIMITS = {"steps": (1, 10_000), "temperature": (1e-3, 100.0), "duration_scale": (0.1, 10.0),
           "pitch_shift": (-36.0, 36.0), "guidance": (0.0, 20.0), "batch_size": (1, 1024), "noise": (0.0, 1.0),
           "vibrato": (0.0, 200.0)}
 GAP_S = 0.15                                     # pause between sentences of a long text
-
-
-class UserError(Exception):
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
 
 
 def front_end(name: str):
@@ -68,98 +64,41 @@ def front_end(name: str):
         raise UserError(f"the checkpoint uses an unknown text front end {name!r}", EXIT_CKPT) from None
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentence boundaries: . ! ? followed by space; pieces with no letters or digits are dropped."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserError("the text is empty: give a sentence to speak", EXIT_TEXT)
-    pieces = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip())]
-    pieces = [p for p in pieces if re.search(r"\w", p)]
-    if not pieces:
-        raise UserError(f"the text {text!r} has nothing to pronounce", EXIT_TEXT)
-    return pieces
+class Job(NamedTuple):
+    """One piece of text to speak in one voice (`Synthesizer.many`); a plain tuple in this order works too."""
+    text: str
+    prompt: object                      # a prompt audio path, or its codec latent (1, D, Tp)
+    seed: int = 0                       # sentence k of the text uses seed + k
+    oracle: dict | None = None          # oracle prosody: dict(phonemes (N,) IDs, durations (N,) frames, lf0 (T,)
+                                        # or None)
 
 
-def readable_text(text: str) -> tuple[str, str]:
-    """(what an English front end can read, the characters left out): Latin letters, ASCII digits, punctuation,
-    spaces and common symbols are kept; other scripts, emoji and control characters are left out. Raises a
-    UserError (exit 5) when no Latin letter or digit remains."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserError("the text is empty: give a sentence to speak", EXIT_TEXT)
-    kept, dropped = [], []
-    for ch in unicodedata.normalize("NFKC", text):
-        cat = unicodedata.category(ch)
-        if ch.isascii() or (ch.isalpha() and "LATIN" in unicodedata.name(ch, "")) or cat[0] in "PZ" or cat in ("Sc", "Sm"):
-            kept.append(ch if ch.isprintable() else " ")
-        elif not ch.isspace():
-            kept.append(" ")
-            dropped.append(ch)
-    readable = "".join(kept)
-    if not any(ch.isascii() and ch.isalnum() or ch.isalpha() for ch in readable):
-        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:40] + "..."
-        raise UserError(f"the text {shown!r} " + ("has no English letters or digits to read (this model speaks "
-                        "English)" if dropped else "has nothing to pronounce"), EXIT_TEXT)
-    return readable, "".join(dict.fromkeys(dropped))
+class Row(NamedTuple):
+    """One sentence of one job, as it goes through the model."""
+    job: int                            # index of its job
+    ids: torch.Tensor                   # (N,) phoneme IDs
+    prompt: torch.Tensor                # (D, Tp) prompt latent
+    seed: int
+    oracle: dict | None
 
 
-def best_speech_window(wav: np.ndarray, sr: int = 16000, max_s: float = MAX_PROMPT_S,
-                       min_s: float = CROP_MIN_S) -> tuple[int, int]:
-    """(start, end) samples of the stretch of at most `max_s` seconds with the most speech (10 ms frames within
-    40 dB of the loudest): the first window of `max_s` seconds with the most speech frames, its end moved back to
-    its last pause and its start forward to a pause within its first second, so that no word is cut, as long as at
-    least `min_s` seconds remain. Audio of at most `max_s` seconds is returned whole."""
-    hop = sr // 100
-    n = len(wav) // hop
-    width = int(max_s * 100)
-    if n <= width:
-        return 0, len(wav)
-    energy = 10 * np.log10(np.mean(wav[: n * hop].reshape(n, hop) ** 2, 1) + 1e-12)
-    speech = energy > energy.max() - 40
-    quiet = energy < energy.max() - 50                                     # pauses between words
-    counts = np.concatenate([[0], np.cumsum(speech)])
-    start = int(np.argmax(counts[width:] - counts[:-width]))                # the first best window
-    end = start + width
-    floor = start + int(min_s * 100)
-    pauses = np.flatnonzero(quiet[floor:end])
-    if len(pauses) and not quiet[end - 1]:
-        end = floor + int(pauses[-1]) + 1
-    later = np.flatnonzero(quiet[start:start + 100])                        # within the first second
-    if len(later) and not quiet[start] and end - (start + int(later[0])) >= min_s * 100:
-        start += int(later[0])
-    return start * hop, end * hop
-
-
-def check_out(path: Path, what: str = "--out") -> None:
-    """Refuse, before any synthesis, an output path that cannot be written (UserError, exit 2)."""
-    import soundfile as sf
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a folder: give a file name such as {path / 'out.wav'}", EXIT_USAGE)
-    ext = path.suffix.lstrip(".").upper()
-    if ext not in sf.available_formats():
-        raise UserError(f"{what} {path}: unknown audio format {path.suffix or '(no extension)'!r}; use .wav, .flac "
-                        f"or .ogg", EXIT_USAGE)
-    parent = path.parent
-    existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise UserError(f"{what} {path}: {existing} is a file, not a folder", EXIT_USAGE)
-    if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{what} {path} cannot be written (permission denied)", EXIT_USAGE)
-
-
-def note(message: str) -> None:
-    """A one-line remark on stderr about input taken generously (it does not stop anything)."""
-    print(f"note: {message}", file=sys.stderr)
+class Piece(NamedTuple):
+    """One synthesised sentence."""
+    wav: np.ndarray                     # float32 at features.SAMPLE_RATE
+    ids: list                           # phoneme IDs
+    durations: list                     # frames per phoneme
+    f0_hz: list                         # the pitch the model was given, per frame
 
 
 class Synthesizer:
-    """Loads an ldm checkpoint and its codec once; `__call__(text, prompt_path, ...)` -> (wav float32, 16 kHz)."""
+    """Loads an ldm checkpoint and its codec once; `__call__(text, prompt_path, ...)` -> wav (float32,
+    features.SAMPLE_RATE)."""
 
     def __init__(self, ckpt, codec_path=None, device: str = "cpu"):
         import codec as codec_lib
-        import model as ns2
         from corpus.text import PhonemeSet
         try:
-            self.model, self.meta = ns2.load_ns2(ckpt, device)
+            self.model, self.meta = load_ns2(ckpt, device)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e), EXIT_CKPT) from None
         info = self.meta.get("codec") or {}
@@ -180,36 +119,19 @@ class Synthesizer:
         self._ids, self._noted = {}, set()            # phonemized sentences; what was already noted on stderr
 
     def prompt_latent(self, path) -> torch.Tensor:
-        """Prompt audio -> codec latent (1, D, Tp): mono 16 kHz, silence trimmed; a clipped file is used (noted),
-        one longer than MAX_PROMPT_S is cropped to its best stretch of speech (noted)."""
-        try:
-            wav = features.load_audio(path, max_clipped=1.0)
-        except features.AudioError as e:
-            raise UserError(f"prompt: {e}", EXIT_PROMPT) from None
-        if features.clipped_fraction(wav) > 1e-3:
-            note(f"prompt {path} is clipped ({features.clipped_fraction(wav):.1%} of samples at full scale); using it "
-                 f"anyway (a clean recording copies the voice better)")
-        wav = features.trim_silence(wav)
-        seconds = len(wav) / 16000
-        if seconds > MAX_PROMPT_S:
-            start, end = best_speech_window(wav)
-            wav = features.trim_silence(wav[start:end])
-            note(f"prompt {path} has {seconds:.1f} s of speech; using {start / 16000:.1f}-{end / 16000:.1f} s "
-                 f"({len(wav) / 16000:.1f} s; give at most {MAX_PROMPT_S:g} s to choose yourself)")
-            seconds = len(wav) / 16000
-        if seconds < MIN_PROMPT_S:
-            raise UserError(f"prompt {path} has {seconds:.2f} s of speech after trimming silence; give "
-                            f"{MIN_PROMPT_S:g}-{MAX_PROMPT_S:g} s (3 s works well)", EXIT_PROMPT)
+        """Prompt audio (`inputs.prompt_audio`: mono, silence trimmed, a long one cropped) -> codec latent
+        (1, D, Tp)."""
+        wav = inputs.prompt_audio(path)
         z, _ = self.codec.encode(torch.from_numpy(wav)[None].to(self.device))
         return z                                                              # (1, D, Tp)
 
     def sentences(self, text: str) -> list[str]:
         """The readable part of `text` (others noted) split into sentences."""
-        readable, dropped = readable_text(text)
+        readable, dropped = inputs.readable_text(text)
         if dropped and dropped not in self._noted:
             self._noted.add(dropped)
             note(f"skipped characters an English front end cannot read: {' '.join(dropped)}")
-        return split_sentences(readable)
+        return inputs.split_sentences(readable)
 
     def phoneme_ids(self, sentence: str) -> torch.Tensor:
         """(1, N) IDs of the checkpoint's inventory; a phoneme it lacks is read as the closest known (noted once)."""
@@ -229,95 +151,121 @@ class Synthesizer:
             self._ids[sentence] = self.phoneme_set.encode(phonemes)
         return torch.tensor([self._ids[sentence]], device=self.device)
 
-    def __call__(self, text: str, prompt, steps=None, sampler=None, temperature=None, duration_scale=1.0,
-                 pitch_shift=0.0, guidance=1.0, seed=0, return_info=False):
-        """-> wav (float32, 16 kHz); with return_info, (wav, dict(phonemes, durations, f0_hz)): the predicted frames
-        per phoneme and the pitch predictor's F0 per frame (Hz, unvoiced frames interpolated, as in training).
-        `sampler`/`steps` left out: `diffusion.DEFAULT_SAMPLING` (the paper's: sampler="ode", steps=150).
-        `pitch_shift` in semitones (converted to log-F0: n/12 · log 2). Sentence k uses seed `seed + k`."""
-        return self.many([(text, prompt, seed)], steps, sampler, temperature, duration_scale, pitch_shift, guidance,
-                         return_info=return_info)[0]
+    def __call__(self, text: str, prompt, sampling: Sampling | None = None, seed: int = 0, return_info=False,
+                 **settings):
+        """-> wav (float32, features.SAMPLE_RATE); with return_info, (wav, dict(phonemes, durations, f0_hz)): the
+        predicted frames per phoneme and the pitch predictor's F0 per frame (Hz, unvoiced frames interpolated, as
+        in training). `sampling` (`model.Sampling`, or its fields by name: `steps=20, sampler="ode"`): sampler and
+        steps left out: `diffusion.DEFAULT_SAMPLING` (the paper's: sampler="ode", steps=150); `pitch_shift` in
+        semitones. Sentence k uses seed `seed + k`."""
+        return self.many([Job(text, prompt, seed)], sampling, return_info=return_info, **settings)[0]
 
     @torch.no_grad()
-    def many(self, jobs: list, steps=None, sampler=None, temperature=None, duration_scale=1.0, pitch_shift=0.0,
-             guidance=1.0, batch_size: int = 8, return_info=False, progress: str | None = None) -> list:
-        """jobs = [(text, prompt path or latent, seed)] -> one result per job, as `__call__` gives it.
-        A job may carry a 4th item, oracle prosody (a diagnostic, `evaluation/demo.py --oracle`): dict(phonemes (N,) IDs,
-        durations (N,) frames, lf0 (T,) log-F0 or None); its phonemes replace the text's, the model's durations
-        (and pitch) are replaced by these.
+    def many(self, jobs: list, sampling: Sampling | None = None, batch_size: int = 8, return_info=False,
+             progress: str | None = None, **settings) -> list:
+        """jobs = [`Job`(text, prompt path or latent, seed[, oracle])] -> one result per job, as `__call__` gives
+        it. A job's oracle prosody (a diagnostic, `evaluation/demo.py --oracle`; §5 singing) replaces the text's
+        phonemes by its own, and the model's durations (and pitch) by its own.
 
         Every sentence of every job is one row; rows go through the model `batch_size` at a time, longest first
         (less padding). Each row has its own noise stream (`seeds`), and every layer masks padding, so the audio
         is what one-at-a-time synthesis gives (tests/test_sample.py checks it); on a 2-core CPU a batch of 8 is
         about 2x faster per sentence than one by one (demo sentences, 150 steps: 3.2 s instead of 6.0 s).
         `progress`: a tqdm label, or None for no bar."""
-        if batch_size < 1:
-            raise UserError("the batch size must be at least 1", 2)
-        latents, rows = {}, []                # rows: (job, phoneme IDs (N,), prompt (D, Tp), seed, oracle or None)
-        for j, (text, prompt, seed, *oracle) in enumerate(jobs):
-            key = id(prompt) if torch.is_tensor(prompt) else str(prompt)
-            if key not in latents:
-                latents[key] = prompt if torch.is_tensor(prompt) else self.prompt_latent(prompt)
-            if oracle:
-                given = torch.as_tensor(oracle[0]["phonemes"]).long().to(self.device)
-                rows.append((j, given, latents[key][0], seed, oracle[0]))
-                continue
-            rows += [(j, self.phoneme_ids(sentence)[0], latents[key][0], seed + k, None)
-                     for k, sentence in enumerate(self.sentences(text))]
-        order = sorted(range(len(rows)), key=lambda r: -len(rows[r][1]))
-        done = {}
         from tqdm import tqdm
+        if batch_size < 1:
+            raise UserError("the batch size must be at least 1", EXIT_USAGE)
+        sampling = replace(sampling or Sampling(), **settings)
+        jobs = [Job(*job) for job in jobs]
+        rows = self._rows(jobs)
+        order = sorted(range(len(rows)), key=lambda r: -len(rows[r].ids))
+        done = {}
         bar = tqdm(total=len(rows), desc=progress, unit="sentence", disable=progress is None, mininterval=0.5)
         for start in range(0, len(order), batch_size):
-            chunk = [rows[r] for r in order[start:start + batch_size]]
-            ids = torch.nn.utils.rnn.pad_sequence([c[1] for c in chunk], batch_first=True)        # 0 = <pad>
-            z_prompt = torch.nn.utils.rnn.pad_sequence([c[2].T for c in chunk], batch_first=True).transpose(1, 2)
-            prompt_mask = torch.arange(z_prompt.shape[-1], device=self.device)[None] < torch.tensor(
-                [c[2].shape[-1] for c in chunk], device=self.device)[:, None]
-            oracle = {k: v.to(self.device) for k, v in oracle_prosody([c[4] for c in chunk]).items()}
-            gen = self.model.generate(ids, z_prompt, prompt_mask=prompt_mask, steps=steps, sampler=sampler,
-                                      temperature=temperature, duration_scale=duration_scale,
-                                      pitch_shift=pitch_shift / 12 * math.log(2), guidance=guidance,
-                                      seeds=[c[3] for c in chunk], **oracle)
-            for i, r in enumerate(order[start:start + batch_size]):
-                frames, n = int(gen["frame_mask"][i].sum()), len(rows[r][1])
-                if frames == 0:
-                    raise UserError("the model predicted 0 frames for a sentence: an untrained or broken duration "
-                                    "predictor? (try another checkpoint, or --duration-scale)", EXIT_CKPT)
-                wav = self.codec.decode(gen["latent"][i:i + 1, :, :frames])[0, : frames * self.codec.cfg.hop]
-                done[r] = (wav.float().cpu().numpy(), rows[r][1].tolist(), gen["durations"][i, :n].tolist(),
-                           torch.exp(gen["lf0"][i, :frames]).tolist())
+            chunk = order[start:start + batch_size]
+            done.update(zip(chunk, self._synthesize([rows[r] for r in chunk], sampling)))
             bar.update(len(chunk))
         bar.close()
-        results, gap = [], np.zeros(int(GAP_S * 16000), np.float32)
         by_job = [[] for _ in jobs]
         for r, row in enumerate(rows):                                       # rows are in sentence order
-            by_job[row[0]].append(done[r])
-        for parts in by_job:
-            wav = np.concatenate([x for part in parts for x in (part[0], gap)][:-1])
-            info = dict(phonemes=[ph for part in parts for ph in self.phoneme_set.decode(part[1])],
-                        durations=[d for part in parts for d in part[2]], f0_hz=[f for part in parts for f in part[3]])
-            results.append((wav, info) if return_info else wav)
-        return results
+            by_job[row.job].append(done[r])
+        return [self._joined(parts, return_info) for parts in by_job]
+
+    def _rows(self, jobs: list) -> list:
+        """Every sentence of every job as a `Row` (one row per job with oracle prosody), in sentence order."""
+        latents, rows = {}, []
+        for j, job in enumerate(jobs):
+            key = id(job.prompt) if torch.is_tensor(job.prompt) else str(job.prompt)
+            if key not in latents:
+                latents[key] = job.prompt if torch.is_tensor(job.prompt) else self.prompt_latent(job.prompt)
+            prompt = latents[key][0]
+            if job.oracle is not None:
+                given = torch.as_tensor(job.oracle["phonemes"]).long().to(self.device)
+                rows.append(Row(j, given, prompt, job.seed, job.oracle))
+                continue
+            rows += [Row(j, self.phoneme_ids(sentence)[0], prompt, job.seed + k, None)
+                     for k, sentence in enumerate(self.sentences(job.text))]
+        return rows
+
+    def _synthesize(self, chunk: list, sampling: Sampling) -> list:
+        """One batch of rows through the model and the codec decoder -> one `Piece` per row."""
+        pad = torch.nn.utils.rnn.pad_sequence
+        ids = pad([row.ids for row in chunk], batch_first=True)                           # 0 = <pad>
+        z_prompt = pad([row.prompt.T for row in chunk], batch_first=True).transpose(1, 2)
+        prompt_mask = torch.arange(z_prompt.shape[-1], device=self.device)[None] < torch.tensor(
+            [row.prompt.shape[-1] for row in chunk], device=self.device)[:, None]
+        gen = self.model.generate(ids, z_prompt, sampling, prompt_mask=prompt_mask, seeds=[row.seed for row in chunk],
+                                  prosody=oracle_prosody([row.oracle for row in chunk], self.device))
+        pieces = []
+        for i, row in enumerate(chunk):
+            frames, n = int(gen["frame_mask"][i].sum()), len(row.ids)
+            if frames == 0:
+                raise UserError("the model predicted 0 frames for a sentence: an untrained or broken duration "
+                                "predictor? (try another checkpoint, or --duration-scale)", EXIT_CKPT)
+            wav = self.codec.decode(gen["latent"][i:i + 1, :, :frames])[0, : frames * self.codec.cfg.hop]
+            pieces.append(Piece(wav.float().cpu().numpy(), row.ids.tolist(), gen["durations"][i, :n].tolist(),
+                                torch.exp(gen["lf0"][i, :frames]).tolist()))
+        return pieces
+
+    def _joined(self, parts: list, return_info: bool):
+        """A job's sentences, joined with GAP_S of silence: wav, or (wav, info) with return_info."""
+        gap = np.zeros(int(GAP_S * SR), np.float32)
+        wav = np.concatenate([x for part in parts for x in (part.wav, gap)][:-1])
+        if not return_info:
+            return wav
+        return wav, dict(phonemes=[ph for part in parts for ph in self.phoneme_set.decode(part.ids)],
+                         durations=[d for part in parts for d in part.durations],
+                         f0_hz=[f for part in parts for f in part.f0_hz])
 
 
-def oracle_prosody(oracles: list) -> dict:
-    """Rows' oracle prosody (dicts, or all None) -> padded durations (B, N) and lf0 (B, T) for generate()."""
+def oracle_prosody(oracles: list, device="cpu") -> Prosody | None:
+    """Rows' oracle prosody (dicts, or all None) -> padded durations (B, N) and lf0 (B, T) for generate(), or None."""
     if all(o is None for o in oracles):
-        return {}
+        return None
     if any(o is None for o in oracles):
         raise ValueError("give oracle prosody for every job or for none")
     pad = torch.nn.utils.rnn.pad_sequence
-    out = dict(durations=pad([torch.as_tensor(o["durations"]).long() for o in oracles], batch_first=True))
+    durations = pad([torch.as_tensor(o["durations"]).long() for o in oracles], batch_first=True)
     with_pitch = [o.get("lf0") is not None for o in oracles]
     if any(with_pitch) and not all(with_pitch):
         raise ValueError("give an oracle pitch contour for every job or for none")
-    if all(with_pitch):
-        out["lf0"] = pad([torch.as_tensor(o["lf0"]).float() for o in oracles], batch_first=True)
-    return out
+    lf0 = pad([torch.as_tensor(o["lf0"]).float() for o in oracles], batch_first=True) if all(with_pitch) else None
+    return Prosody(durations.to(device), None if lf0 is None else lf0.to(device))
 
 
-def main(argv=None):
+def check_options(args) -> None:
+    """Numeric options inside LIMITS (and finite), or a one-line UserError (exit 2)."""
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or not lo <= value <= hi:
+            flag = "--" + name.replace("_", "-")
+            why = " (τ must be > 0: the start noise has variance 1/τ)" if name == "temperature" else ""
+            raise UserError(f"{flag} {value} is out of range: give {lo:g} to {hi:g}{why}", EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path, default=Path("checkpoints/toy/ldm.pt"), help="ldm checkpoint (train.py ldm)")
@@ -328,7 +276,7 @@ def main(argv=None):
     ap.add_argument("--list", type=Path, help="batch mode: a TSV file of text, prompt, out rows")
     ap.add_argument("--steps", type=int, default=None, help=f"sampler steps, 1-10000 (default: "
                     f"{diffusion.DEFAULT_SAMPLING[1]} with the default sampler, 150 with another, the paper's Euler "
-                    f"setting; the §5 tasks: 150, --score 300)")
+                    f"setting; the §5 tasks: {section5.STEPS}, --score {section5.SING_STEPS})")
     ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
                     help=f"TTS sampler (default {diffusion.DEFAULT_SAMPLING[0]}: DPM-Solver++(2M); the paper's: ode; "
                     "the §5 tasks always run the Euler ODE)")
@@ -357,6 +305,13 @@ def main(argv=None):
     s5.add_argument("--vibrato", type=float, default=30.0, help="--score: vibrato depth in cents (0 = none)")
     s5.add_argument("--aligner", type=Path, help="aligner for --convert/--enhance/--pitch-from (default: aligner.pt "
                     "beside --ckpt)")
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, checked: one task and the inputs it needs. args.task is "tts" or the §5 task ("convert",
+    "enhance", "score", "pitch_from"); args.steps (and for TTS args.sampler) filled in."""
+    ap = build_parser()
     args = ap.parse_args(argv)
     task = [name for name in ("convert", "enhance", "score", "pitch_from") if getattr(args, name) is not None]
     if len(task) > 1 or (task and args.list is not None):
@@ -367,75 +322,94 @@ def main(argv=None):
         missing = ["--" + n.replace("_", "-") for n in need if getattr(args, n) is None]
         if missing:
             ap.error(f"--{task[0].replace('_', '-')} needs {' and '.join(missing)}")
-    elif (args.list is None) == (args.text is None and args.prompt is None) or \
-            (args.list is None and (args.text is None or args.prompt is None)):
+    elif args.list is None and (args.text is None or args.prompt is None) or \
+            args.list is not None and (args.text is not None or args.prompt is not None):
         ap.error("give --text and --prompt, or --list")
-    if task:
-        import section5
-        if args.steps is None:
-            args.steps = section5.SING_STEPS if task[0] == "score" else section5.STEPS
-    else:
+    args.task = task[0] if task else "tts"
+    if task and args.steps is None:
+        args.steps = section5.SING_STEPS if args.task == "score" else section5.STEPS
+    elif not task:
         args.sampler, args.steps = diffusion.sampling_setting(args.sampler, args.steps)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     try:
         check_options(args)
-        if task:
-            return run_section5(task[0], args)
-        if args.list is None:
-            check_out(args.out)
-            rows, bad = [(0, args.text, args.prompt, args.out)], []
-            n_rows = 1
-        else:
-            rows, bad = read_list(args.list)
-        n_rows = len(rows) + len(bad)
-        synth = Synthesizer(args.ckpt, args.codec, args.device)
-        jobs, latents = [], {}
-        for line, text, prompt, out in rows:               # check every row first: a bad one is reported, not fatal
-            try:
-                if args.list is not None:                  # a single --out was checked before loading the model
-                    check_out(out, "out")
-                for sentence in synth.sentences(text):
-                    synth.phoneme_ids(sentence)
-                if str(prompt) not in latents:
-                    latents[str(prompt)] = synth.prompt_latent(prompt)
-                jobs.append((line, text, latents[str(prompt)], out))
-            except UserError as e:
-                if args.list is None:
-                    raise
-                bad.append((line, str(e)))
-                print(f"error: {args.list} line {line}: {e}", file=sys.stderr)
-        import soundfile as sf
-        t0 = time.time()
-        n_sentences = sum(len(synth.sentences(text)) for _, text, _, _ in jobs)
-        wavs = synth.many([(text, z, args.seed) for _, text, z, _ in jobs], args.steps, args.sampler,
-                          args.temperature, args.duration_scale, args.pitch_shift, args.guidance, args.batch_size,
-                          progress="synthesise" if n_sentences > 1 else None)
-        written = 0
-        for (line, _, _, out), wav in zip(jobs, wavs):
-            try:
-                Path(out).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(out, wav, 16000)
-            except (OSError, RuntimeError) as e:           # soundfile raises RuntimeError (LibsndfileError)
-                if args.list is None:
-                    raise UserError(f"cannot write {out}: {e}", EXIT_USAGE) from None
-                bad.append((line, f"cannot write {out}: {e}"))
-                print(f"error: {args.list} line {line}: cannot write {out}: {e}", file=sys.stderr)
-                continue
-            written += 1
-            print(f"{out}: {len(wav) / 16000:.2f} s")
-        print(f"{written} file(s) in {time.time() - t0:.1f} s")
-        if bad:
-            lines = ", ".join(str(n) for n, _ in sorted(bad))
-            print(f"error: {len(bad)} of {n_rows} rows of {args.list} failed (lines {lines}); the other {written} were written", file=sys.stderr)
-            return EXIT_ROWS
+        return run_tts(args) if args.task == "tts" else run_section5(args.task, args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
+
+
+def run_tts(args) -> int:
+    """--text and --prompt, or --list -> wav files; exit code (EXIT_ROWS when some rows of a --list failed, every
+    good row written)."""
+    if args.list is None:
+        check_out(args.out)                              # before loading the model
+        rows, failed = [ListRow(0, args.text, args.prompt, args.out)], []
+    else:
+        rows, failed = read_list(args.list)
+    n_rows = len(rows) + len(failed)
+    synth = Synthesizer(args.ckpt, args.codec, args.device)
+    rows = checked_rows(synth, rows, args.list, failed)
+    t0 = time.time()
+    n_sentences = sum(len(synth.sentences(row.text)) for row in rows)
+    sampling = Sampling(args.steps, args.sampler, args.temperature, args.duration_scale, args.pitch_shift,
+                        args.guidance)
+    wavs = synth.many([Job(row.text, row.prompt, args.seed) for row in rows], sampling, args.batch_size,
+                      progress="synthesise" if n_sentences > 1 else None)
+    written = write_wavs(rows, wavs, args.list, failed)
+    print(f"{written} file(s) in {time.time() - t0:.1f} s")
+    if failed:
+        lines = ", ".join(str(f.line) for f in sorted(failed))
+        print(f"error: {len(failed)} of {n_rows} rows of {args.list} failed (lines {lines}); the other {written} "
+              f"were written", file=sys.stderr)
+        return EXIT_ROWS
     return 0
+
+
+def checked_rows(synth: Synthesizer, rows: list, list_path, failed: list) -> list:
+    """Every row checked before any synthesis (its --out, text and prompt), its prompt as a codec latent (each file
+    encoded once). A bad row of a --list is reported (`report`) and left out; a bad single row raises."""
+    good, latents = [], {}
+    for row in rows:
+        try:
+            if list_path is not None:                  # a single --out was checked before loading the model
+                check_out(row.out, "out")
+            for sentence in synth.sentences(row.text):
+                synth.phoneme_ids(sentence)
+            if str(row.prompt) not in latents:
+                latents[str(row.prompt)] = synth.prompt_latent(row.prompt)
+            good.append(row._replace(prompt=latents[str(row.prompt)]))
+        except UserError as e:
+            if list_path is None:
+                raise
+            report(failed, list_path, row.line, str(e))
+    return good
+
+
+def write_wavs(rows: list, wavs: list, list_path, failed: list) -> int:
+    """Each row's wav to its out path -> how many were written; a failed write of a --list row is reported."""
+    import soundfile as sf
+    written = 0
+    for row, wav in zip(rows, wavs):
+        try:
+            Path(row.out).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(row.out, wav, SR)
+        except (OSError, RuntimeError) as e:           # soundfile raises RuntimeError (LibsndfileError)
+            if list_path is None:
+                raise UserError(f"cannot write {row.out}: {e}", EXIT_USAGE) from None
+            report(failed, list_path, row.line, f"cannot write {row.out}: {e}")
+            continue
+        written += 1
+        print(f"{row.out}: {len(wav) / SR:.2f} s")
+    return written
 
 
 def run_section5(task: str, args) -> int:
     """--convert, --enhance, --score or --pitch-from (section5.run) -> one wav at --out; exit code."""
-    import section5
     import soundfile as sf
     kinds = dict(usage=EXIT_USAGE, ckpt=EXIT_CKPT, source=EXIT_SOURCE, score=EXIT_SCORE, text=EXIT_TEXT)
     try:
@@ -444,8 +418,8 @@ def run_section5(task: str, args) -> int:
         t0 = time.time()
         wav = section5.run(task, args, synth)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(args.out, wav, 16000)
-        print(f"{args.out}: {len(wav) / 16000:.2f} s ({time.time() - t0:.1f} s)")
+        sf.write(args.out, wav, SR)
+        print(f"{args.out}: {len(wav) / SR:.2f} s ({time.time() - t0:.1f} s)")
     except section5.TaskError as e:
         print(f"error: {e}", file=sys.stderr)
         return kinds[e.kind]
@@ -456,42 +430,6 @@ def run_section5(task: str, args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.code
     return 0
-
-
-def check_options(args) -> None:
-    """Numeric options inside LIMITS (and finite), or a one-line UserError (exit 2)."""
-    for name, (lo, hi) in LIMITS.items():
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if not math.isfinite(value) or not lo <= value <= hi:
-            flag = "--" + name.replace("_", "-")
-            why = " (τ must be > 0: the start noise has variance 1/τ)" if name == "temperature" else ""
-            raise UserError(f"{flag} {value} is out of range: give {lo:g} to {hi:g}{why}", EXIT_USAGE)
-
-
-def read_list(path: Path) -> tuple[list, list]:
-    """A TSV of text<TAB>prompt<TAB>out rows ('#' starts a comment) -> ([(line, text, prompt, out)], [(line,
-    reason)] for malformed rows). A missing, unreadable or row-less file is a UserError (exit 2)."""
-    if not Path(path).is_file():
-        raise UserError(f"--list file {path} not found", EXIT_USAGE)
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            table = list(csv.reader(f, delimiter="\t"))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"--list {path} is not a UTF-8 tab-separated file ({e})", EXIT_USAGE) from None
-    rows, bad = [], []
-    for line, r in enumerate(table, 1):
-        if not r or not "".join(r).strip() or r[0].startswith("#"):
-            continue
-        if len(r) != 3 or not all(x.strip() for x in r):
-            bad.append((line, f"every row needs text<TAB>prompt<TAB>out (got {len(r)} field(s))"))
-            print(f"error: {path} line {line}: {bad[-1][1]}", file=sys.stderr)
-            continue
-        rows.append((line, r[0], Path(r[1].strip()), Path(r[2].strip())))
-    if not rows and not bad:
-        raise UserError(f"--list {path} has no rows: every row needs text<TAB>prompt<TAB>out", EXIT_USAGE)
-    return rows, bad
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from corpus import features
+from corpus.inputs import note
+from model import Prosody, Sampling
 
 SOURCE_MIN_S, SOURCE_MAX_S = 0.5, 30.0       # a VC/SE source shorter or longer than this is refused
 SAMPLER, STEPS = "ode", 150                   # §5 runs the paper's Euler ODE: the reverse steps mirror the inversion's
@@ -142,13 +144,8 @@ def prepare_source(synth, wav: np.ndarray, text: str | None = None, aligner=None
         lf0 = source_lf0(wav)
     except TaskError:                                  # e.g. speech buried in noise: PyWorld finds no voicing
         lf0 = predicted_lf0(synth, ids, durations, latent)
-        warn("no voiced frame found in the source: its pitch is predicted (from the source as the prompt)")
+        note("no voiced frame found in the source: its pitch is predicted (from the source as the prompt)")
     return Source(ids, durations, latent, lf0, wav)
-
-
-def warn(message: str) -> None:
-    import sys
-    print(f"note: {message}", file=sys.stderr)
 
 
 def predicted_lf0(synth, ids: torch.Tensor, durations: torch.Tensor, prompt_latent: torch.Tensor) -> torch.Tensor:
@@ -177,7 +174,7 @@ def _two_step(synth, src: Source, source_prompt, target_prompt, lf0_target, step
         eps = torch.randn(z1.shape, generator=torch.Generator().manual_seed(seed)).to(dev)
         z1 = (1 - noise ** 2) ** 0.5 * z1 + noise * eps / model.cfg.sde.temperature ** 0.5
     lf0 = None if lf0_target is None else lf0_target[None].to(dev)
-    out = model.generate(ids, target_prompt, steps=steps, sampler=SAMPLER, durations=dur, lf0=lf0, start=z1)
+    out = model.generate(ids, target_prompt, Sampling(steps, SAMPLER), prosody=Prosody(dur, lf0), start=z1)
     return dict(wav=_decode(synth, out["latent"]), z1=z1, lf0=out["lf0"][0].cpu())
 
 
@@ -289,12 +286,12 @@ def run(task: str, args, synth) -> np.ndarray:
         except score_lib.ScoreError as e:
             raise TaskError(str(e), "score") from None
         for w in song.warnings + sung["warnings"]:
-            warn(w)
+            note(w)
     else:
         ref = load_source(args.pitch_from, "--pitch-from")
         shift = transpose_of(args.transpose, np.exp(source_lf0(ref, "--pitch-from").numpy()), voice_hz)
         sung = pitch_from(synth, aligner, ref, args.text, shift)
     if shift:
-        warn(f"transposed by {shift:+g} semitones (the prompt's median F0 is {voice_hz:.0f} Hz)")
+        note(f"transposed by {shift:+g} semitones (the prompt's median F0 is {voice_hz:.0f} Hz)")
     return sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt, args.steps, args.seed,
                        args.batch_size)

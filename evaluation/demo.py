@@ -29,9 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import diffusion
-from corpus import features
 
+import diffusion
+import sample
+import section5
+from corpus import features
+from model import Sampling
+
+SR = features.SAMPLE_RATE
 TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # the toy model's goals
 
 
@@ -56,7 +61,7 @@ def plot_item(path: Path, prompt, gt, gen, title: str):
     fig, axes = plt.subplots(4, 1, figsize=(9, 8), gridspec_kw=dict(height_ratios=[1, 1, 1, 1.2]))
     for ax, (name, wav) in zip(axes, (("prompt", prompt), ("ground truth", gt), ("generated", gen))):
         lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
-        ax.imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / 16000, 0, lm.shape[0]), cmap="magma",
+        ax.imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / SR, 0, lm.shape[0]), cmap="magma",
                   vmin=-10, vmax=lm.max())
         ax.set_ylabel(f"{name}\nmel band")
     for name, wav, style in (("ground truth", gt, "-"), ("generated", gen, "-"), ("prompt", prompt, ":")):
@@ -215,48 +220,24 @@ def load_items(root: Path, per_voice: int, asr_path: Path) -> tuple:
     return items, {it["speaker"]: it["prompt_emb"] for it in items}, rec
 
 
-def run_tts(args) -> dict:
-    import soundfile as sf
+def run_tts(args, out: Path) -> dict:
+    """The tts stage: ground truth, its codec resynthesis and every --ldm model (`model_systems`) on the evaluation
+    items, the first model's wavs and plots written to `out`, every system scored."""
     from tqdm import tqdm
     import codec as codec_lib
-    import sample
     t0 = time.time()
-    models = [model_label(m) for m in args.ldm]
-    synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in models]
-    out = args.out
+    synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in map(model_label, args.ldm)]
     items, enrolled, rec = load_items(args.data, args.per_voice, args.asr)
     codec = codec_lib.load_codec(args.codec) if args.codec else synths[0][1].codec
-    (out / "wavs").mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    systems = [dict(name="ground truth", wavs=[it["gt"] for it in items])]
     with torch.no_grad():
         resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
                  for it in items]
-    systems.append(dict(name="codec resynthesis", wavs=resyn))
+    systems = [dict(name="ground truth", wavs=[it["gt"] for it in items]), dict(name="codec resynthesis", wavs=resyn)]
     settings = dict(steps=args.steps, sampler=args.sampler, guidance=args.guidance, temperature=args.temperature,
                     pitch_shift=args.pitch_shift)
-    for label, synth in synths:                        # batched: the same audio as one at a time, faster
-        out_info = synth.many([(it["text"], it["prompt_path"], args.seed + k) for k, it in enumerate(items)],
-                              **settings, batch_size=args.batch_size, return_info=True, progress=f"synthesise ({label})")
-        systems.append(dict(name=label, wavs=[w for w, _ in out_info], durations=[i["durations"] for _, i in out_info],
-                            prior_f0=[i["f0_hz"] for _, i in out_info]))
-    label, synth = synths[0]
-    for oracle in (("durations", "durations + pitch") if args.oracle else ()):     # the prior's share of the error
-        jobs = [(it["text"], it["prompt_path"], args.seed + k,
-                 dict(phonemes=it["gt_feats"]["phonemes"], durations=it["gt_feats"]["durations"],
-                      lf0=it["gt_feats"]["lf0"] if "pitch" in oracle else None)) for k, it in enumerate(items)]
-        out_info = synth.many(jobs, **settings, batch_size=args.batch_size, return_info=True,
-                              progress=f"synthesise ({label}, ground-truth {oracle})")
-        systems.append(dict(name=f"{label}, ground-truth {oracle}", wavs=[w for w, _ in out_info],
-                            durations=[i["durations"] for _, i in out_info]))
+    systems += model_systems(args, synths, items, Sampling(**settings))
     t_synth = time.time() - t0
-    for k, it in enumerate(items):                                          # wavs and plots of the first model
-        tag = it["id"]                         # unique (LibriTTS IDs of one speaker may share their last part)
-        sf.write(out / "wavs" / f"{tag}_prompt.wav", it["prompt"], 16000)
-        sf.write(out / "wavs" / f"{tag}_gt.wav", it["gt"], 16000)
-        sf.write(out / "wavs" / f"{tag}_generated.wav", systems[2]["wavs"][k], 16000)
-        plot_item(out / "plots" / f"{tag}.png", it["prompt"], it["gt"], systems[2]["wavs"][k],
-                  f"{it['speaker']} (held out): {it['text']}")
+    write_examples(out, items, systems[2]["wavs"])
     results, rows = {}, {}
     for s in tqdm(systems, desc="score", unit="system"):
         s["embs"] = [it["gt_emb"] for it in items] if s["name"] == "ground truth" else [embed_or_none(w) for w in s["wavs"]]
@@ -269,7 +250,51 @@ def run_tts(args) -> dict:
                           for name, rs in rows.items()})
 
 
-def main(argv=None):
+def model_systems(args, synths: list, items: list, sampling: Sampling) -> list:
+    """Each model's speech for the items (batched: the same audio as one at a time, faster); with --oracle, the
+    first model's with the ground truth's durations, then durations + pitch (the prior's share of the error)."""
+    def many(synth, jobs, label):
+        return synth.many(jobs, sampling, args.batch_size, return_info=True, progress=f"synthesise ({label})")
+    systems = []
+    for label, synth in synths:
+        got = many(synth, [sample.Job(it["text"], it["prompt_path"], args.seed + k) for k, it in enumerate(items)],
+                   label)
+        systems.append(system_of(label, got))
+    label, synth = synths[0]
+    for oracle in (("durations", "durations + pitch") if args.oracle else ()):
+        jobs = [sample.Job(it["text"], it["prompt_path"], args.seed + k,
+                           dict(phonemes=it["gt_feats"]["phonemes"], durations=it["gt_feats"]["durations"],
+                                lf0=it["gt_feats"]["lf0"] if "pitch" in oracle else None))
+                for k, it in enumerate(items)]
+        got = many(synth, jobs, f"{label}, ground-truth {oracle}")
+        systems.append(system_of(f"{label}, ground-truth {oracle}", got, prior_f0=False))
+    return systems
+
+
+def system_of(name: str, got: list, prior_f0: bool = True) -> dict:
+    """A system to score (`score`) from `Synthesizer.many(..., return_info=True)`'s results: its wavs, the
+    durations used and, with `prior_f0`, the F0 the pitch predictor asked for."""
+    system = dict(name=name, wavs=[w for w, _ in got], durations=[i["durations"] for _, i in got])
+    if prior_f0:
+        system["prior_f0"] = [i["f0_hz"] for _, i in got]
+    return system
+
+
+def write_examples(out: Path, items: list, generated: list) -> None:
+    """Prompt, ground truth and generated wav, and their plot (`plot_item`), of every item."""
+    import soundfile as sf
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for it, wav in zip(items, generated):
+        tag = it["id"]                         # unique (LibriTTS IDs of one speaker may share their last part)
+        sf.write(out / "wavs" / f"{tag}_prompt.wav", it["prompt"], SR)
+        sf.write(out / "wavs" / f"{tag}_gt.wav", it["gt"], SR)
+        sf.write(out / "wavs" / f"{tag}_generated.wav", wav, SR)
+        plot_item(out / "plots" / f"{tag}.png", it["prompt"], it["gt"], wav,
+                  f"{it['speaker']} (held out): {it['text']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts", "sing"], default="all")
@@ -295,62 +320,86 @@ def main(argv=None):
     ap.add_argument("--oracle", action="store_true", help="add rows with the ground truth's durations, then also its "
                     "pitch, in place of the predicted ones (how much of the gap is the prior's)")
     ap.add_argument("--wer", action="store_true", help="also WER with pocketsphinx (slow; useless on eSpeak voices)")
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, checked; the sampler and steps filled in (`diffusion.sampling_setting`), and the sing
+    stage's steps: twice --steps when given, else section5.SING_STEPS."""
+    ap = build_parser()
     args = ap.parse_args(argv)
     args.ldm = args.ldm or ["checkpoints/toy/ldm.pt"]
     if args.steps is not None and args.steps < 1:
         ap.error("--steps must be at least 1")
-    sing_steps = 2 * args.steps if args.steps else None                       # singing: twice speech's steps
+    args.sing_steps = 2 * args.steps if args.steps else section5.SING_STEPS      # singing: twice speech's steps
     args.sampler, args.steps = diffusion.sampling_setting(args.sampler, args.steps)
     if min(args.per_voice, args.steps, args.batch_size, args.codec_clips) < 1:
         ap.error("--per-voice, --steps, --batch-size and --codec-clips must be at least 1")
+    return args
+
+
+def stage_corpus(args) -> int:
     from corpus import data
+    return data.main(["prepare", "--corpus", "toy", "--out", str(args.data), "--splits", "valid,test"])
+
+
+def stage_codec(args) -> int:
+    """evaluation/metrics.py codec on --codec-clips held-out clips, with 1, R/4, R/2 and R quantizers."""
+    import codec as codec_lib
     from evaluation import metrics as ev
-    import sample
-    t0, timings, base = time.time(), [], args.out
+    codec_path = args.codec or Path("checkpoints/toy/codec.pt")
+    R = codec_lib.load_codec(codec_path).cfg.n_q
+    n_q = ",".join(str(n) for n in sorted({1, max(1, R // 4), max(1, R // 2), R}))
+    return ev.main(["codec", "--ckpt", str(codec_path), "--data", str(args.data), "--max-utts", str(args.codec_clips),
+                    "--n-q", n_q, "--out", str(args.out / "codec")])
+
+
+def stage_tts(args) -> int:
+    out = args.out / "tts"
+    res = run_tts(args, out)
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    table = format_table(res["results"])
+    (out / "results.md").write_text(table + "\n\n" + "\n".join(res["targets"]) + "\n\n" + res["per_voice"] + "\n")
+    print(f"\nzero-shot TTS on {res['voices']} held-out voices, {res['items']} sentences, {res['steps']} "
+          f"{res['sampler']} steps ({res['seconds']:.0f} s):\n{table}\n" + "\n".join(res["targets"]))
+    print(f"\nper held-out voice ({list(res['results'])[2]}):\n{res['per_voice']}")
+    print(f"wavs, plots, results.json, results.md in {out}")
+    return 0
+
+
+def stage_sing(args) -> int:
+    """The first line of examples/twinkle.txt in the first held-out voice, transposed to its key."""
+    from evaluation import demo_section5 as demo5
+    out = args.out / "sing"
+    synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
+    singing = demo5.Singing(line_only=True, modes=("auto",), plot_to=out / "line.png")
+    res = demo5.run_sing(synth, args.data, out, singing, voices=1, steps=args.sing_steps)
+    (out / "results.md").write_text(res["table"] + "\n")
+    print(f"\na sung line (§5, {res['steps']} steps; wavs and line.png in {out}):\n{res['table']}")
+    return 0
+
+
+STAGES = {"corpus": stage_corpus, "codec": stage_codec, "tts": stage_tts, "sing": stage_sing}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0, timings = time.time(), []
     try:
-        if args.stage in ("all", "corpus"):
-            if data.main(["prepare", "--corpus", "toy", "--out", str(args.data), "--splits", "valid,test"]) != 0:
-                return 2
-            timings.append(("corpus", time.time() - t0))
-        if args.stage in ("all", "codec"):
-            import codec as codec_lib
-            codec_path = args.codec or Path("checkpoints/toy/codec.pt")
-            R = codec_lib.load_codec(codec_path).cfg.n_q                       # 1, R/4, R/2, R quantizers
-            n_q = ",".join(str(n) for n in sorted({1, max(1, R // 4), max(1, R // 2), R}))
-            if ev.main(["codec", "--ckpt", str(codec_path), "--data", str(args.data), "--max-utts", str(args.codec_clips),
-                        "--n-q", n_q, "--out", str(args.out / "codec")]) != 0:
-                return 2
-            timings.append(("codec", time.time() - t0 - sum(t for _, t in timings)))
-        if args.stage in ("all", "tts"):
-            args.out = args.out / "tts"
-            res = run_tts(args)
-            (args.out / "results.json").write_text(json.dumps(res, indent=1))
-            table = format_table(res["results"])
-            (args.out / "results.md").write_text(table + "\n\n" + "\n".join(res["targets"]) + "\n\n"
-                                                 + res["per_voice"] + "\n")
-            print(f"\nzero-shot TTS on {res['voices']} held-out voices, {res['items']} sentences, {res['steps']} "
-                  f"{res['sampler']} steps ({res['seconds']:.0f} s):\n{table}\n" + "\n".join(res["targets"]))
-            print(f"\nper held-out voice ({list(res['results'])[2]}):\n{res['per_voice']}")
-            print(f"wavs, plots, results.json, results.md in {args.out}")
-            timings.append(("tts", time.time() - t0 - sum(t for _, t in timings)))
-        if args.stage in ("all", "sing"):
-            from evaluation import demo_section5 as demo5
-            import section5
-            synth = sample.Synthesizer(model_label(args.ldm[0])[1], args.codec)
-            res = demo5.run_sing(synth, args.data, base / "sing", Path("examples/twinkle.txt"), voices=1,
-                                 steps=sing_steps or section5.SING_STEPS, plot_to=base / "sing" / "line.png",
-                                 line_only=True, modes=("auto",))
-            (base / "sing" / "results.md").write_text(res["table"] + "\n")
-            print(f"\na sung line (§5, {res['steps']} steps; wavs and line.png in {base / 'sing'}):\n{res['table']}")
-            timings.append(("sing", time.time() - t0 - sum(t for _, t in timings)))
-        print("time per stage: " + ", ".join(f"{name} {t:.0f} s" for name, t in timings)
-              + f"; total {time.time() - t0:.0f} s")
+        for name, stage in STAGES.items():
+            if args.stage in ("all", name):
+                start = time.time()
+                if stage(args) != 0:
+                    return 2
+                timings.append((name, time.time() - start))
     except sample.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print("time per stage: " + ", ".join(f"{name} {t:.0f} s" for name, t in timings)
+          + f"; total {time.time() - t0:.0f} s")
     return 0
 
 

@@ -19,55 +19,28 @@ import json
 import sys
 import time
 import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import sample
+import section5
 from corpus import features
+from evaluation.heldout import heldout, mean_rows, sim, source_of, vowels_voiced
+from model import Prosody, Sampling
 
-
-def heldout(root: Path) -> tuple[dict, dict]:
-    """({speaker: [test utterances by ID]}, voices) of a toy cache's held-out voices."""
-    from corpus import data
-    manifest = data.read_manifest(root)
-    by_spk = {}
-    for u in sorted((u for u in manifest["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
-        by_spk.setdefault(u["speaker"], []).append(u)
-    if not by_spk:
-        raise ValueError(f"{root} has no test split (held-out voices): run python -m corpus.data prepare --corpus toy")
-    return by_spk, manifest["voices"]
-
-
-def source_of(synth, root: Path, u: dict, wav=None):
-    """A section5.Source of a cached utterance with its exact phonemes and durations (wav: e.g. a noisy copy)."""
-    import section5
-    f = features.load_features(root / "feats" / f"{u['id']}.npz")
-    wav = features.load_audio(root / u["wav"]) if wav is None else wav
-    return section5.prepare_source(synth, wav, ids=f["phonemes"].astype(np.int64),
-                                   durations=f["durations"].astype(np.int64))
-
-
-def sim(a, b) -> float:
-    from evaluation import metrics as ev
-    try:
-        return ev.cosine(ev.speaker_embedding(a), ev.speaker_embedding(b))
-    except ValueError:                                   # too little speech in the output: scored as dissimilar
-        return 0.0
-
-
-def mean_rows(rows: list) -> dict:
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if not isinstance(rows[0][k], str)}
+SR = features.SAMPLE_RATE
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int = 150, voices: int = 4) -> dict:
+def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int = section5.STEPS,
+               voices: int = 4) -> dict:
     """The source-aware step alone, for each start time t_invert of the forward ODE: held-out utterances (utterance
     1 of the first `voices` voices, the source as its own prompt, exact durations and pitch) carried to z_1 and back
     with the same condition. Reports z_1's standard deviation (the reverse process starts from N(0, I)) and the
     round trip's relative L1 error on the normalised latent, against regenerating from fresh noise."""
-    from dataclasses import replace
-    import section5
     m = synth.model
     by_spk, _ = heldout(root)
     srcs = [source_of(synth, root, by_spk[s][1]) for s in sorted(by_spk)[:voices]]
@@ -81,10 +54,9 @@ def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int =
                 z1 = m.invert(ids, src.latent, src.latent, dur, lf0, steps=steps)
                 rel = lambda z: float(((m.normalize(z) - m.normalize(src.latent)).abs().mean()
                                        / m.normalize(src.latent).abs().mean()))
-                back = m.generate(ids, src.latent, steps=steps, sampler=section5.SAMPLER, durations=dur, lf0=lf0,
-                                  start=z1)["latent"]
-                fresh = m.generate(ids, src.latent, steps=steps, sampler=section5.SAMPLER, durations=dur, lf0=lf0,
-                                   seeds=[k])["latent"]
+                sampling, prosody = Sampling(steps, section5.SAMPLER), Prosody(dur, lf0)
+                back = m.generate(ids, src.latent, sampling, prosody=prosody, start=z1)["latent"]
+                fresh = m.generate(ids, src.latent, sampling, prosody=prosody, seeds=[k])["latent"]
                 got.append((float(z1.std()), rel(back), rel(fresh)))
         finally:
             m.cfg.sde = sde
@@ -97,7 +69,7 @@ def run_invert(synth, root: Path, starts=(0.001, 0.01, 0.03, 0.05), steps: int =
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, noise: float = 0.0,
+def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = section5.STEPS, noise: float = 0.0,
            voices: int = 12, aligner=None) -> dict:
     """Each held-out voice A converted to the next voice B: sources = A's test utterances 1..per_voice, target
     prompt = B's utterance 0, ground truth = the source sentence rendered by B, source-voice reference = A's
@@ -108,7 +80,6 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
     from tqdm import tqdm
     from evaluation import asr
     from evaluation import metrics as ev
-    import section5
     from corpus import toy
     by_spk, voice_info = heldout(root)
     rec = asr.Recognizer("checkpoints/toy/asr.pt")
@@ -143,7 +114,7 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = 150, n
             rows[-1].update({f"sim_target_{k}": sim(w, target), f"sim_source_{k}": sim(w, own), f"per_{k}": per(w),
                              f"mcd_{k}": ev.mcd(gt, w)})
         for tag, w in (("source", src.wav), ("converted", vc), ("tts", tts), ("gt", gt)):
-            sf.write(out / "wavs" / f"{u['id']}_to_{b}_{tag}.wav", w, 16000)
+            sf.write(out / "wavs" / f"{u['id']}_to_{b}_{tag}.wav", w, SR)
     m = mean_rows(rows)
     table = ["| speech | SIM to target voice ↑ | SIM to source voice ↓ | PER ↓ | MCD-DTW to GT ↓ | vowel frames voiced |",
              "|---|---|---|---|---|---|"]
@@ -177,7 +148,7 @@ def add_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
     return (noisy / max(1.0, np.abs(noisy).max())).astype(np.float32)
 
 
-def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps: int = 150,
+def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps: int = section5.STEPS,
            noise: float = 0.0) -> dict:
     """Held-out utterances (utterance 1 of the first `voices` voices) under white noise and babble at each SNR.
     Diffusion SE: the noisy source as its own noisy prompt, the voice's clean utterance 0 as the clean prompt,
@@ -189,7 +160,6 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
     import soundfile as sf
     from tqdm import tqdm
     from evaluation import metrics as ev
-    import section5
     by_spk, _ = heldout(root)
     names = sorted(by_spk)[:voices]
     rows = []
@@ -209,7 +179,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
             continue
         prompt = synth.prompt_latent(root / by_spk[s][0]["wav"])
         enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
-        gated = noisereduce.reduce_noise(y=noisy, sr=16000, stationary=False).astype(np.float32)
+        gated = noisereduce.reduce_noise(y=noisy, sr=SR, stationary=False).astype(np.float32)
         tts = synth.many([("", prompt, 0, dict(phonemes=src.ids.tolist(), durations=src.durations.numpy(),
                                                lf0=src.lf0.numpy()))], steps=steps, sampler=section5.SAMPLER)[0]
         with torch.no_grad():
@@ -218,7 +188,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
         for tag, w in (("noisy", noisy), ("diffusion", enhanced), ("noisereduce", gated), ("tts", tts),
                        ("codec", resyn[:len(clean)])):
             r.update({f"pesq_{tag}": ev.pesq_wb(clean, w), f"stoi_{tag}": ev.stoi(clean, w)})
-            sf.write(out / "wavs" / f"{u['id']}_{kind}{snr}_{tag}.wav", w, 16000)
+            sf.write(out / "wavs" / f"{u['id']}_{kind}{snr}_{tag}.wav", w, SR)
         rows.append(r)
     table = ["| noise | SNR | PESQ: noisy | noisereduce | §5 SE | TTS | STOI: noisy | noisereduce | §5 SE | TTS |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -246,7 +216,7 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
     from evaluation import metrics as ev
     fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
     lm = codec_lib.log_mel(torch.from_numpy(wav)[None], 1024, 200)[0].numpy()
-    axes[0].imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / 16000, 0, lm.shape[0]), cmap="magma",
+    axes[0].imshow(lm, origin="lower", aspect="auto", extent=(0, len(wav) / SR, 0, lm.shape[0]), cmap="magma",
                    vmin=-10, vmax=lm.max())
     axes[0].set_ylabel("mel band")
     axes[0].set_title(title, fontsize=9)
@@ -264,45 +234,44 @@ def plot_song(path: Path, wav: np.ndarray, given_hz: np.ndarray, score_hz: np.nd
     plt.close(fig)
 
 
-def vowels_voiced(wav: np.ndarray, phonemes: list, durations) -> float:
-    """Share of the frames of vowels (text.is_vowel) in which PyWorld finds voicing: held notes need a voice."""
-    from evaluation import metrics as ev
-    from corpus.text import is_vowel
-    _, voiced = ev.f0_hz(wav)
-    bounds = np.concatenate([[0], np.cumsum(np.asarray(durations, np.int64))])
-    vowel = np.zeros(len(voiced), bool)
-    for p, a, b in zip(phonemes, bounds[:-1], bounds[1:]):
-        vowel[a:b] = is_vowel(p)
-    return float(voiced[vowel].mean()) if vowel.any() else float("nan")
-
-
 def first_phrase(song):
     """The score up to its first rest (a sung line)."""
-    from dataclasses import replace
     end = next((k for k, n in enumerate(song.notes) if n.lyric == "rest"), len(song.notes))
     return replace(song, notes=song.notes[:end])
 
 
-def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, steps: int = 300,
-             vibrato: float = 30.0, plot_to: Path | None = None, line_only: bool = False,
-             modes=("auto", "octaves", "as written")) -> dict:
-    """The score sung by each held-out voice (prompt: its utterance 0) in each of `modes`: "auto", transposed to
-    the voice's key (the melody's median on the prompt's median F0, section5.auto_transpose); "octaves", by whole
-    octaves towards it; "as written". F0 error in cents against the score's notes
-    on the output's voiced frames inside notes; SIM to the prompt, against zero-shot speech of the score's words
-    with the same prompt."""
-    import soundfile as sf
-    from tqdm import tqdm
-    from evaluation import metrics as ev
-    from corpus import score as score_lib
-    import section5
-    by_spk, _ = heldout(root)
-    song = score_lib.read_score(score_path)
-    song = first_phrase(song) if line_only else song
-    words = ""                                         # the lyrics as text: "Twin-" + "kle" -> "Twinkle"
+@dataclass(frozen=True)
+class Singing:
+    """What `run_sing` sings and how."""
+    score: Path = Path("examples/twinkle.txt")
+    vibrato: float = 30.0                           # cents
+    line_only: bool = False                         # only the score's first line (`first_phrase`)
+    modes: tuple = ("auto", "octaves", "as written")
+    plot_to: Path | None = None                     # the first voice's plot (`plot_song`)
+
+
+def lyrics(song) -> str:
+    """A score's lyrics as text: "Twin-" + "kle" -> "Twinkle"."""
+    words = ""
     for n in song.notes:
         if n.lyric not in ("rest", "~"):
             words += n.lyric[:-1] if n.lyric.endswith("-") else n.lyric + " "
+    return words
+
+
+def run_sing(synth, root: Path, out: Path, singing: Singing = Singing(), voices: int = 6,
+             steps: int = section5.SING_STEPS) -> dict:
+    """The score sung by each held-out voice (prompt: its utterance 0) in each of `singing.modes`: "auto",
+    transposed to the voice's key (the melody's median on the prompt's median F0, section5.auto_transpose);
+    "octaves", by whole octaves towards it; "as written". F0 error in cents against the score's notes on the
+    output's voiced frames inside notes; SIM to the prompt, against zero-shot speech of the score's words with the
+    same prompt (`sung_row`)."""
+    import soundfile as sf
+    from tqdm import tqdm
+    from corpus import score as score_lib
+    by_spk, _ = heldout(root)
+    song = score_lib.read_score(singing.score)
+    song = first_phrase(song) if singing.line_only else song
     rows = []
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)     # the notes as written, for auto_transpose
@@ -311,31 +280,47 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
         prompt_wav = features.load_audio(p)
         voice_hz = section5.prompt_median_f0(prompt_wav)
         prompt = synth.prompt_latent(p)
-        speech, info = synth.many([(words, prompt, 0)], steps=150, sampler=section5.SAMPLER, return_info=True)[0]
-        sim_speech = sim(speech, prompt_wav)
-        speech_voiced = vowels_voiced(speech, info["phonemes"], info["durations"])
-        for mode in modes:
+        speech, info = synth.many([(lyrics(song), prompt, 0)], steps=section5.STEPS, sampler=section5.SAMPLER,
+                                  return_info=True)[0]
+        speech_scores = dict(speech_vowels_voiced=vowels_voiced(speech, info["phonemes"], info["durations"]),
+                             sim_speech=sim(speech, prompt_wav))
+        for mode in singing.modes:
             shift = 0.0 if mode == "as written" else section5.auto_transpose(plain["score_f0_hz"], voice_hz,
                                                                               octaves=mode == "octaves")
-            sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=vibrato)
+            sung = score_lib.render(song, synth.phonemize, transpose=shift, vibrato_cents=singing.vibrato)
             wav = section5.sing_frames(synth, sung["phonemes"], sung["durations"], sung["f0_hz"], prompt, steps)
-            f0, voiced = ev.f0_hz(wav)
-            ref = sung["score_f0_hz"]                        # the notes, transposed
-            n = min(len(f0), len(ref))
-            cents = np.abs(1200 * np.log2(f0[:n] / ref[:n]))[voiced[:n] & np.isfinite(ref[:n])]
             rows.append(dict(voice=s, mode=mode, prompt_f0=voice_hz, shift=shift,
-                             rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref[:n], voiced[:n]),
-                             median_cents=float(np.median(cents)), within_50=float(np.mean(cents <= 50)),
-                             vowels_voiced=vowels_voiced(wav, sung["phonemes"], sung["durations"]),
-                             speech_vowels_voiced=speech_voiced,
-                             rmse_given=score_lib.f0_rmse_cents(f0[:n], sung["f0_hz"][:n], voiced[:n]),
-                             octave_errors=score_lib.octave_errors(f0[:n], ref[:n], voiced[:n]),
-                             voiced_in_notes=float(np.mean(voiced[:n][np.isfinite(ref[:n])])),
-                             sim_sung=sim(wav, prompt_wav), sim_speech=sim_speech))
-            sf.write(out / "wavs" / f"{s}_{mode.replace(' ', '_')}.wav", wav, 16000)
-            if plot_to is not None and mode == "auto" and len(rows) == 1:
-                plot_song(plot_to, wav, sung["f0_hz"], ref, f"{song.title}: held-out voice {s} "
-                          f"(prompt median F0 {voice_hz:.0f} Hz, transposed {shift:+g} semitones)")
+                             **sung_row(wav, sung, prompt_wav, speech_scores)))
+            sf.write(out / "wavs" / f"{s}_{mode.replace(' ', '_')}.wav", wav, SR)
+            if singing.plot_to is not None and mode == "auto" and len(rows) == 1:
+                plot_song(singing.plot_to, wav, sung["f0_hz"], sung["score_f0_hz"], f"{song.title}: held-out voice "
+                          f"{s} (prompt median F0 {voice_hz:.0f} Hz, transposed {shift:+g} semitones)")
+    summary = {mode: mean_rows([r for r in rows if r["mode"] == mode]) for mode in singing.modes}
+    return dict(task="sing", score=str(singing.score), steps=steps, vibrato=singing.vibrato, rows=rows,
+                means=summary, table=sing_table(rows))
+
+
+def sung_row(wav: np.ndarray, sung: dict, prompt_wav: np.ndarray, speech_scores: dict) -> dict:
+    """One sung output's scores: F0 against the (transposed) notes in cents and octave errors, on its voiced frames
+    inside notes; F0 RMSE against the contour given; vowel frames voiced; SIM to the prompt (speech_scores: the
+    same of zero-shot speech, for comparison)."""
+    from evaluation import metrics as ev
+    from corpus import score as score_lib
+    f0, voiced = ev.f0_hz(wav)
+    ref = sung["score_f0_hz"]                        # the notes, transposed
+    n = min(len(f0), len(ref))
+    cents = np.abs(1200 * np.log2(f0[:n] / ref[:n]))[voiced[:n] & np.isfinite(ref[:n])]
+    return dict(rmse_cents=score_lib.f0_rmse_cents(f0[:n], ref[:n], voiced[:n]),
+                median_cents=float(np.median(cents)), within_50=float(np.mean(cents <= 50)),
+                vowels_voiced=vowels_voiced(wav, sung["phonemes"], sung["durations"]),
+                speech_vowels_voiced=speech_scores["speech_vowels_voiced"],
+                rmse_given=score_lib.f0_rmse_cents(f0[:n], sung["f0_hz"][:n], voiced[:n]),
+                octave_errors=score_lib.octave_errors(f0[:n], ref[:n], voiced[:n]),
+                voiced_in_notes=float(np.mean(voiced[:n][np.isfinite(ref[:n])])),
+                sim_sung=sim(wav, prompt_wav), sim_speech=speech_scores["sim_speech"])
+
+
+def sing_table(rows: list) -> str:
     table = ["| held-out voice | prompt F0 | transposed | F0 RMSE vs score (cents) | median (cents) | ≤ 50 cents | "
              "octave errors | vowel frames voiced: sung / speech | SIM sung | SIM speech |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -344,12 +329,10 @@ def run_sing(synth, root: Path, out: Path, score_path: Path, voices: int = 6, st
                      f"{r['rmse_cents']:.0f} | {r['median_cents']:.0f} | {r['within_50']:.0%} | "
                      f"{r['octave_errors']:.0%} | {r['vowels_voiced']:.0%} / {r['speech_vowels_voiced']:.0%} | "
                      f"{r['sim_sung']:.3f} | {r['sim_speech']:.3f} |")
-    summary = {mode: mean_rows([r for r in rows if r["mode"] == mode]) for mode in modes}
-    return dict(task="sing", score=str(score_path), steps=steps, vibrato=vibrato, rows=rows, means=summary,
-                table="\n".join(table))
+    return "\n".join(table)
 
 
-def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, steps: int = 300) -> dict:
+def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, steps: int = section5.SING_STEPS) -> dict:
     """`sample.py --pitch-from` measured: each held-out voice A's utterance 1 (spoken; its text as the lyrics) gives
     the melody and timing, the next voice B's utterance 0 is the prompt; the melody as recorded, and moved to B's
     key (`--transpose auto`). F0 error in cents of the output against the (moved) reference F0, on frames voiced in
@@ -358,7 +341,6 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
     from tqdm import tqdm
     from evaluation import metrics as ev
     from corpus import score as score_lib
-    import section5
     by_spk, _ = heldout(root)
     names, rows = sorted(by_spk), []
     (out / "wavs").mkdir(parents=True, exist_ok=True)
@@ -382,7 +364,7 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
                              octave_errors=score_lib.octave_errors(f0[:n], ref_hz, voiced[:n]),
                              sim_prompt=sim(wav, prompt_wav), sim_reference=sim(wav, ref),
                              length_ratio=len(wav) / len(ref)))
-            sf.write(out / "wavs" / f"{u['id']}_in_{b}_{mode.replace(' ', '_')}.wav", wav, 16000)
+            sf.write(out / "wavs" / f"{u['id']}_in_{b}_{mode.replace(' ', '_')}.wav", wav, SR)
     table = ["| melody | F0 RMSE vs the recording (cents) | octave errors | SIM to prompt voice | "
              "SIM to the recording's voice | length / recording |", "|---|---|---|---|---|---|"]
     means = {}
@@ -393,43 +375,52 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
     return dict(task="pitch-from", items=len(rows), steps=steps, rows=rows, means=means, table="\n".join(table))
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=["sing", "vc", "se", "invert", "pitch-from"])
     ap.add_argument("--data", type=Path, default=Path("data/toy"))
     ap.add_argument("--out", type=Path, default=None, help="default: out/<task>")
     ap.add_argument("--ckpt", type=Path, default=Path("checkpoints/toy/ldm.pt"))
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 150; sing: 300)")
-    ap.add_argument("--voices", type=int, default=None, help="held-out voices (default: vc 12, sing and se 6)")
+    ap.add_argument("--steps", type=int, default=None, help=f"sampler steps (default {section5.STEPS}; sing and "
+                    f"pitch-from: {section5.SING_STEPS})")
+    ap.add_argument("--voices", type=int, default=None, help="held-out voices (default: vc and pitch-from 12, sing "
+                    "and se 6, invert 4)")
     ap.add_argument("--per-voice", type=int, default=2, help="vc: sources per voice")
     ap.add_argument("--noise", type=float, default=0.0, help="vc/se: fresh-noise share in z_1 (0 = paper)")
-    ap.add_argument("--score", type=Path, default=Path("examples/twinkle.txt"), help="sing: the score")
+    ap.add_argument("--score", type=Path, default=Singing.score, help="sing: the score")
     ap.add_argument("--plot", type=Path, default=None, help="sing: the first voice's plot (default OUT/song.png)")
     ap.add_argument("--line", action="store_true", help="sing: only the score's first line (up to its first rest)")
-    args = ap.parse_args(argv)
-    import sample
+    return ap
+
+
+VOICES = {"vc": 12, "pitch-from": 12, "sing": 6, "se": 6, "invert": 4}     # held-out voices unless --voices
+
+
+def run_task(args, synth, out: Path) -> dict:
+    """The command line's task with its settings (steps: section5's, unless --steps)."""
+    voices = args.voices or VOICES[args.task]
+    steps = args.steps or (section5.SING_STEPS if args.task in ("sing", "pitch-from") else section5.STEPS)
+    if args.task == "invert":
+        return run_invert(synth, args.data, steps=steps, voices=voices)
+    if args.task == "se":
+        return run_se(synth, args.data, out, voices, steps=steps, noise=args.noise)
+    if args.task == "sing":
+        singing = Singing(args.score, line_only=args.line, plot_to=args.plot or out / "song.png")
+        return run_sing(synth, args.data, out, singing, voices, steps)
+    aligner = section5.load_aligner(section5.default_aligner(args.ckpt), synth)
+    if args.task == "vc":
+        return run_vc(synth, args.data, out, args.per_voice, steps, args.noise, voices, aligner)
+    return run_pitch_from(synth, args.data, out, aligner, voices, steps)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     out = args.out or Path("out") / args.task
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     try:
-        synth = sample.Synthesizer(args.ckpt)
-        if args.task == "vc":
-            import section5
-            aligner = section5.load_aligner(section5.default_aligner(args.ckpt), synth)
-            res = run_vc(synth, args.data, out, args.per_voice, args.steps or 150, args.noise, args.voices or 12,
-                         aligner)
-        elif args.task == "pitch-from":
-            import section5
-            aligner = section5.load_aligner(section5.default_aligner(args.ckpt), synth)
-            res = run_pitch_from(synth, args.data, out, aligner, args.voices or 12, args.steps or 300)
-        elif args.task == "invert":
-            res = run_invert(synth, args.data, steps=args.steps or 150, voices=args.voices or 4)
-        elif args.task == "se":
-            res = run_se(synth, args.data, out, args.voices or 6, steps=args.steps or 150, noise=args.noise)
-        else:
-            res = run_sing(synth, args.data, out, args.score, args.voices or 6, args.steps or 300,
-                           plot_to=args.plot or out / "song.png", line_only=args.line)
+        res = run_task(args, sample.Synthesizer(args.ckpt), out)
     except (sample.UserError, ValueError, FileNotFoundError) as e:        # incl. section5.TaskError
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -437,12 +428,11 @@ def main(argv=None) -> int:
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     (out / "results.md").write_text(res["table"] + "\n")
     print(res["table"])
-    if args.task == "sing":
-        for mode, m in res["means"].items():
-            print(f"mean ({mode}): F0 RMSE {m['rmse_cents']:.0f} cents (median {m['median_cents']:.0f}, "
-                  f"{m['within_50']:.0%} within 50), octave errors {m['octave_errors']:.0%}, vowel frames voiced "
-                  f"{m['vowels_voiced']:.0%} (speech {m['speech_vowels_voiced']:.0%}), SIM sung {m['sim_sung']:.3f} "
-                  f"vs speech {m['sim_speech']:.3f}")
+    for mode, m in (res["means"].items() if args.task == "sing" else ()):
+        print(f"mean ({mode}): F0 RMSE {m['rmse_cents']:.0f} cents (median {m['median_cents']:.0f}, "
+              f"{m['within_50']:.0%} within 50), octave errors {m['octave_errors']:.0%}, vowel frames voiced "
+              f"{m['vowels_voiced']:.0%} (speech {m['speech_vowels_voiced']:.0%}), SIM sung {m['sim_sung']:.3f} "
+              f"vs speech {m['sim_speech']:.3f}")
     print(f"{res['task']}: {time.time() - t0:.0f} s; results in {out}")
     return 0
 

@@ -21,6 +21,7 @@ def test_pick_items_uses_heldout_voices_only(toy_cache):
     assert all(p["speaker"] == s and len(t) == 1 and t[0]["id"] != p["id"] for s, p, t in items)
 
 
+@pytest.mark.slow
 def test_tts_stage_end_to_end(tiny_tts, toy_cache, tiny_asr, tmp_path, capsys):
     root, codec_ckpt = tiny_tts
     code = demo.main(["--stage", "tts", "--data", str(toy_cache), "--codec", str(codec_ckpt), "--ldm",

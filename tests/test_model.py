@@ -106,6 +106,9 @@ def test_generate(sampler):
     assert out["latent"].shape == (2, 16, T) and (out["frame_mask"].sum(1) == out["durations"].sum(1)).all()
     again = m.generate(b["phonemes"], prompt, steps=4, sampler=sampler, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out["latent"], again["latent"])                       # seeded
+    settings = m.generate(b["phonemes"], prompt, M.Sampling(steps=4, sampler=sampler),
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out["latent"], settings["latent"])                    # a Sampling = its fields by name
     longer = m.generate(b["phonemes"], prompt, steps=2, duration_scale=2.0)
     assert longer["frame_mask"].sum() >= out["frame_mask"].sum()
 
@@ -138,15 +141,15 @@ def test_generate_with_oracle_prosody():
     m = tiny_model().eval()
     b = batch()
     prompt = m.rvq.decode(b["codes"][:, :, :20])
-    out = m.generate(b["phonemes"], prompt, steps=2, durations=b["durations"], lf0=b["lf0"], seeds=[0, 1])
+    out = m.generate(b["phonemes"], prompt, steps=2, prosody=M.Prosody(b["durations"], b["lf0"]), seeds=[0, 1])
     assert torch.equal(out["durations"], b["durations"])
     assert torch.equal(out["frame_mask"], b["frame_mask"])
     assert torch.allclose(out["lf0"], b["lf0"] * b["frame_mask"])
-    dur_only = m.generate(b["phonemes"], prompt, steps=2, durations=b["durations"], seeds=[0, 1])
+    dur_only = m.generate(b["phonemes"], prompt, steps=2, prosody=M.Prosody(b["durations"]), seeds=[0, 1])
     assert torch.equal(dur_only["frame_mask"], b["frame_mask"])
     assert not torch.allclose(dur_only["lf0"], out["lf0"])                    # pitch predicted, not given
     with pytest.raises(ValueError, match="needs the oracle durations"):
-        m.generate(b["phonemes"], prompt, steps=2, lf0=b["lf0"])
+        m.generate(b["phonemes"], prompt, steps=2, prosody=M.Prosody(None, b["lf0"]))
 
 def test_invert_then_generate_returns_the_source():
     """§5's source-aware step through the model's plumbing (condition, prompt, normalisation, `start`): the source
@@ -165,12 +168,12 @@ def test_invert_then_generate_returns_the_source():
     source = m.denormalize(torch.randn(1, 16, int(b["durations"].sum()), generator=torch.Generator().manual_seed(3)))
     prompt = m.rvq.decode(b["codes"][:, :, :20])
     z1 = m.invert(b["phonemes"], source, prompt, b["durations"], b["lf0"], steps=150)
-    out = m.generate(b["phonemes"], prompt, steps=150, durations=b["durations"], lf0=b["lf0"], start=z1)
+    out = m.generate(b["phonemes"], prompt, steps=150, prosody=M.Prosody(b["durations"], b["lf0"]), start=z1)
     rel = lambda x: float((x - source).abs().mean() / source.abs().mean())
-    fresh = m.generate(b["phonemes"], prompt, steps=150, durations=b["durations"], lf0=b["lf0"], seeds=[0])
+    fresh = m.generate(b["phonemes"], prompt, steps=150, prosody=M.Prosody(b["durations"], b["lf0"]), seeds=[0])
     assert rel(out["latent"]) < 0.05 and rel(fresh["latent"]) > 0.5, (rel(out["latent"]), rel(fresh["latent"]))
     with pytest.raises(ValueError, match="start latent"):
-        m.generate(b["phonemes"], prompt, steps=2, durations=b["durations"], start=z1[:, :, :-1])
+        m.generate(b["phonemes"], prompt, steps=2, prosody=M.Prosody(b["durations"]), start=z1[:, :, :-1])
     with pytest.raises(ValueError, match="frames"):
         m.invert(b["phonemes"], source[:, :, :-1], prompt, b["durations"], b["lf0"], steps=2)
 

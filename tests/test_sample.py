@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from corpus import features
+from corpus import features, inputs
+from model import Sampling
 import sample
 from corpus import toy
 from training import ldm_stage as train_ldm
@@ -40,7 +41,7 @@ def test_seeded_and_long_text_split(tiny_tts):
     a = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4)
     b = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4)
     assert np.array_equal(a, b)
-    assert sample.split_sentences("One word. Two words! Three? ...") == ["One word.", "Two words!", "Three?"]
+    assert inputs.split_sentences("One word. Two words! Three? ...") == ["One word.", "Two words!", "Three?"]
     long = synth("The quiet teacher smiled. Then she left!", root / "prompt.wav", steps=2, seed=4)
     assert len(long) > len(a)
     wav, info = synth("The quiet teacher smiled.", root / "prompt.wav", steps=2, seed=4, return_info=True)
@@ -69,10 +70,10 @@ def test_batched_synthesis_equals_one_at_a_time(tiny_tts, sampler):
     (This 2-step model ignores its noise; tests/test_model.py checks the per-row noise on a model that does not.)"""
     root, codec_ckpt = tiny_tts
     synth = sample.Synthesizer(root / "ldm.pt", codec_ckpt)
-    jobs = [("Hello there.", root / "prompt.wav", 3), ("The quiet teacher smiled. Then she left!",
-            root / "prompt_stereo44k.flac", 7), ("Good night, Judith.", root / "prompt.wav", 0)]
-    alone = [synth(t, p, steps=3, sampler=sampler, seed=s, return_info=True) for t, p, s in jobs]
-    together = synth.many(jobs, steps=3, sampler=sampler, batch_size=3, return_info=True)
+    jobs = [sample.Job("Hello there.", root / "prompt.wav", 3), sample.Job("The quiet teacher smiled. Then she left!",
+            root / "prompt_stereo44k.flac", 7), sample.Job("Good night, Judith.", root / "prompt.wav", 0)]
+    alone = [synth(t, p, steps=3, sampler=sampler, seed=s, return_info=True) for t, p, s, _ in jobs]
+    together = synth.many(jobs, Sampling(steps=3, sampler=sampler), batch_size=3, return_info=True)
     assert len({len(w) for w, _ in alone}) == 3                          # really different lengths
     for (wa, ia), (wb, ib) in zip(alone, together):
         assert ia["durations"] == ib["durations"] and ia["phonemes"] == ib["phonemes"]
@@ -191,11 +192,11 @@ def test_best_speech_window_keeps_speech_and_ends_at_pauses():
     word = lambda s: (rng.standard_normal(int(s * sr)) * 0.3).astype(np.float32)
     pause = lambda s: np.zeros(int(s * sr), np.float32)
     wav = np.concatenate([pause(20), *[np.concatenate([word(1.3), pause(0.4)]) for _ in range(30)], pause(20)])
-    start, end = sample.best_speech_window(wav, sr)
+    start, end = inputs.best_speech_window(wav, sr)
     assert 10 * sr <= end - start <= 30 * sr
     assert start >= 19.5 * sr and end <= wav.size - 19.5 * sr           # the silent stretches are left out
     assert np.abs(wav[end - 160:end]).max() == 0                          # it ends in a pause, not mid-word
-    assert sample.best_speech_window(wav[: 5 * sr], sr) == (0, 5 * sr)
+    assert inputs.best_speech_window(wav[: 5 * sr], sr) == (0, 5 * sr)
 
 
 def test_batch_mode_writes_good_rows_and_reports_bad_ones(tiny_tts, tmp_path, capsys):

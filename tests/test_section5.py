@@ -13,6 +13,7 @@ from corpus import features
 import sample
 import section5
 from corpus import toy
+from model import Prosody
 from training.presets import preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def test_inversion_round_trip_on_a_source(s5):
     out = section5.enhance(synth, src, src.latent, steps=150)             # same prompt, same pitch: a round trip
     z1 = out["z1"]
     assert 0.8 < float(z1.std()) < 1.2
-    back = m.generate(src.ids[None], src.latent, steps=150, durations=src.durations[None], lf0=src.lf0[None],
+    back = m.generate(src.ids[None], src.latent, steps=150, prosody=Prosody(src.durations[None], src.lf0[None]),
                       start=z1)["latent"]
     rel = float((back - src.latent).abs().mean() / src.latent.abs().mean())
     assert rel < 0.1, rel

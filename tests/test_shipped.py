@@ -220,6 +220,6 @@ def test_shipped_model_inverts_and_regenerates_a_heldout_source():
     z1 = m.invert(*args, steps=100)
     assert 0.7 < float(z1.std()) < 1.4
     rel = lambda out: float((out["latent"] - z).abs().mean() / z.abs().mean())
-    back = m.generate(b["phonemes"], z, steps=100, durations=b["durations"], lf0=b["lf0"], start=z1)
-    fresh = m.generate(b["phonemes"], z, steps=100, durations=b["durations"], lf0=b["lf0"], seeds=[0])
+    back = m.generate(b["phonemes"], z, steps=100, prosody=ns2.Prosody(b["durations"], b["lf0"]), start=z1)
+    fresh = m.generate(b["phonemes"], z, steps=100, prosody=ns2.Prosody(b["durations"], b["lf0"]), seeds=[0])
     assert rel(back) < 0.35 and rel(fresh) > 0.6, (rel(back), rel(fresh))

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-import diffusion  # noqa: E402
+import diffusion
 
 REFERENCE = ("ode", 150)                                   # the paper's sampler and steps
 REFERENCE_SEEDS = (0, 1000, 2000)
@@ -53,6 +52,7 @@ def run(args) -> int:
     import torch
     from evaluation import demo
     import sample
+    from model import Sampling
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
@@ -69,11 +69,10 @@ def run(args) -> int:
         done["ground truth"] = dict(scores=demo.score(gt, items, enrolled, rec, False)[0])
         write_json(path, done)
     for sampler, steps, seed in todo:
-        out = synth.many([(it["text"], it["prompt_path"], seed + k) for k, it in enumerate(items)], steps=steps,
-                         sampler=sampler, batch_size=args.batch_size, return_info=True,
+        jobs = [sample.Job(it["text"], it["prompt_path"], seed + k) for k, it in enumerate(items)]
+        out = synth.many(jobs, Sampling(steps, sampler), args.batch_size, return_info=True,
                          progress=f"{sampler} {steps} steps, seed {seed}")
-        system = dict(name=key(sampler, steps, seed), wavs=[w for w, _ in out],
-                      durations=[i["durations"] for _, i in out], prior_f0=[i["f0_hz"] for _, i in out])
+        system = demo.system_of(key(sampler, steps, seed), out)
         system["embs"] = [demo.embed_or_none(w) for w in system["wavs"]]
         scores = demo.score(system, items, enrolled, rec, False)[0]
         done[key(sampler, steps, seed)] = dict(sampler=sampler, steps=steps, seed=seed, scores=scores,
