@@ -301,26 +301,35 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def load_codec(path, device: str = "cpu") -> Codec:
-    """Rebuild a codec (config + weights) from a checkpoint written by `train.py codec` or `train.py export`.
-
-    Loads with `torch.load(weights_only=True)`: tensors and plain containers only, never arbitrary pickled code.
-    Exported checkpoints store weights in fp16 and leave out the EMA statistics only training needs.
-    """
+def read_checkpoint(path, kind: str, what: str) -> dict:
+    """The checkpoint at `path` if it is of this kind ("codec", "ldm"), else a one-line error naming `what` it should
+    be. Loads with `torch.load(weights_only=True)`: tensors and plain containers only, never arbitrary pickled code."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}") from None
     except Exception as e:   # truncated file, not a torch file, pickled objects ...
         raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "codec":
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is a {kind!r} checkpoint, not a codec checkpoint")
-    cfg = CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
-    model = Codec(cfg)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
+        found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is a {found!r} checkpoint, not a {what} checkpoint")
+    return ckpt
+
+
+def load_weights(module: nn.Module, state: dict, path, what: str) -> nn.Module:
+    """Load a checkpoint's weights (fp16 in an export) into `module` as fp32; only the codebooks' EMA statistics,
+    which exports leave out, may be missing."""
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"rvq.cluster_size", "rvq.embed_sum"}:
-        raise ValueError(f"{path} does not match the current codec code (missing {missing}, unexpected {unexpected}): "
+        raise ValueError(f"{path} does not match the current {what} code (missing {missing}, unexpected {unexpected}): "
                          f"retrain or use the code version it was trained with")
-    return model.to(device).eval()
+    return module
+
+
+def load_codec(path, device: str = "cpu") -> Codec:
+    """Rebuild a codec (config + weights) from a checkpoint written by `train.py codec` or `train.py export`
+    (exports store weights in fp16 and leave out the EMA statistics only training needs)."""
+    ckpt = read_checkpoint(path, "codec", "codec")
+    cfg = CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+    return load_weights(Codec(cfg), ckpt["model"], path, "codec").to(device).eval()

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 import diffusion as D
+from codec import load_weights, read_checkpoint
 import prior as P
 from prompt import PromptEncoder, remove_segment, sample_prompt_segment, take_segment
 from rvq import ResidualVQ
@@ -331,19 +332,9 @@ def load_ns2(path, device: str = "cpu") -> tuple[NaturalSpeech2, dict]:
     """Rebuild a NaturalSpeech2 for sampling from a `train.py ldm` checkpoint or its export: (model in eval mode
     with the EMA weights, meta = phoneme inventory, front end, codec it was trained on, step).
     Loads with `torch.load(weights_only=True)`: tensors and plain containers only."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("kind") != "ldm":
-        kind = ck.get("kind") if isinstance(ck, dict) else type(ck).__name__
-        raise ValueError(f"{path} is a {kind!r} checkpoint, not a latent diffusion (ldm) checkpoint")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ck.get("ema", ck["model"]).items()}
-    net = NaturalSpeech2(config_from_dict(ck["config"]), state["rvq.codebooks"])
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"rvq.cluster_size", "rvq.embed_sum"}:
-        raise ValueError(f"{path} does not match the current model code (missing {missing}, unexpected {unexpected})")
+    ck = read_checkpoint(path, "ldm", "latent diffusion (ldm)")
+    state = ck.get("ema", ck["model"])
+    net = load_weights(NaturalSpeech2(config_from_dict(ck["config"]), state["rvq.codebooks"].float()), state, path,
+                       "model")
     meta = {k: ck[k] for k in ("phonemes", "front_end", "codec", "step", "preset") if k in ck}
     return net.to(device).eval(), meta
