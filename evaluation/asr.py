@@ -1,4 +1,4 @@
-"""A small CTC phoneme recogniser: the intelligibility judge for the toy corpus (evaluation/metrics.py's phoneme error rate).
+"""A small CTC phoneme recogniser: the intelligibility judge for the toy corpus (phoneme error rate, PER).
 
 Why it exists: the paper measures intelligibility as WER with a HuBERT-CTC recogniser (§4.4). Real-speech recognisers
 (pocketsphinx here) cannot read eSpeak's formant voices, so on the toy corpus we train our own judge: a recogniser
@@ -152,11 +152,26 @@ def word_error_rate(ref_texts: list, hyp_texts: list) -> float:
     return float(jiwer.wer([normalize_text(t) for t in ref_texts], [normalize_text(t) or "<empty>" for t in hyp_texts]))
 
 
-def _load_split(root: Path, split: str, max_utts: int | None = None) -> list:
+def load_split(root: Path, split: str, max_utts: int | None = None) -> list:
+    """[(wav, phoneme IDs)] of a split's ground truth, in manifest order (the first max_utts if given)."""
     from corpus import data
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split][:max_utts]
     return [(features.load_audio(root / u["wav"]), features.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
             for u in utts]
+
+
+def ctc_loss(model: PhonemeCTC, batch: list, symbols: list, device: str = "cpu") -> torch.Tensor:
+    """CTC loss (mean over the batch of the loss per target phoneme) of [(wav, phoneme IDs)], pauses removed from the
+    targets; features are computed per utterance, then zero-padded to the longest."""
+    feats = [mel_features(torch.from_numpy(w)[None])[0] for w, _ in batch]         # per utterance: no padding
+    in_lens = torch.tensor([f.shape[-1] for f in feats])                          # leaks into the statistics
+    x = torch.zeros(len(batch), model.cfg.n_mels, int(in_lens.max()))
+    for k, f in enumerate(feats):
+        x[k, :, :f.shape[-1]] = f
+    targets = [torch.as_tensor([p for p in ph if symbols[p] not in IGNORED]) for _, ph in batch]
+    logp = model(x.to(device))                                                     # (B, T, V)
+    return F.ctc_loss(logp.transpose(0, 1), torch.cat(targets), in_lens,
+                      torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
 
 
 def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
@@ -167,22 +182,14 @@ def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
     cfg.n_symbols = len(symbols)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    items = _load_split(root, "train")
+    items = load_split(root, "train")
     model = PhonemeCTC(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     bar = tqdm(range(cfg.steps), desc="asr", unit="step", mininterval=5)
     for step in bar:
         batch = [items[i] for i in rng.choice(len(items), cfg.batch_size, replace=False)]
-        feats = [mel_features(torch.from_numpy(w)[None])[0] for w, _ in batch]         # per utterance: no padding
-        in_lens = torch.tensor([f.shape[-1] for f in feats])                          # leaks into the statistics
-        x = torch.zeros(len(batch), cfg.n_mels, int(in_lens.max()))
-        for k, f in enumerate(feats):
-            x[k, :, :f.shape[-1]] = f
-        targets = [torch.as_tensor([p for p in ph if symbols[p] not in IGNORED]) for _, ph in batch]
-        logp = model(x.to(device))                                                     # (B, T, V)
-        loss = F.ctc_loss(logp.transpose(0, 1), torch.cat(targets), in_lens,
-                          torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
+        loss = ctc_loss(model, batch, symbols, device)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -202,11 +209,11 @@ def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
 
 def evaluate(rec: Recognizer, root: Path, split: str = "test", max_utts: int | None = None) -> float:
     """PER of the recogniser on a split's ground-truth audio (test = held-out voices)."""
-    items = _load_split(Path(root), split, max_utts)
+    items = load_split(Path(root), split, max_utts)
     return phoneme_error_rate([[rec.symbols[i] for i in ph] for _, ph in items], [rec(w) for w, _ in items])
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -218,21 +225,31 @@ def main(argv=None):
     e.add_argument("--ckpt", type=Path, default=Path("checkpoints/toy/asr.pt"))
     e.add_argument("--data", type=Path, default=Path("data/toy"))
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    args = ap.parse_args(argv)
+    return ap
+
+
+def train_command(args) -> str:
+    if args.steps < 1:
+        raise ValueError("--steps must be at least 1")
+    t0 = time.time()
+    per = train(args.data, args.out, ASRConfig(steps=args.steps))
+    return f"wrote {args.out} in {time.time() - t0:.0f} s; PER on ground truth: " + json.dumps(per)
+
+
+def eval_command(args) -> str:
+    return f"PER ({args.split}, ground truth): {evaluate(Recognizer(args.ckpt), args.data, args.split):.4f}"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         from corpus import data
-        data.read_manifest(args.data)
-        if args.cmd == "train":
-            if args.steps < 1:
-                raise ValueError("--steps must be at least 1")
-            t0 = time.time()
-            per = train(args.data, args.out, ASRConfig(steps=args.steps))
-            print(f"wrote {args.out} in {time.time() - t0:.0f} s; PER on ground truth: " + json.dumps(per))
-        else:
-            print(f"PER ({args.split}, ground truth): {evaluate(Recognizer(args.ckpt), args.data, args.split):.4f}")
+        data.read_manifest(args.data)                       # a missing cache is reported before anything else
+        report = train_command(args) if args.cmd == "train" else eval_command(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print(report)
     return 0
 
 

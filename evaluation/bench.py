@@ -190,69 +190,7 @@ STEP_SHAPES = {
                 top=dict(prompt_layers=1, prompt_ffn=512)),
 }
 
-# Runs inside the tree being measured (cwd and PYTHONPATH), so that it times that tree's code; it uses only the API
-# every version has (NaturalSpeech2, loss; the preset's config from training.presets, or in older trees from
-# model.make_ns2_config).
-STEP_SNIPPET = r"""
-import json, statistics, sys, time
-import torch
-from dataclasses import replace
-a = json.loads(sys.argv[1])
-torch.set_num_threads(a["threads"])
-import model as ns2
-try:
-    from training.presets import model_config
-except ImportError:
-    model_config = ns2.make_ns2_config
-torch.manual_seed(0)
-cfg = model_config(a["config"], n_phonemes=84, latent_dim=a["latent_dim"])
-cfg = replace(cfg, prior=replace(cfg.prior, **a["prior"]), denoiser=replace(cfg.denoiser, **a["denoiser"]), **a["top"])
-net = ns2.NaturalSpeech2(cfg, torch.randn(16, 1024, a["latent_dim"]) * 0.3)
-B, T, N = a["batch"], a["frames"], a["phonemes"]
-d = torch.full((B, N), T // N)
-d[:, : T - int(d[0].sum())] += 1
-g = torch.Generator().manual_seed(1)
-lengths = torch.randint(int(0.7 * T), T + 1, (B,), generator=g)        # padded batch, as a real one
-lengths[0] = T
-fmask = torch.arange(T)[None] < lengths[:, None]
-ends = d.cumsum(1)
-pmask = ends - d < lengths[:, None]
-d = torch.where(pmask, torch.minimum(d, lengths[:, None] - (ends - d)), 0)
-b = dict(phonemes=torch.randint(1, 84, (B, N), generator=g) * pmask, durations=d, phoneme_mask=pmask, frame_mask=fmask,
-         lf0=torch.full((B, T), 5.0) + 0.1 * torch.randn(B, T, generator=g),
-         codes=torch.randint(0, 1024, (B, 16, T), generator=g))
-net.eval()
-with torch.no_grad():
-    losses = {k: float(v) for k, v in net.loss(b, torch.Generator().manual_seed(0)).items()}
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16"):
-        losses_amp = {k: float(v) for k, v in net.loss(b, torch.Generator().manual_seed(0)).items()}
-net.train()
-opt = torch.optim.AdamW(net.parameters(), 1e-4)
-amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16")
-def step():
-    with amp:
-        loss = net.loss(b)["total"]
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-for _ in range(a["warmup"]):
-    step()
-times = []
-for _ in range(a["repeats"]):
-    t = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t)
-top = []
-if a.get("profile"):
-    from torch.profiler import profile
-    with profile() as prof:
-        step()
-    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
-    total = sum(e.self_cpu_time_total for e in ops)
-    top = [(e.key, e.self_cpu_time_total / total) for e in ops[:a["profile"]]]
-print(json.dumps(dict(step=statistics.median(times), params_m=sum(p.numel() for p in net.parameters()) / 1e6, top=top,
-                      losses=losses, amp_rel_diff=max(abs(losses_amp[k] / losses[k] - 1) for k in losses))))
-"""
+STEP_PROBE = Path(__file__).with_name("step_probe.py")      # run with python -c inside the tree being measured
 
 
 def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int, profile: int = 0) -> dict:
@@ -269,8 +207,8 @@ def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int,
             arg = json.dumps(dict(STEP_SHAPES[shape], threads=threads, warmup=2, repeats=repeats, amp=amp,
                                   profile=profile))
             env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
-            r = subprocess.run([sys.executable, "-c", STEP_SNIPPET, arg], cwd=tree, env=env, capture_output=True,
-                               text=True)
+            r = subprocess.run([sys.executable, "-c", STEP_PROBE.read_text(encoding="utf-8"), arg], cwd=tree,
+                               env=env, capture_output=True, text=True)
             if r.returncode:
                 raise RuntimeError(f"{label} ({tree}): {r.stderr.strip().splitlines()[-1]}")
             runs[label].append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -278,25 +216,156 @@ def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int,
             for label, rs in runs.items()}
 
 
-def main(argv=None):
+def _machine() -> str:
+    return platform.processor() or platform.machine()
+
+
+def _peak_tflops(args) -> float | None:
+    """--peak-tflops, or the data-sheet peak of a known GPU when measuring on one; None on a CPU."""
+    return args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
+                                     and k in torch.cuda.get_device_name()), None)
+
+
+def codec_command(args):
+    """`codec`: the encode/decode real-time factors and training step times of each codec config."""
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ValueError("--device cuda but no GPU is visible")
+    dev = torch.cuda.get_device_name() if cuda else f"{_machine()}, {torch.get_num_threads()} threads"
+    print(f"# codec speed on {dev}, torch {torch.__version__}; RTF for {args.seconds:g} s of audio; "
+          f"training step: batch {args.batch} x 1 s")
+    peak = _peak_tflops(args)
+    print("| config | params (M) | encode RTF | decode RTF | train step, recon. losses (s) | train step, + GAN (s) | "
+          "GFLOP per step (+ GAN) | MFU |" + (" peak GPU mem (GB) |" if cuda else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
+    for r in bench_codec(args.configs.split(","), args.device, args.seconds, args.batch, args.repeats):
+        mfu = f"{r['flops'] / r['step_gan'] / 1e12 / peak:.1%}" if peak else "—"
+        print(f"| {r['config']} | {r['params_m']:.1f} | {r['rtf_encode']:.3f} | {r['rtf_decode']:.3f} | "
+              f"{r['step_recon']:.2f} | {r['step_gan']:.2f} | {r['flops'] / 1e9:,.1f} | {mfu} |"
+              + (f" {r['mem_gb']:.1f} |" if cuda else ""), flush=True)
+
+
+def ldm_command(args):
+    """`ldm`: one row per config, each measured in its own process (`ldm-one`) so that peak memory is its own."""
+    import json
+    import subprocess
+    import diffusion
+    print(f"# latent diffusion model on {args.device}, torch {torch.__version__}; training step: batch {args.batch} x "
+          f"{args.frames} frames; sampling: a 3 s utterance")
+    peak = _peak_tflops(args)
+    sampler, steps = diffusion.DEFAULT_SAMPLING
+    print("| config | params (M) | train step (s) | GFLOP per step | achieved TFLOP/s | MFU | CE-RVQ share of "
+          f"the step | peak memory (GB) | sampling RTF, Euler 150 / 50 / 20 steps | sampling RTF, default "
+          f"({sampler}, {diffusion.network_evaluations(sampler, steps)} network evaluations) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.configs.split(","):
+        r = subprocess.run([sys.executable, "-m", "evaluation.bench", "ldm-one", "--config", name, "--device",
+                            args.device, "--batch", str(args.batch), "--frames", str(args.frames), "--repeats",
+                            str(args.repeats)], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if r.returncode:
+            print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")
+            continue
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+        share = 1 - d["step_no_ce"] / d["step"]
+        tflops = d["flops"] / d["step"] / 1e12
+        mfu = f"{tflops / peak:.1%}" if peak else "—"
+        print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {d['flops'] / 1e9:,.1f} | {tflops:.3f} | {mfu} | "
+              f"{share:.0%} | {d['mem_gb']:.2f} | {d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} | "
+              f"{d['rtf_default']:.3f} |", flush=True)
+
+
+def ldm_one_command(args):
+    import json
+    print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
+
+
+def loader_command(args):
+    """`loader`: DataLoader throughput per number of workers, and what one training step consumes."""
+    rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,
+                             args.frames_per_batch, args.steps, args.config, args.device)
+    kind = f"{args.frames_per_batch} frames per batch" if args.frames_per_batch > 0 else \
+        f"{args.batch_size} utterances per batch"
+    print(f"# data path on {_machine()} ({torch.get_num_threads()} threads), {args.data}, {kind}, {args.steps} batches")
+    print("| workers | first batch (s) | batches/s | frames/s delivered | padding |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workers']} | {r['first_s']:.2f} | {r['batches_per_s']:.1f} | {r['frames_per_s']:,.0f} | "
+              f"{r['padded_share']:.0%} |")
+    print(f"\ntraining step of `{use['config']}` on {args.device}: {use['frames_per_step']:.0f} frames in "
+          f"{use['step_s']:.2f} s = {use['frames_per_s']:,.0f} frames/s consumed")
+
+
+def step_trees(args) -> dict:
+    """{label: (source tree, "none" | "bf16")}: the other tree (--against) in fp32 first, then this tree under each
+    --amp setting."""
+    trees = {}
+    if args.against:
+        other = Path(args.against).resolve()
+        if not (other / "model.py").exists():
+            raise ValueError(f"{other} has no model.py: give a source tree of this project")
+        trees[f"{other.name}, fp32"] = (other, "none")
+    for amp in args.amp.split(","):
+        if amp not in ("none", "bf16"):
+            raise ValueError(f"--amp {amp!r}: choose none or bf16")
+        trees[f"this tree, {'fp32' if amp == 'none' else 'bf16 autocast'}"] = (Path(__file__).resolve().parents[1], amp)
+    return trees
+
+
+def step_row(shape: str, res: dict, trees: dict, against: bool) -> str:
+    """One table row of `step`: each entry's median step time (the rounds' range), with --against the speed-up of
+    this tree over the other and whether both give the same losses, then the largest loss change under bf16."""
+    sh = STEP_SHAPES[shape]
+    first = next(iter(res.values()))
+    row = (f"| {shape} | {sh['config']} preset{' + overrides' if sh['prior'] or sh['denoiser'] else ''} "
+           f"({first['params_m']:.1f}) | {sh['batch']} x {sh['frames']} | "
+           + " | ".join(f"{r['step']:.3f} ({min(r['steps']):.2f}–{max(r['steps']):.2f})" for r in res.values()))
+    if against:                                       # every entry of this tree against the other tree
+        base, *mine = res.values()
+        same = all(abs(base["losses"][k] - mine[0]["losses"].get(k, float("nan")))
+                   <= 1e-4 * max(1.0, abs(base["losses"][k])) for k in base["losses"])
+        row += " | " + " / ".join(f"{base['step'] / r['step']:.2f}x" for r in mine)
+        row += f" | {'yes' if same else 'NO: ' + str(base['losses']) + ' vs ' + str(mine[0]['losses'])}"
+    row += " | " + ", ".join(f"{r['amp_rel_diff']:.2%}" for label, r in res.items() if trees[label][1] == "bf16")
+    return row + " |"
+
+
+def step_command(args):
+    """`step`: the training-step table of this tree (and --against another), then where the time goes (--profile)."""
+    trees = step_trees(args)
+    print(f"# training step (forward, backward, AdamW) on {_machine()}, "
+          f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
+          f"{args.repeats} steps (in brackets: the rounds' lowest and highest medians)")
+    print("| shape | model (M params) | batch | " + " | ".join(f"{k} (s)" for k in trees)
+          + (" | speed-up | same losses |" if args.against else " |") + " largest loss change under bf16 |")
+    print("|---" * (4 + len(trees) + (2 if args.against else 0)) + "|")
+    profiles = []
+    for shape in args.shapes.split(","):
+        if shape not in STEP_SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {sorted(STEP_SHAPES)}")
+        res = bench_step(trees, shape, args.threads, args.rounds, args.repeats, args.profile)
+        print(step_row(shape, res, trees, bool(args.against)), flush=True)
+        profiles.extend((shape, label, r["top"]) for label, r in res.items() if r.get("top"))
+    for shape, label, top in profiles:
+        print(f"\nwhere the time goes: {shape}, {label} (share of one step's self CPU time)\n| operation | share |"
+              "\n|---|---|\n" + "\n".join(f"| {name} | {share:.0%} |" for name, share in top))
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     c = sub.add_parser("codec", help="codec speed per config")
     c.add_argument("--configs", default="tiny,toy,paper")
-    c.add_argument("--device", default="cpu")
     c.add_argument("--seconds", type=float, default=10.0, help="audio length for the encode/decode RTF")
     c.add_argument("--batch", type=int, default=8, help="training batch (clips of 1 s)")
     c.add_argument("--repeats", type=int, default=5)
-    c.add_argument("--peak-tflops", type=float, default=None,
-                   help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
     m = sub.add_parser("ldm", help="latent diffusion model speed per config")
     m.add_argument("--configs", default="tiny,toy,libritts")
-    m.add_argument("--device", default="cpu")
     m.add_argument("--batch", type=int, default=4)
     m.add_argument("--frames", type=int, default=400, help="frames per training example (400 = 5 s)")
     m.add_argument("--repeats", type=int, default=3)
-    m.add_argument("--peak-tflops", type=float, default=None,
-                   help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
+    for p in (c, m):
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--peak-tflops", type=float, default=None,
+                       help="the device's dense bf16 peak for MFU (default: known GPUs; none on a CPU)")
     lo = sub.add_parser("loader", help="DataLoader throughput next to the training step's consumption")
     lo.add_argument("--data", default="data/toy", help="an encoded feature cache (corpus/data.py encode)")
     lo.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
@@ -322,115 +391,20 @@ def main(argv=None):
         one.add_argument(a)
     for a in ("--batch", "--frames", "--repeats"):
         one.add_argument(a, type=int)
-    args = ap.parse_args(argv)
-    if args.what == "ldm-one":
-        import json
-        print(json.dumps(bench_ldm_one(args.config, args.device, args.batch, args.frames, args.repeats)))
-        return 0
-    if args.what == "step":
-        here = Path(__file__).resolve().parents[1]
-        trees = {}
-        if args.against:
-            other = Path(args.against).resolve()
-            if not (other / "model.py").exists():
-                print(f"error: {other} has no model.py: give a source tree of this project", file=sys.stderr)
-                return 2
-            trees[f"{other.name}, fp32"] = (other, "none")
-        for amp in args.amp.split(","):
-            if amp not in ("none", "bf16"):
-                print(f"error: --amp {amp!r}: choose none or bf16", file=sys.stderr)
-                return 2
-            trees[f"this tree, {'fp32' if amp == 'none' else 'bf16 autocast'}"] = (here, amp)
-        print(f"# training step (forward, backward, AdamW) on {platform.processor() or platform.machine()}, "
-              f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
-              f"{args.repeats} steps (in brackets: the rounds' lowest and highest medians)")
-        print("| shape | model (M params) | batch | " + " | ".join(f"{k} (s)" for k in trees)
-              + (" | speed-up | same losses |" if args.against else " |") + " largest loss change under bf16 |")
-        print("|---" * (4 + len(trees) + (2 if args.against else 0)) + "|")
-        profiles = []
-        for shape in args.shapes.split(","):
-            if shape not in STEP_SHAPES:
-                print(f"error: unknown shape {shape!r}; choose from {sorted(STEP_SHAPES)}", file=sys.stderr)
-                return 2
-            res = bench_step(trees, shape, args.threads, args.rounds, args.repeats, args.profile)
-            sh = STEP_SHAPES[shape]
-            first = next(iter(res.values()))
-            row = (f"| {shape} | {sh['config']} preset{' + overrides' if sh['prior'] or sh['denoiser'] else ''} "
-                   f"({first['params_m']:.1f}) | {sh['batch']} x {sh['frames']} | "
-                   + " | ".join(f"{r['step']:.3f} ({min(r['steps']):.2f}–{max(r['steps']):.2f})" for r in res.values()))
-            if args.against:                          # every entry of this tree against the other tree
-                base, *mine = res.values()
-                same = all(abs(base["losses"][k] - mine[0]["losses"].get(k, float("nan")))
-                           <= 1e-4 * max(1.0, abs(base["losses"][k])) for k in base["losses"])
-                row += " | " + " / ".join(f"{base['step'] / r['step']:.2f}x" for r in mine)
-                row += f" | {'yes' if same else 'NO: ' + str(base['losses']) + ' vs ' + str(mine[0]['losses'])}"
-            row += " | " + ", ".join(f"{r['amp_rel_diff']:.2%}" for label, r in res.items() if trees[label][1] == "bf16")
-            print(row + " |", flush=True)
-            profiles.extend((shape, label, r["top"]) for label, r in res.items() if r.get("top"))
-        for shape, label, top in profiles:
-            print(f"\nwhere the time goes: {shape}, {label} (share of one step's self CPU time)\n| operation | share |"
-                  "\n|---|---|\n" + "\n".join(f"| {name} | {share:.0%} |" for name, share in top))
-        return 0
-    if args.what == "loader":
-        rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,
-                                 args.frames_per_batch, args.steps, args.config, args.device)
-        kind = f"{args.frames_per_batch} frames per batch" if args.frames_per_batch > 0 else \
-            f"{args.batch_size} utterances per batch"
-        print(f"# data path on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), "
-              f"{args.data}, {kind}, {args.steps} batches")
-        print("| workers | first batch (s) | batches/s | frames/s delivered | padding |\n|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['workers']} | {r['first_s']:.2f} | {r['batches_per_s']:.1f} | {r['frames_per_s']:,.0f} | "
-                  f"{r['padded_share']:.0%} |")
-        print(f"\ntraining step of `{use['config']}` on {args.device}: {use['frames_per_step']:.0f} frames in "
-              f"{use['step_s']:.2f} s = {use['frames_per_s']:,.0f} frames/s consumed")
-        return 0
-    if args.what == "ldm":
-        import json
-        import subprocess
-        print(f"# latent diffusion model on {args.device}, torch {torch.__version__}; training step: batch {args.batch} x "
-              f"{args.frames} frames; sampling: a 3 s utterance")
-        peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
-                                         and k in torch.cuda.get_device_name()), None)
-        import diffusion
-        sampler, steps = diffusion.DEFAULT_SAMPLING
-        print("| config | params (M) | train step (s) | GFLOP per step | achieved TFLOP/s | MFU | CE-RVQ share of "
-              f"the step | peak memory (GB) | sampling RTF, Euler 150 / 50 / 20 steps | sampling RTF, default "
-              f"({sampler}, {diffusion.network_evaluations(sampler, steps)} network evaluations) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for name in args.configs.split(","):
-            r = subprocess.run([sys.executable, "-m", "evaluation.bench", "ldm-one", "--config", name, "--device", args.device, "--batch",
-                                str(args.batch), "--frames", str(args.frames), "--repeats", str(args.repeats)],
-                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-            if r.returncode:
-                print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")
-                continue
-            d = json.loads(r.stdout.strip().splitlines()[-1])
-            share = 1 - d["step_no_ce"] / d["step"]
-            tflops = d["flops"] / d["step"] / 1e12
-            mfu = f"{tflops / peak:.1%}" if peak else "—"
-            print(f"| {name} | {d['params_m']:.1f} | {d['step']:.2f} | {d['flops'] / 1e9:,.1f} | {tflops:.3f} | {mfu} | "
-                  f"{share:.0%} | {d['mem_gb']:.2f} | {d['rtf_150']:.2f} / {d['rtf_50']:.2f} / {d['rtf_20']:.2f} | "
-                  f"{d['rtf_default']:.3f} |",
-                  flush=True)
-        return 0
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no GPU is visible", file=sys.stderr)
+    return ap
+
+
+COMMANDS = {"codec": codec_command, "ldm": ldm_command, "ldm-one": ldm_one_command, "loader": loader_command,
+            "step": step_command}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.what](args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    dev = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, " \
-                                                                     f"{torch.get_num_threads()} threads"
-    print(f"# codec speed on {dev}, torch {torch.__version__}; RTF for {args.seconds:g} s of audio; "
-          f"training step: batch {args.batch} x 1 s")
-    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if args.device == "cuda"
-                                     and k in torch.cuda.get_device_name()), None)
-    print("| config | params (M) | encode RTF | decode RTF | train step, recon. losses (s) | train step, + GAN (s) | "
-          "GFLOP per step (+ GAN) | MFU |" + (" peak GPU mem (GB) |" if args.device == "cuda" else ""))
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else ""))
-    for r in bench_codec(args.configs.split(","), args.device, args.seconds, args.batch, args.repeats):
-        mfu = f"{r['flops'] / r['step_gan'] / 1e12 / peak:.1%}" if peak else "—"
-        print(f"| {r['config']} | {r['params_m']:.1f} | {r['rtf_encode']:.3f} | {r['rtf_decode']:.3f} | "
-              f"{r['step_recon']:.2f} | {r['step_gan']:.2f} | {r['flops'] / 1e9:,.1f} | {mfu} |"
-              + (f" {r['mem_gb']:.1f} |" if args.device == "cuda" else ""), flush=True)
     return 0
 
 

@@ -1,8 +1,8 @@
-"""Evaluation metrics of the project (paper §4): small library functions, one number per clip.
+"""Evaluation metrics of the project (paper §4.4): small library functions, one number per clip.
 
 Every metric compares a reference waveform `ref` (ground truth, 16 kHz mono) with an estimate `est` (the codec's
-reconstruction, or synthesised speech) and returns a plain float; averaging over a test set is the caller's job
-(`mean_metrics`). Codec reconstruction metrics (the codec evaluation of §4.4):
+reconstruction, or synthesised speech) and returns a plain float; `mean_metrics` averages rows of them over clips.
+Codec reconstruction metrics (all four: `codec_metrics`):
 
     mel      mean |log mel(ref) − log mel(est)|, with the codec's own log-mel       0 = identical, lower is better
     si_sdr   scale-invariant signal-to-distortion ratio (Le Roux et al. 2019), dB  higher is better, capped at 100
@@ -10,32 +10,38 @@ reconstruction, or synthesised speech) and returns a plain float; averaging over
     stoi     short-time objective intelligibility (Taal et al. 2011)              0 .. 1, higher is better
 
 TTS metrics: `mcd` (mel-cepstral distortion after DTW), `prosody_vs_prompt` (the paper's Table 4),
-`prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`; intelligibility is
-in evaluation/asr.py (the toy corpus's phoneme error rate, and WER with pocketsphinx). evaluation/demo.py composes them into the zero-shot
-results table.
+`prosody_vs_ground_truth` (Table 12), `speaker_embedding` + `cosine` (SIM), `speaker_id_accuracy`. Intelligibility
+(PER, WER) is in evaluation/asr.py; evaluation/demo.py composes both into the zero-shot results table.
 
-Command line:
-    python -m evaluation.metrics codec --ckpt checkpoints/toy/codec.pt --data data/toy --out out/codec   # bitrate/quality table
-    python -m evaluation.metrics compare --ref truth.wav --est generated.wav [--prompt p.wav] [--text "..."]  # one pair, all metrics
-    python -m evaluation.metrics history --ckpt checkpoints/toy/ldm.pt --out val.png     # validation history stored in a checkpoint
+Inputs are 1-D numpy arrays or torch tensors. Pairs whose lengths differ by at most 1 % or one 200-sample codec hop
+are cropped to the shorter one; anything else (NaN/inf, empty, 2-D, longer mismatches) raises ValueError, so a
+mismatched pair never yields a silently wrong number.
+
+Command line (`predictors` and `history` are evaluation/diagnostics.py's):
+    python -m evaluation.metrics codec --ckpt checkpoints/toy/codec.pt --data data/toy   # bitrate/quality table
+    python -m evaluation.metrics compare --ref truth.wav --est gen.wav [--prompt p.wav] [--text "..."]   # one pair
+    python -m evaluation.metrics predictors --ckpt checkpoints/toy/ldm.pt --split test   # predictor bias and L1
+    python -m evaluation.metrics history --ckpt checkpoints/toy/ldm.pt --out val.png     # stored validation history
 
 Usage:
     rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
     print(mean_metrics(rows))                   # {"mel": ..., "si_sdr": ..., "pesq": ..., "stoi": ...}
-
-Inputs are 1-D numpy arrays or torch tensors. Pairs whose lengths differ by at most 1 % or one 200-sample hop (a codec pads to a multiple
-of its 200-sample hop) are cropped to the shorter one; anything else (NaN/inf, empty, 2-D, longer mismatches) raises
-ValueError, so a mismatched pair never yields a silently wrong number.
 """
 from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import codec
 from corpus import features
+from corpus.features import SAMPLE_RATE   # the project's audio rate; wide-band PESQ is defined only at 16 kHz
+from evaluation import diagnostics
 
-SAMPLE_RATE = 16000       # the project's audio rate; wide-band PESQ is defined only at 16 kHz
 LENGTH_TOLERANCE = 0.01   # relative length difference that is cropped instead of refused
 HOP_SLACK = 200           # ... or up to one codec hop, whichever is larger (codecs pad to a multiple of 200)
 SI_SDR_CAP = 100.0        # dB returned for a perfect (or perfectly scaled) copy instead of +inf
@@ -292,12 +298,11 @@ def speaker_id_accuracy(embeddings, labels, enrolled: dict) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Command line: codec evaluation
+# Codec evaluation and the command line (`history` and `predictors` run evaluation/diagnostics.py)
 # ---------------------------------------------------------------------------------------------------------------
 def heldout_clips(root, n: int, split: str = "test") -> list:
     """Up to n whole utterances of a split (test = held-out voices), one per speaker first: [(id, wav)]."""
     from corpus import data
-    from pathlib import Path
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split]
     firsts = {}
     for u in utts:
@@ -306,16 +311,14 @@ def heldout_clips(root, n: int, split: str = "test") -> list:
     return [(u["id"], features.load_audio(Path(root) / u["wav"])) for u in chosen]
 
 
-def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str = "", device="cpu",
-                   n_wavs: int = 3) -> dict:
+def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), device="cpu", n_wavs: int = 3) -> dict:
     """Reconstruct each (id, wav) clip with the first n quantizers for every n in `n_qs`.
 
     Returns {"rows": [{n_q, kbps, mel, si_sdr, pesq, stoi}], "perplexity": [...], "dead": [...], "audio": {...}}
     where the bitrate is n · log2(V) · frames/s, perplexity is per quantizer over all clips' codes (at full R),
     "dead" is each quantizer's fraction of codes never used on these clips, and "audio" holds the first `n_wavs`
-    reconstructions at each n ({"<id>_R<n>": waveform}), also written to out_dir if given.
+    reconstructions at each n ({"<id>_R<n>": waveform}).
     """
-    import soundfile as sf
     cfg, rows, ids_all, audio = model.cfg, [], [], {}
     frames_per_s = cfg.sample_rate / cfg.hop
     for n in n_qs:
@@ -328,11 +331,6 @@ def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), out_dir=None, prefix: str =
                 ids_all.append(ids)
             if k < n_wavs:
                 audio[f"{uid}_R{n}"] = rec
-            if out_dir is not None and k < n_wavs:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                sf.write(out_dir / f"{prefix}{uid}_R{n}.wav", rec, cfg.sample_rate)
-                if not prefix:
-                    sf.write(out_dir / f"{uid}_original.wav", wav, cfg.sample_rate)
         rows.append(dict(n_q=n, kbps=n * np.log2(cfg.codebook_size) * frames_per_s / 1000, **mean_metrics(per_clip)))
     ids = torch.cat(ids_all, -1) if ids_all else model.encode(torch.from_numpy(clips[0][1])[None].to(device))[1]
     used = [len(torch.unique(ids[:, j])) for j in range(ids.shape[1])]
@@ -347,23 +345,6 @@ def format_codec_table(result: dict) -> str:
     lines.append(f"\nperplexity per quantizer: {result['perplexity']}")
     lines.append(f"fraction of codes never used, per quantizer: {result['dead']} (max {max(result['dead']):.0%})")
     return "\n".join(lines)
-
-
-def plot_history(history: list[dict], path, keys=("pesq", "stoi", "si_sdr", "mel")):
-    """Validation metrics (recorded during training) against training steps -> PNG, one panel per key."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    steps = [h["step"] for h in history]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.5 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        ax.plot(steps, [h[key] for h in history], marker="o")
-        ax.set_title(key)
-        ax.set_xlabel("training step")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
@@ -384,11 +365,32 @@ def compare(ref_path, est_path, prompt_path=None, text=None) -> dict:
     return out
 
 
-def main(argv=None):
-    import argparse
-    import json
-    import sys
-    from pathlib import Path
+def codec_cli(args):
+    """`codec`: the bitrate/quality table on a split, the first 3 clips' wavs (original and at each number of
+    quantizers), results.json and the quality-vs-steps plot."""
+    import soundfile as sf
+    from corpus import data
+    model = codec.load_codec(args.ckpt)
+    n_qs = [int(n) for n in args.n_q.split(",")]
+    if not all(1 <= n <= model.cfg.n_q for n in n_qs):
+        raise ValueError(f"--n-q values must be in 1..{model.cfg.n_q}")
+    utts = [u for u in data.read_manifest(args.data)["utterances"] if u["split"] == args.split]
+    if not utts:
+        raise ValueError(f"split {args.split!r} of {args.data} is empty")
+    utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
+    clips = [(u["id"], features.load_audio(args.data / u["wav"])) for u in utts]
+    result = evaluate_codec(model, clips, n_qs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, wav in [(f"{uid}_original", wav) for uid, wav in clips[:3]] + list(result.pop("audio").items()):
+        sf.write(args.out / f"{name}.wav", wav, model.cfg.sample_rate)
+    history = diagnostics.plot_history(args.ckpt, args.out / "quality_vs_steps.png")
+    (args.out / "results.json").write_text(json.dumps(dict(result, clips=len(clips), ckpt=str(args.ckpt)), indent=1))
+    print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
+    print(format_codec_table(result))
+    print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Evaluation (paper §4)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("codec", help="codec reconstruction quality on held-out voices, by number of quantizers")
@@ -411,72 +413,22 @@ def main(argv=None):
     h = sub.add_parser("history", help="plot the validation history stored in a codec or ldm checkpoint")
     h.add_argument("--ckpt", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="PNG file")
-    args = ap.parse_args(argv)
+    return ap
+
+
+COMMANDS = {"codec": codec_cli, "predictors": diagnostics.predictors_cli, "history": diagnostics.history_cli,
+            "compare": lambda a: print(json.dumps(compare(a.ref, a.est, a.prompt, a.text), indent=1))}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        if args.cmd == "compare":
-            print(json.dumps(compare(args.ref, args.est, args.prompt, args.text), indent=1))
-        elif args.cmd == "history":
-            ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)
-            history = ck.get("history") if isinstance(ck, dict) else None
-            if not history:
-                raise ValueError(f"{args.ckpt} holds no validation history")
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            plot_history(history, args.out, ("data", "score", "ce_rvq", "dur", "pitch") if ck.get("kind") == "ldm"
-                         else ("pesq", "stoi", "si_sdr", "mel"))
-            print(f"{len(history)} validations, steps {history[0]['step']}..{history[-1]['step']}: {args.out}")
-        elif args.cmd == "predictors":
-            predictors_cli(args)
-        else:
-            codec_cli(args)
+        COMMANDS[args.cmd](args)
+        return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
-
-
-def codec_cli(args):
-    """`evaluation/metrics.py codec`: the bitrate/quality table on a split, wavs, results.json and the quality-vs-steps plot."""
-    import json
-    from corpus import data
-    model = codec.load_codec(args.ckpt)
-    n_qs = [int(n) for n in args.n_q.split(",")]
-    if not all(1 <= n <= model.cfg.n_q for n in n_qs):
-        raise ValueError(f"--n-q values must be in 1..{model.cfg.n_q}")
-    utts = [u for u in data.read_manifest(args.data)["utterances"] if u["split"] == args.split]
-    if not utts:
-        raise ValueError(f"split {args.split!r} of {args.data} is empty")
-    utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
-    clips = [(u["id"], features.load_audio(args.data / u["wav"])) for u in utts]
-    result = evaluate_codec(model, clips, n_qs, args.out)
-    history = torch.load(args.ckpt, weights_only=True).get("history") or []
-    if history:
-        plot_history(history, args.out / "quality_vs_steps.png")
-    (args.out / "results.json").write_text(json.dumps(dict(result, clips=len(clips), ckpt=str(args.ckpt)), indent=1))
-    print(f"{len(clips)} clips of split {args.split!r} ({args.data}), codec {args.ckpt}")
-    print(format_codec_table(result))
-    print(f"wavs, results.json{', quality_vs_steps.png' if history else ''} in {args.out}")
-
-
-def predictors_cli(args):
-    """`evaluation/metrics.py predictors`: predictor bias/L1 in eval mode and with dropout on, over batches of 16 utterances."""
-    from corpus import data
-    import model as ns2
-    net, meta = ns2.load_ns2(args.ckpt)
-    ds = data.FeatureDataset(args.data, args.split, with_codes=True, min_frames=2 * net.cfg.prompt_min_frames)
-    if ds.manifest.get("codec", {}).get("sha256") != meta.get("codec", {}).get("sha256"):
-        raise ValueError(f"the codes in {args.data} come from another codec than the one {args.ckpt} was trained on")
-    idx = list(range(len(ds)))[: args.max_utts or None]
-    batches = [data.collate([ds[i] for i in idx[k:k + 16]]) for k in range(0, len(idx), 16)]
-    weights = [len(b["ids"]) / len(idx) for b in batches]
-    print(f"{len(idx)} utterances of split {args.split!r}, {args.ckpt} (predictor dropout "
-          f"{net.cfg.prior.pred_dropout}); log-F0 and log-duration errors, × 100 ≈ %")
-    print("| predictors | bias log-F0 | L1 log-F0 | bias log-dur | L1 log-dur |\n|---|---|---|---|---|")
-    for label, dropout in (("eval mode (as at inference)", False), ("dropout on", True)):
-        rows = [net.predictor_errors(b, dropout=dropout) for b in batches]
-        m = {k: sum(w * r[k] for w, r in zip(weights, rows)) for k in rows[0]}
-        print(f"| {label} | {m['bias_lf0']:+.3f} | {m['l1_lf0']:.3f} | {m['bias_logd']:+.3f} | {m['l1_logd']:.3f} |")
 
 
 if __name__ == "__main__":
-    import sys
     sys.exit(main())

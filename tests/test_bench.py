@@ -1,11 +1,14 @@
 """evaluation/bench.py's training-step comparison runs end to end (the `tiny` shape; the real tables are in docs/ldm.md)."""
 from pathlib import Path
 
+import pytest
+
 from evaluation import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_step_comparison_table_and_profile(capsys, tmp_path):
     assert bench.main(["step", "--shapes", "tiny", "--against", str(ROOT), "--amp", "bf16", "--rounds", "1",
                        "--repeats", "1", "--threads", "1", "--profile", "3"]) == 0
