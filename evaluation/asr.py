@@ -185,7 +185,9 @@ def train(root: Path, out: Path, cfg: ASRConfig, device: str = "cpu") -> dict:
     items = load_split(root, "train")
     model = PhonemeCTC(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    # the one-cycle schedule spans at least 20 steps: with fewer, its 10% warm-up rounds to a single step and
+    # OneCycleLR divides by zero (a shorter run stops part-way through the schedule)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=max(cfg.steps, 20), pct_start=0.1)
     bar = tqdm(range(cfg.steps), desc="asr", unit="step", mininterval=5)
     for step in bar:
         batch = [items[i] for i in rng.choice(len(items), cfg.batch_size, replace=False)]

@@ -95,3 +95,24 @@ def test_the_top_level_is_the_design_card():
     folders = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")
                and (p / "__init__.py").exists()}
     assert folders == set(FOLDERS)
+
+
+def test_every_unit_is_readable():
+    """No file over 450 lines, no function over 60 lines or 8 parameters, no block of 6+ lines repeated (the same
+    lines or the same shape with other names), outside tests and notebooks: tools/units.py, which prints them."""
+    from tools import units
+    over = [line for path in units.source_files() for line in units.long_units(path)]
+    assert not over, over
+    assert not units.repeated_blocks(), units.repeated_blocks()
+
+
+def test_the_repeat_finder_sees_the_same_shape_under_other_names(tmp_path):
+    from tools import units
+    body = "def {f}({a}, {b}):\n    total = {a} + {b} * 2\n    scaled = total / max({b}, 1)\n    values = [scaled, total, {a}]\n" \
+           "    values.sort(reverse=True)\n    first = values[0] + values[1]\n    return first - values[2]\n"
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+    one.write_text(body.format(f="f", a="x", b="y"))
+    two.write_text("import os\n\n\n" + body.format(f="g", a="left", b="right"))
+    assert units.repeated_blocks([one, two], tmp_path) == ["one.py:1-6 = two.py:4-9"]
+    two.write_text(body.format(f="g", a="left", b="right").replace("* 2", "** 2"))
+    assert units.repeated_blocks([one, two], tmp_path) == []           # one line of another shape in every window

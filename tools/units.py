@@ -71,16 +71,17 @@ def shape_lines(path: Path) -> list[tuple[int, str]]:
     return [(k, " ".join(v)) for k, v in sorted(lines.items()) if v]
 
 
-def repeated_blocks() -> list[str]:
-    """Windows of BLOCK consecutive code lines whose shapes occur at two or more places, merged into runs."""
+def repeated_blocks(files: list[Path] | None = None, root: Path = ROOT) -> list[str]:
+    """Windows of BLOCK consecutive code lines whose shapes occur at two or more places (in `files`, default every
+    source file), merged into runs."""
     seen = defaultdict(list)
-    for path in source_files():
+    for path in files or source_files():
         shapes = shape_lines(path)
         for i in range(len(shapes) - BLOCK + 1):
             window = shapes[i:i + BLOCK]
             if sum(len(s.split()) for _, s in window) < 6 * BLOCK:     # trivial lines (")", "return N") only
                 continue
-            seen[tuple(s for _, s in window)].append((path.relative_to(ROOT), window[0][0], window[-1][0]))
+            seen[tuple(s for _, s in window)].append((path.relative_to(root), window[0][0], window[-1][0]))
     runs = {}
     for places in seen.values():
         if len(places) > 1:
