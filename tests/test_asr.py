@@ -85,6 +85,7 @@ def test_wer_normalisation_and_values():
     assert isinstance(asr.transcribe(np.zeros(16000, np.float32)), str)
 
 
+@pytest.mark.slow
 def test_wer_normalisation_never_downloads():
     """g2p_en calls nltk.download at import unless its data is found: asr must build/point to it first."""
     import subprocess

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import codec
@@ -124,6 +125,7 @@ def test_every_cmu_word_reads_into_the_corpus_inventory_and_the_shipped_model():
     assert r["words"] > 4000 and r["fraction"] <= 0.001 and not r["empty"], r["unseen"]
 
 
+@pytest.mark.slow
 def test_everyday_english_with_zero_refusals(tmp_path, capsys):
     """54 lines of everyday English (tests/fixtures/everyday_sentences.txt: numbers, money, abbreviations,
     questions, names, British and American spellings, a reading passage) through sample.py's batch mode with the

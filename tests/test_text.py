@@ -82,6 +82,7 @@ def test_import_text_is_light():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_offline_fresh_cache(tmp_path):
     """With sockets and nltk.download disabled, a fresh cache is built and g2p_en works."""
     env = {**os.environ, "NS2_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
