@@ -375,7 +375,8 @@ def collate(items: list[dict]) -> dict:
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m corpus.data",
+                                 description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="build a feature cache (resumable: re-run to continue)")
     p.add_argument("--corpus", choices=["toy", "libritts"], default="toy")

@@ -331,7 +331,8 @@ def cmu_coverage(inventory, every: int = 1) -> dict:
 def main(argv=None) -> int:
     import argparse
     import sys
-    ap = argparse.ArgumentParser(description="The toy corpus's front end (eSpeak en-us) against the CMU dictionary.")
+    ap = argparse.ArgumentParser(prog="python -m corpus.text",
+                                 description="The toy corpus's front end (eSpeak en-us) against the CMU dictionary.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("coverage", help="how many CMU words a model's phoneme inventory reads without the fallback")
     c.add_argument("--ckpt", default="checkpoints/toy/ldm.pt", help="an ldm checkpoint (its phoneme inventory)")

@@ -89,7 +89,8 @@ def toy_true_starts(root, utts: list) -> list[np.ndarray]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
+    p = argparse.ArgumentParser(prog="python -m evaluation.alignment",
+                                description="Built-in phoneme aligner: fit on a prepared cache, measure it.")
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="train an aligner on a cache's training split")
     f.add_argument("--data", type=Path, required=True, help="a prepared cache with wavs (e.g. data/toy)")

@@ -216,7 +216,8 @@ def evaluate(rec: Recognizer, root: Path, split: str = "test", max_utts: int | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    ap = argparse.ArgumentParser(prog="python -m evaluation.asr",
+                                 description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train on the train split's ground truth")

@@ -350,7 +350,7 @@ def step_command(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     c = sub.add_parser("codec", help="codec speed per config")
     c.add_argument("--configs", default="tiny,toy,paper")

@@ -295,7 +295,8 @@ def write_examples(out: Path, items: list, generated: list) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    ap = argparse.ArgumentParser(prog="python -m evaluation.demo",
+                                 description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts", "sing"], default="all")
     ap.add_argument("--data", type=Path, default=Path("data/toy"))

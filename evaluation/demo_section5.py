@@ -376,7 +376,8 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    ap = argparse.ArgumentParser(prog="python -m evaluation.demo_section5",
+                                 description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=["sing", "vc", "se", "invert", "pitch-from"])
     ap.add_argument("--data", type=Path, default=Path("data/toy"))

@@ -391,7 +391,7 @@ def codec_cli(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description="Evaluation (paper §4)")
+    ap = argparse.ArgumentParser(prog="python -m evaluation.metrics", description="Evaluation (paper §4)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("codec", help="codec reconstruction quality on held-out voices, by number of quantizers")
     c.add_argument("--ckpt", type=Path, required=True)

@@ -164,7 +164,8 @@ def grade(folder: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    ap = argparse.ArgumentParser(prog="python -m tools.assignment",
+                                 description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["make", "grade", "map"])
     ap.add_argument("--out", type=Path, default=ROOT / "assignment", help="the student copy (default assignment/)")

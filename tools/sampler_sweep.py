@@ -160,7 +160,8 @@ def report(args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    ap = argparse.ArgumentParser(prog="python -m tools.sampler_sweep",
+                                 description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["run", "report"])
     ap.add_argument("--out", type=Path, default=Path("runs/sampler_sweep"))

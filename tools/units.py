@@ -98,7 +98,8 @@ def repeated_blocks(files: list[Path] | None = None, root: Path = ROOT) -> list[
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    argparse.ArgumentParser(prog="python -m tools.units",
+                            description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     over = [line for path in source_files() for line in long_units(path)]
     repeats = repeated_blocks()
