@@ -335,6 +335,7 @@ class DenoiserConfig:
     dropout: float = 0.2
     use_prompt: bool = True         # ablation "no prompt in diffusion": no attention, no FiLM
     use_query_attention: bool = True  # ablation "no query attention": layers attend to the prompt hiddens directly
+    query_init_std: float = 0.0     # std of the m learned queries at init; 0: dim^-1/2 (prompt.QueryAttention)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -388,7 +389,8 @@ class WaveNet(nn.Module):
         use_film = cfg.use_prompt
         self.layers = nn.ModuleList([WaveNetLayer(cfg, 2 ** (i % cfg.dilation_cycle), use_film and i % cfg.film_every == cfg.film_every - 1)
                                      for i in range(cfg.layers)])
-        self.query = QueryAttention(cfg.prompt_dim, cfg.m, cfg.heads) if use_film and cfg.use_query_attention else None
+        self.query = QueryAttention(cfg.prompt_dim, cfg.m, cfg.heads, cfg.query_init_std) \
+            if use_film and cfg.use_query_attention else None
         self.skip_out = nn.Conv1d(C, C, 1)
         self.final = nn.Conv1d(C, cfg.latent_dim, 1)
 

@@ -93,9 +93,12 @@ class QueryAttention(nn.Module):
     Attention(Q = learned (m, dim), K = V = prompt hiddens) -> (B, dim, m). However long the prompt, the
     denoiser sees m summary vectors, not its frame-by-frame details."""
 
-    def __init__(self, dim: int, m: int = 32, heads: int = 8):
+    def __init__(self, dim: int, m: int = 32, heads: int = 8, init_std: float = 0.0):
         super().__init__()
-        self.queries = nn.Parameter(torch.randn(m, dim) * dim ** -0.5)
+        # init_std 0: queries of std dim^-1/2 (about unit norm). The paper gives no initialisation; with queries that
+        # small the attention logits barely vary over the prompt and the m rows can stay nearly one mean (see the
+        # DenoiserConfig field query_init_std)
+        self.queries = nn.Parameter(torch.randn(m, dim) * (init_std or dim ** -0.5))
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
 
     def forward(self, prompt_h: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:

@@ -72,3 +72,10 @@ def test_prompt_encoder_ignores_padding():
     out = enc(z, mask)
     z2 = z.clone(); z2[0, :, 9:] = 50.0
     assert out.shape == (2, 16, 12) and torch.allclose(enc(z2, mask)[0, :, :9], out[0, :, :9], atol=1e-5)
+
+
+def test_query_init_std():
+    """The learned queries start at std dim^-1/2 unless query_init_std sets another std."""
+    torch.manual_seed(0)
+    assert abs(float(P.QueryAttention(dim=64, m=256, heads=4).queries.detach().std()) - 64 ** -0.5) < 0.01
+    assert abs(float(P.QueryAttention(dim=64, m=256, heads=4, init_std=1.0).queries.detach().std()) - 1.0) < 0.05
