@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import codec
+from evaluation.step_probe import training_step
 from training import presets
 
 
@@ -104,16 +105,7 @@ def bench_ldm_one(name: str, device: str, batch: int, frames: int, repeats: int)
              phoneme_mask=torch.ones(batch, N, dtype=torch.bool, device=device),
              frame_mask=torch.ones(batch, frames, dtype=torch.bool, device=device),
              lf0=torch.full((batch, frames), 5.0, device=device), codes=torch.randint(0, V, (batch, R, frames), device=device))
-    opt = torch.optim.AdamW(net.parameters(), 1e-4)
-    amp = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
-
-    def step():
-        with amp:
-            loss = net.loss(b)["total"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step = training_step(net, b, torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"))
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:                # forward + backward of one step
         step()

@@ -44,6 +44,19 @@ def eval_losses(net, b: dict, amp: str) -> tuple[dict, dict]:
     return losses, losses_amp
 
 
+def training_step(net, b: dict, amp):
+    """A function that runs one AdamW training step of `net` on batch `b` (every loss term) under autocast `amp`."""
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+
+    def step():
+        with amp:
+            loss = net.loss(b)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
 def main(a: dict) -> dict:
     torch.set_num_threads(a["threads"])
     import model as ns2
@@ -58,16 +71,7 @@ def main(a: dict) -> dict:
     net = ns2.NaturalSpeech2(cfg, torch.randn(16, 1024, a["latent_dim"]) * 0.3)
     b = padded_batch(a["batch"], a["frames"], a["phonemes"])
     losses, losses_amp = eval_losses(net, b, a["amp"])
-    opt = torch.optim.AdamW(net.parameters(), 1e-4)
-    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16")
-
-    def step():
-        with amp:
-            loss = net.loss(b)["total"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step = training_step(net, b, torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16"))
     for _ in range(a["warmup"]):
         step()
     times = []
