@@ -109,6 +109,32 @@ class QueryAttention(nn.Module):
         return out.transpose(1, 2)                                                    # (B, dim, m)
         # END SOLUTION
 
+    @torch.no_grad()
+    def weights(self, prompt_h: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+        """The attention weights of every head: (B, heads, m, Tp); each row sums to 1 over the prompt frames."""
+        kv = prompt_h.transpose(1, 2)
+        q = self.queries[None].expand(len(kv), -1, -1)
+        _, w = self.attn(q, kv, kv, key_padding_mask=~prompt_mask, need_weights=True, average_attn_weights=False)
+        return w
+
+
+def query_diversity(weights: torch.Tensor) -> dict:
+    """How far the m queries' attention rows are from one shared mean, for weights (B, heads, m, Tp) over one
+    unpadded prompt each (B prompts of the same length, or call once per prompt).
+
+    entropy: mean over rows of H(a) = -sum_t a_t ln a_t (nats); uniform: ln Tp, the entropy of equal weights (a
+    row that pools the mean); cosine: the mean pairwise cosine similarity of the m rows within a head (1: every
+    query looks at the same frames with the same weights, so the m prompt vectors are one vector repeated).
+    """
+    w = weights.clamp_min(1e-12)
+    entropy = -(w * w.log()).sum(-1).mean()
+    rows = torch.nn.functional.normalize(weights, dim=-1)
+    cos = rows @ rows.transpose(-1, -2)                                     # (B, heads, m, m)
+    m = cos.shape[-1]
+    off = (cos.sum((-1, -2)) - cos.diagonal(dim1=-2, dim2=-1).sum(-1)) / (m * (m - 1))
+    return dict(entropy=float(entropy), uniform=float(torch.log(torch.tensor(float(weights.shape[-1])))),
+                cosine=float(off.mean()))
+
 
 class PromptAttention(nn.Module):
     """Second attention block (inside a WaveNet layer, Fig. 4): query = WaveNet hiddens (B, C, T), key/value =

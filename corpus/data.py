@@ -73,11 +73,11 @@ def phonemize_all(out: Path, texts: list, chunk: int = 64) -> dict:
     return {t: cache[t] for t in texts}
 
 
-def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None, splits=None) -> dict:
-    """Render the toy corpus into `out` (resumable). `splits` (e.g. ["valid", "test"]): render only those; the
+def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None, splits=None, drawn=0) -> dict:
+    """Render the toy corpus into `out` (resumable), with `drawn` more training voices of drawn timbres. `splits` (e.g. ["valid", "test"]): render only those; the
     phoneme inventory still comes from every planned text, so a later full build extends this one (same IDs).
     The manifest lists every planned utterance whose features exist."""
-    plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts)
+    plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts, drawn=drawn)
     if set(splits or ()) - {"train", "valid", "test"}:
         raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test")
     phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}))
@@ -386,6 +386,8 @@ def main(argv=None):
     p.add_argument("--utts-per-voice", type=int, default=16, help="toy: training utterances per training voice "
                    "(default 16, about 50 min in all; 160 makes about 8 h)")
     p.add_argument("--heldout-utts", type=int, default=8, help="toy: test utterances per held-out voice")
+    p.add_argument("--drawn-voices", type=int, default=0, help="toy: this many more training voices with new "
+                   "timbres drawn from the stock variants (corpus/timbres.py), --utts-per-voice each")
     p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test); "
                    "make demo needs valid,test")
     p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
@@ -407,10 +409,11 @@ def main(argv=None):
         if args.cmd == "prepare":
             out = args.out or Path("data") / args.corpus
             if args.corpus == "toy":
-                if args.utts_per_voice < 1 or args.heldout_utts < 1:
-                    raise ValueError("--utts-per-voice and --heldout-utts must be at least 1")
+                if args.utts_per_voice < 1 or args.heldout_utts < 1 or args.drawn_voices < 0:
+                    raise ValueError("--utts-per-voice and --heldout-utts must be at least 1, --drawn-voices at least 0")
                 splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
-                manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits)
+                manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits,
+                                       args.drawn_voices)
             else:
                 from training.presets import parse_overrides, preset
                 (aligner,) = parse_overrides([f"--{kv}" for kv in args.aligner], preset("libritts").aligner)

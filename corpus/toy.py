@@ -29,6 +29,7 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
+from corpus import timbres
 from corpus.toy_text import sentences
 from corpus.features import PAUSE, SAMPLE_RATE, resample
 
@@ -60,6 +61,7 @@ class Voice:
     pitch: int
     range: int
     rate: int
+    timbre: str = ""                  # a drawn variant's file text (corpus/timbres.py); "" for a stock variant
 
     def to_dict(self):
         return asdict(self)
@@ -75,20 +77,40 @@ def make_voices(variants: list[str], seed: int, prefix: str) -> list[Voice]:
     return voices
 
 
-def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, heldout_utts: int = 8) -> dict:
-    """Which voice says which sentence: train voices get train + valid utterances, held-out voices test ones.
+def drawn_voices(n: int, seed: int) -> list[Voice]:
+    """`n` training voices with drawn timbres (corpus/timbres.py), each built on a training variant in turn."""
+    voices = []
+    for i in range(n):
+        rng = random.Random(f"{seed}-drawn-{i}")
+        base = TRAIN_VARIANTS[i % len(TRAIN_VARIANTS)]
+        name = f"dr{i:03d}_{base}"
+        voices.append(Voice(name=name, variant=f"drawn{seed}_{i:03d}", pitch=rng.randint(30, 70),
+                            range=rng.randint(30, 80), rate=rng.randint(145, 195),
+                            timbre=timbres.draw(base, name, rng)))
+    return voices
 
-    Test sentences never occur in the training split (zero-shot means unseen voice *and* unseen text).
+
+def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, heldout_utts: int = 8,
+         drawn: int = 0) -> dict:
+    """Which voice says which sentence: train voices get train + valid utterances, held-out voices test ones;
+    `drawn` more training voices with drawn timbres get train utterances only (the valid split stays the stock
+    voices', so validation losses compare across corpora).
+
+    Test sentences never occur in the training split (zero-shot means unseen voice *and* unseen text). The drawn
+    voices come last in the plan and in the sentence stream, so the stock voices' utterances (ids, texts, seeds)
+    are the same whatever `drawn` is.
     """
     train_voices = make_voices(TRAIN_VARIANTS, seed, "tr")
     heldout_voices = make_voices(HELDOUT_VARIANTS, seed, "ho")
+    extra_voices = drawn_voices(drawn, seed)
     n_train = len(train_voices) * utts_per_voice
     n_other = len(train_voices) * valid_per_voice + len(heldout_voices) * heldout_utts
-    texts = sentences(n_train + n_other, seed)
-    train_texts, other_texts = iter(texts[:n_train]), iter(texts[n_train:])
+    texts = sentences(n_train + n_other + len(extra_voices) * utts_per_voice, seed)
+    train_texts = iter(texts[:n_train] + texts[n_train + n_other:])
+    other_texts = iter(texts[n_train:n_train + n_other])
     utts = []
     for voices, per_split in ((train_voices, {"train": utts_per_voice, "valid": valid_per_voice}),
-                              (heldout_voices, {"test": heldout_utts})):
+                              (heldout_voices, {"test": heldout_utts}), (extra_voices, {"train": utts_per_voice})):
         for v in voices:
             for split, n in per_split.items():
                 for _ in range(n):
@@ -96,8 +118,9 @@ def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, held
                     text = next(train_texts if split == "train" else other_texts)
                     utts.append(dict(id=f"{v.name}_{k:05d}", speaker=v.name, text=text, split=split,
                                      seed=seed * 1_000_003 + k))
-    return dict(voices={v.name: v.to_dict() for v in train_voices + heldout_voices},
-                speakers={"train": [v.name for v in train_voices], "heldout": [v.name for v in heldout_voices]},
+    return dict(voices={v.name: v.to_dict() for v in train_voices + heldout_voices + extra_voices},
+                speakers={"train": [v.name for v in train_voices + extra_voices],
+                          "heldout": [v.name for v in heldout_voices]},
                 utterances=utts)
 
 
@@ -135,7 +158,7 @@ class Espeak:
     def __init__(self):
         import espeakng_loader
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(timbres.data_path()).encode(),
                                                _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT)
         if self.rate <= 0:
             raise RuntimeError(f"eSpeak NG failed to initialise (code {self.rate})")
@@ -223,7 +246,9 @@ def in_fresh_engine(fn, *args):
 def synth(text: str, voice: Voice, seed: int = 0):
     """Speak `text` -> (audio int16, sample rate, [(phoneme, start sample), ...]), reproducibly: an utterance's
     audio depends only on (text, voice, seed), because it is rendered in a fresh engine (`in_fresh_engine`)."""
-    if voice.variant not in variants():
+    if voice.timbre:
+        timbres.install(voice.variant, voice.timbre)
+    elif voice.variant not in variants():
         raise ValueError(f"unknown eSpeak variant {voice.variant!r}")
     return in_fresh_engine(Espeak.synth_here, text, voice, seed)
 

@@ -68,3 +68,63 @@ def predictors_cli(args):
         rows = [net.predictor_errors(b, dropout=dropout) for b in batches]
         m = {k: sum(w * r[k] for w, r in zip(weights, rows)) for k in rows[0]}
         print(f"| {label} | {m['bias_lf0']:+.3f} | {m['l1_lf0']:.3f} | {m['bias_logd']:+.3f} | {m['l1_logd']:.3f} |")
+
+
+@torch.no_grad()
+def query_attention(net, latents: list) -> tuple[dict, torch.Tensor]:
+    """The diffusion prompting's first attention block (`prompt.QueryAttention`) over prompts: `latents` are codec
+    latents (D, Tp), one prompt each. Returns `prompt.query_diversity` averaged over the prompts, plus the weights
+    (heads, m, Tp) of the first prompt (for a picture)."""
+    from prompt import query_diversity
+    net.eval()
+    stats, first = [], None
+    for z in latents:
+        z = net.normalize(z[None].float())
+        mask = torch.ones(1, z.shape[-1], dtype=torch.bool)
+        w = net.denoiser.query.weights(net.encode_prompt(z, mask), mask)
+        first = w[0] if first is None else first
+        stats.append(query_diversity(w))
+    return {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}, first
+
+
+def plot_query_attention(weights: torch.Tensor, path, title: str = ""):
+    """Weights (heads, m, Tp) -> PNG: one panel per head, query rows against prompt frames, with a colorbar."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    heads = weights.shape[0]
+    fig, axes = plt.subplots(1, heads, figsize=(3.2 * heads, 2.8), squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        im = ax.imshow(weights[h].numpy(), aspect="auto", origin="lower", cmap="magma",
+                       extent=(0, weights.shape[-1] / 80, -0.5, weights.shape[1] - 0.5))
+        ax.set_xlabel("prompt time (s)")
+        ax.set_ylabel("query")
+        ax.set_title(f"head {h}")
+        fig.colorbar(im, ax=ax, label="attention weight")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def attention_cli(args):
+    """`attention`: how different the m query rows of the prompting's first attention block are, on 3-second
+    prompts cut from one utterance per speaker of a split (entropy against uniform, pairwise cosine)."""
+    from corpus import data
+    import model as ns2
+    net, _ = ns2.load_ns2(args.ckpt)
+    ds = data.FeatureDataset(args.data, args.split, with_codes=True, min_frames=args.frames)
+    firsts = {}
+    for i in range(len(ds)):
+        item = ds[i]
+        firsts.setdefault(int(item["speaker"]), item["codes"][:, :args.frames])
+    latents = [net.rvq.decode(codes[None])[0] for codes in firsts.values()]
+    stats, w = query_attention(net, latents)
+    print(f"{args.ckpt}: {len(latents)} prompts of {args.frames} frames (split {args.split!r}): entropy "
+          f"{stats['entropy']:.3f} nats (uniform {stats['uniform']:.3f}), pairwise cosine of the "
+          f"{w.shape[1]} query rows {stats['cosine']:.3f}")
+    if args.out:
+        plot_query_attention(w, args.out, f"{Path(args.ckpt).name}: query attention over one prompt")
+        print(f"plot: {args.out}")

@@ -22,6 +22,7 @@ Command line (`predictors` and `history` are evaluation/diagnostics.py's):
     python -m evaluation.metrics compare --ref truth.wav --est gen.wav [--prompt p.wav] [--text "..."]   # one pair
     python -m evaluation.metrics predictors --ckpt checkpoints/toy/ldm.pt --split test   # predictor bias and L1
     python -m evaluation.metrics history --ckpt checkpoints/toy/ldm.pt --out val.png     # stored validation history
+    python -m evaluation.metrics attention --ckpt checkpoints/toy/ldm.pt --out att.png   # prompt query attention
 
 Usage:
     rows = [codec_metrics(wav, codec_output) for wav, codec_output in pairs]
@@ -410,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with the codec's IDs")
     r.add_argument("--split", default="test", help="test = held-out voices (default), valid = training voices")
     r.add_argument("--max-utts", type=int, default=96, help="utterances to score (0 = all)")
+    a = sub.add_parser("attention", help="do the m prompt queries of an ldm checkpoint attend to different frames?")
+    a.add_argument("--ckpt", type=Path, required=True, help="ldm checkpoint")
+    a.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with the codec's IDs")
+    a.add_argument("--split", default="test", help="test = held-out voices (default)")
+    a.add_argument("--frames", type=int, default=240, help="prompt length in frames (240 = 3 s)")
+    a.add_argument("--out", type=Path, help="PNG of the attention of every head over the first prompt")
     h = sub.add_parser("history", help="plot the validation history stored in a codec or ldm checkpoint")
     h.add_argument("--ckpt", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="PNG file")
@@ -417,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"codec": codec_cli, "predictors": diagnostics.predictors_cli, "history": diagnostics.history_cli,
+            "attention": diagnostics.attention_cli,
             "compare": lambda a: print(json.dumps(compare(a.ref, a.est, a.prompt, a.text), indent=1))}
 
 
