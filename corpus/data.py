@@ -78,8 +78,8 @@ def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None,
     phoneme inventory still comes from every planned text, so a later full build extends this one (same IDs).
     The manifest lists every planned utterance whose features exist."""
     plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts, drawn=drawn)
-    if set(splits or ()) - {"train", "valid", "test"}:
-        raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test")
+    if set(splits or ()) - {"train", "valid", "test", "confirm"}:
+        raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test, confirm")
     phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}))
     inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]
@@ -388,7 +388,7 @@ def main(argv=None):
     p.add_argument("--heldout-utts", type=int, default=8, help="toy: test utterances per held-out voice")
     p.add_argument("--drawn-voices", type=int, default=0, help="toy: this many more training voices with new "
                    "timbres drawn from the stock variants (corpus/timbres.py), --utts-per-voice each")
-    p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test); "
+    p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test, confirm); "
                    "make demo needs valid,test")
     p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
     p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")

@@ -9,8 +9,9 @@ training variants, so its character carries over) with every formant frequency s
 goes with the tract (higher formants, higher voice, as in people), and a random amount of breath and roughness.
 
 eSpeak reads variants only from its data folder, which lives in the installed package. `data_path()` builds a
-private copy made of links (`.cache/espeak-ng-data` in the project: links to every stock file, real files for the
-drawn variants), so the installed package is never written to and the stock voices sound exactly as before.
+private copy made of links (`.cache/espeak-ng-data` in the project: links to every stock entry, real files for the
+new variants in `drawn/`), so the installed package is never written to and the stock voices sound exactly as
+before.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 PRIVATE_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "espeak-ng-data"
 N_FORMANTS = 9                                      # eSpeak's formant table: 0..8
+DRAWN = "drawn"                                     # the private folder's sub-folder of new variants
 
 
 def stock_path() -> Path:
@@ -29,13 +31,15 @@ def stock_path() -> Path:
     return Path(espeakng_loader.get_data_path())
 
 
-def _link_tree(src: Path, dst: Path):
-    """dst mirrors src: a real folder for `voices` and `voices/!v` (variants are added there), links elsewhere."""
+def _mirror(src: Path, dst: Path, real: tuple = ()):
+    """dst mirrors src with links, but the sub-folders named in `real` are real folders mirrored in turn."""
     dst.mkdir(parents=True, exist_ok=True)
     for entry in src.iterdir():
         target = dst / entry.name
-        if entry.name in ("voices", "!v") and entry.is_dir():
-            _link_tree(entry, target)
+        if target.is_symlink() and not target.exists():  # a link into a venv that has moved
+            target.unlink()
+        if entry.name in real and entry.is_dir():
+            _mirror(entry, target, real)
         elif not target.exists() and not target.is_symlink():
             try:
                 target.symlink_to(entry, target_is_directory=entry.is_dir())
@@ -44,16 +48,25 @@ def _link_tree(src: Path, dst: Path):
 
 
 def data_path() -> Path:
-    """The private eSpeak data folder (built on first use; cheap to call again)."""
-    if not (PRIVATE_ROOT / "phontab").exists() or not (PRIVATE_ROOT / "voices" / "!v").is_dir():
-        _link_tree(stock_path(), PRIVATE_ROOT)
+    """The private eSpeak data folder: links to the stock one's entries, and `drawn/` for new variants (built on
+    first use; cheap to call again). `voices/` and `voices/!v/` are real folders of links, so that the path
+    `voices/!v/../../drawn/<name>` (`selector`) leads to drawn/. The new variants stay out of `voices/`: eSpeak
+    lists at most 349 voices and variants from there, and a longer list silently drops stock ones (en-us too)."""
+    if not (PRIVATE_ROOT / DRAWN).is_dir() or not (PRIVATE_ROOT / "phontab").exists():
+        _mirror(stock_path(), PRIVATE_ROOT, real=("voices", "!v"))
+        (PRIVATE_ROOT / DRAWN).mkdir(exist_ok=True)
     return PRIVATE_ROOT
 
 
+def selector(name: str) -> str:
+    """How eSpeak is told to use new variant `name` ("en-us+" + this): a path from voices/!v to drawn/<name>."""
+    return f"../../{DRAWN}/{name}"
+
+
 def install(name: str, text: str):
-    """Write variant `name` into the private data folder (atomically; a no-op when it is already there)."""
-    path = data_path() / "voices" / "!v" / name
-    if path.exists() and not path.is_symlink() and path.read_text() == text:
+    """Write new variant `name` into the private data folder (atomically; a no-op when it is already there)."""
+    path = data_path() / DRAWN / name
+    if path.exists() and path.read_text() == text:
         return
     tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -70,26 +83,35 @@ def _formants(lines: list[str]) -> dict[int, list[int]]:
     return table
 
 
+def _rebuilt(base: str, name: str, formant, pitch: tuple[int, int], extra: list[str]) -> str:
+    """Variant file text: `base`'s lines with name, formants (formant(i, [freq, height, width]) -> the new three),
+    pitch range and the `extra` lines replaced."""
+    lines = (stock_path() / "voices" / "!v" / base).read_text(errors="replace").splitlines()
+    table = _formants(lines)
+    drop = ("formant", "pitch", "name", "breath", "roughness")
+    out = [f"name {name}"] + [ln for ln in lines if not ln.split()[:1] or ln.split()[0] not in drop]
+    out += [f"formant {i} " + " ".join(str(round(x)) for x in formant(i, table[i])) for i in range(N_FORMANTS)]
+    return "\n".join(out + [f"pitch {pitch[0]} {pitch[1]}"] + extra) + "\n"
+
+
+def raised(base: str, name: str, factor: float = 1.15, pitch: tuple[int, int] = (165, 270)) -> str:
+    """A fixed (not drawn) higher timbre on stock variant `base`: every formant frequency × `factor`, the pitch
+    range `pitch` Hz: a shorter vocal tract and a higher voice, as from a man's voice to a woman's."""
+    return _rebuilt(base, name, lambda i, f: (f[0] * factor, f[1], f[2]), pitch, [])
+
+
 def draw(base: str, name: str, rng: random.Random) -> str:
     """A new variant file built on stock variant `base`: its lines but formants, pitch, breath and roughness.
 
     Vocal-tract factor v ~ U(0.88, 1.18) scales every formant frequency (× U(0.96, 1.04) each); heights and widths
     × U(0.8, 1.2); pitch base 95·v³ Hz × U(0.85, 1.15) (75–190 Hz for the extremes), range × U(1.4, 1.9).
     """
-    lines = (stock_path() / "voices" / "!v" / base).read_text(errors="replace").splitlines()
-    formants = _formants(lines)
-    keep = [ln for ln in lines if ln.split()[:1] not in (["formant"], ["pitch"], ["name"], ["breath"],
-                                                          ["roughness"])]
     tract = rng.uniform(0.88, 1.18)
-    out = [f"name {name}"] + keep
-    for i in range(N_FORMANTS):
-        freq, height, width = formants[i]
-        out.append(f"formant {i} {round(freq * tract * rng.uniform(0.96, 1.04))} "
-                   f"{round(height * rng.uniform(0.8, 1.2))} {round(width * rng.uniform(0.8, 1.2))}")
+    formants = {i: (f[0] * tract * rng.uniform(0.96, 1.04), f[1] * rng.uniform(0.8, 1.2),
+                    f[2] * rng.uniform(0.8, 1.2)) for i, f in _formants(
+        (stock_path() / "voices" / "!v" / base).read_text(errors="replace").splitlines()).items()}
     low = 95 * tract ** 3 * rng.uniform(0.85, 1.15)
-    out.append(f"pitch {round(low)} {round(low * rng.uniform(1.4, 1.9))}")
-    if rng.random() < 0.5:
-        out.append("breath " + " ".join(str(rng.randint(0, 3)) for _ in range(8)))
-    out.append(f"roughness {rng.randint(0, 3)}")
-    return "\n".join(out) + "\n"
+    pitch = (round(low), round(low * rng.uniform(1.4, 1.9)))
+    extra = ["breath " + " ".join(str(rng.randint(0, 3)) for _ in range(8))] if rng.random() < 0.5 else []
+    return _rebuilt(base, name, lambda i, f: formants[i], pitch, extra + [f"roughness {rng.randint(0, 3)}"])
 

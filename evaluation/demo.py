@@ -40,14 +40,16 @@ SR = features.SAMPLE_RATE
 TARGETS = dict(speaker_id=0.8, sim_gap=0.1, per_ratio=2.0, pitch_mean_rel=0.10)     # the toy model's goals
 
 
-def pick_items(root: Path, per_voice: int) -> list:
-    """[(speaker, prompt_utt, [target_utts])] for every held-out speaker of the test split, by utterance ID."""
+def pick_items(root: Path, per_voice: int, split: str = "test") -> list:
+    """[(speaker, prompt_utt, [target_utts])] for every held-out speaker of `split` (test, or the second held-out
+    set, confirm), by utterance ID."""
     from corpus import data
     by_spk = {}
-    for u in sorted((u for u in data.read_manifest(root)["utterances"] if u["split"] == "test"), key=lambda u: u["id"]):
+    for u in sorted((u for u in data.read_manifest(root)["utterances"] if u["split"] == split), key=lambda u: u["id"]):
         by_spk.setdefault(u["speaker"], []).append(u)
     if not by_spk:
-        raise ValueError(f"{root} has no test split (held-out voices)")
+        raise ValueError(f"{root} has no {split} split (held-out voices): python -m corpus.data prepare --corpus toy "
+                         f"--out {root} --splits {split}")
     return [(s, us[0], us[1:1 + per_voice]) for s, us in by_spk.items()]
 
 
@@ -193,7 +195,7 @@ def model_label(arg: str) -> tuple:
     return label, Path(path)
 
 
-def load_items(root: Path, per_voice: int, asr_path: Path) -> tuple:
+def load_items(root: Path, per_voice: int, asr_path: Path, split: str = "test") -> tuple:
     """The evaluation set of `pick_items` with everything the metrics compare against (prompt and ground-truth
     audio, their speaker embeddings, durations, phonemes) -> (items, enrolled prompt embeddings per voice, the
     phoneme recogniser or None when it does not know the corpus's phonemes)."""
@@ -205,7 +207,7 @@ def load_items(root: Path, per_voice: int, asr_path: Path) -> tuple:
     if not set(symbols) <= set(rec.symbols) | set(asr.IGNORED):
         print(f"PER not measured: {asr_path} recognises other phonemes than {root}'s")
         rec = None
-    for speaker, p, targets in pick_items(root, per_voice):
+    for speaker, p, targets in pick_items(root, per_voice, split):
         prompt = features.load_audio(root / p["wav"])
         prompt_emb = ev.speaker_embedding(prompt)
         f0, voiced = ev.f0_hz(prompt)
@@ -227,7 +229,7 @@ def run_tts(args, out: Path) -> dict:
     import codec as codec_lib
     t0 = time.time()
     synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in map(model_label, args.ldm)]
-    items, enrolled, rec = load_items(args.data, args.per_voice, args.asr)
+    items, enrolled, rec = load_items(args.data, args.per_voice, args.asr, args.split)
     codec = codec_lib.load_codec(args.codec) if args.codec else synths[0][1].codec
     with torch.no_grad():
         resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
@@ -243,7 +245,7 @@ def run_tts(args, out: Path) -> dict:
         s["embs"] = [it["gt_emb"] for it in items] if s["name"] == "ground truth" else [embed_or_none(w) for w in s["wavs"]]
         results[s["name"]], rows[s["name"]] = score(s, items, enrolled, rec, args.wer)
     voices = per_voice_table(items, rows["ground truth"], rows[systems[2]["name"]], training_f0_range(args.data))
-    return dict(results=results, items=len(items), voices=len(enrolled), **settings, seed=args.seed,
+    return dict(results=results, split=args.split, items=len(items), voices=len(enrolled), **settings, seed=args.seed,
                 seconds=time.time() - t0, synthesis_seconds=t_synth, per_voice=voices,
                 targets=check_targets(results, systems[2]["name"]),
                 per_item={name: [dict(r, id=it["id"], speaker=it["speaker"]) for r, it in zip(rs, items)]
@@ -308,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="diffusion checkpoint, or LABEL=PATH; repeat for ablation rows (default checkpoints/toy/ldm.pt)")
     ap.add_argument("--asr", type=Path, default=Path("checkpoints/toy/asr.pt"), help="toy phoneme recogniser")
     ap.add_argument("--per-voice", type=int, default=1, help="sentences per held-out voice (README Results: 7)")
+    ap.add_argument("--split", choices=["test", "confirm"], default="test", help="tts: the held-out voices (test); "
+                    "confirm: the second held-out set, kept for a final check (docs/quality.md)")
     ap.add_argument("--steps", type=int, default=None, help=f"sampler steps (default {diffusion.DEFAULT_SAMPLING[1]} "
                     "with the default sampler, 150 with another; the paper: --sampler ode --steps 150)")
     ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,

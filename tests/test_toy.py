@@ -139,3 +139,38 @@ def test_unknown_variant_is_rejected():
 def test_phonemizer_bad_text():
     with pytest.raises(ValueError, match="empty"):
         toy.EspeakPhonemizer()("   ")
+
+
+def test_drawn_and_confirm_voices_leave_the_stock_corpus_alone():
+    """Drawn training voices and the confirm split are added without changing one stock utterance (ID, text, seed)
+    or voice; the confirm split's timbres are used by no training or test voice; its texts are unseen."""
+    base, grown = toy.plan(seed=0, utts_per_voice=2, heldout_utts=2), toy.plan(seed=0, utts_per_voice=2,
+                                                                                heldout_utts=2, drawn=5)
+    stock = [u for u in grown["utterances"] if not u["speaker"].startswith("dr")]       # confirm included
+    assert stock == base["utterances"]
+    drawn = [v for v in grown["speakers"]["train"] if v.startswith("dr")]
+    assert len(drawn) == 5 and all(grown["voices"][v]["timbre"] for v in drawn)
+    assert len({grown["voices"][v]["timbre"] for v in drawn}) == 5        # five different variant files
+    assert toy.plan(seed=0, utts_per_voice=2, heldout_utts=2, drawn=5) == grown      # deterministic
+    confirm = grown["speakers"]["confirm"]
+    used = {grown["voices"][v]["variant"] for v in grown["speakers"]["train"] + grown["speakers"]["heldout"]}
+    bases = {grown["voices"][v]["name"].split("_")[1] for v in drawn}
+    assert len(confirm) == 12 and not {grown["voices"][v]["variant"] for v in confirm} & (used | bases)
+    texts = {u["text"] for u in grown["utterances"] if u["split"] != "confirm"}
+    assert not {u["text"] for u in grown["utterances"] if u["split"] == "confirm"} & texts
+
+
+def test_drawn_timbre_changes_the_voice_and_is_reproducible():
+    """A drawn variant is really used (not silently replaced by the default voice) and renders reproducibly."""
+    plan = toy.plan(seed=0, utts_per_voice=1, heldout_utts=1, drawn=2)
+    text = "The cat sat on the mat."
+    drawn = toy.Voice(**plan["voices"][plan["speakers"]["train"][-1]])
+    stock_base = toy.Voice(**dict(plan["voices"][plan["speakers"]["train"][-1]], timbre="",
+                                  variant=toy.TRAIN_VARIANTS[1]))
+    a, _, _ = toy.render(text, drawn, 7)
+    b, _, _ = toy.render(text, drawn, 7)
+    c, _, _ = toy.render(text, stock_base, 7)
+    assert np.array_equal(a, b)
+    assert len(a) != len(c) or np.abs(a - c).max() > 0.05
+    _, voiced = features.extract_pitch(a)                               # render gives 16 kHz float audio
+    assert voiced.mean() > 0.3                                           # a voice, not noise
