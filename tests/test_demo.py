@@ -63,11 +63,14 @@ def test_per_voice_table_flags_prompts_outside_the_training_pitch_range():
 
 
 def test_table_and_targets():
-    gt = dict(speaker_id=1.0, sim_prompt=0.85, per=0.1, pitch_mean_rel=0.02)
-    good = dict(speaker_id=0.9, sim_prompt=0.80, per=0.15, pitch_mean_rel=0.05, mcd=5.0)
-    bad = dict(speaker_id=0.5, sim_prompt=0.60, per=0.35, pitch_mean_rel=0.20, mcd=9.0)
-    assert all(line.startswith("met") for line in demo.check_targets({"ground truth": gt, "m": good}, "m"))
-    assert all(line.startswith("MISSED") for line in demo.check_targets({"ground truth": gt, "m": bad}, "m"))
+    gt = dict(speaker_id=1.0, sim_prompt=0.85, per=0.1, pitch_mean_rel=0.02, vowels_voiced=0.9)
+    good = dict(speaker_id=0.9, sim_prompt=0.80, per=0.15, pitch_mean_rel=0.05, mcd=5.0, vowels_voiced=0.85)
+    bad = dict(speaker_id=0.5, sim_prompt=0.60, per=0.35, pitch_mean_rel=0.20, mcd=9.0, vowels_voiced=0.4)
+    met = demo.check_targets({"ground truth": gt, "m": good}, "m")
+    missed = demo.check_targets({"ground truth": gt, "m": bad}, "m")
+    assert len(met) == len(missed) == 5
+    assert all(line.startswith("met") for line in met) and all(line.startswith("MISSED") for line in missed)
+    assert missed[0] == "MISSED speaker-ID ≥ 0.75: 0.500 (ground truth 1.000)"
     table = demo.format_table({"ground truth": gt, "m": good})
     assert table.splitlines()[2].startswith("| ground truth |") and "—" in table.splitlines()[2]   # no MCD for GT
 
