@@ -146,8 +146,11 @@ class ResidualVQ(nn.Module):
         n = ids.shape[1]
         if n > self.n_q or ids.min() < 0 or ids.max() >= self.codebook_size:
             raise ValueError(f"ids must be (B, ≤{self.n_q}, T) in [0, {self.codebook_size})")
-        stages = torch.arange(n, device=ids.device)[None, :, None]            # (1, n, 1)
-        return self.codebooks[stages, ids].sum(1).transpose(1, 2)              # (B, n, T, D) -> (B, D, T)
+        B, _, T = ids.shape
+        flat = ids + self.codebook_size * torch.arange(n, device=ids.device)[None, :, None]   # rows of C (R·V, D)
+        z = F.embedding_bag(flat.transpose(1, 2).reshape(B * T, n), self.codebooks[:n].reshape(-1, self.dim),
+                            mode="sum")                                         # (B·T, D): one bag of n codes a frame
+        return z.reshape(B, T, self.dim).transpose(1, 2)                        # (B, D, T)
 
     # -- codebook learning ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -230,35 +233,41 @@ class ResidualVQ(nn.Module):
         if mask is not None:
             keep = mask.reshape(-1)
             r, target = r[keep], target[keep]
-        return CERVQLoss.apply(r, target, self.codebooks.detach(), low_precision)
+        with_grad = torch.is_grad_enabled() and r.requires_grad
+        return CERVQLoss.apply(r, target, self.codebooks.detach(), low_precision, with_grad)
 
 
 class CERVQLoss(torch.autograd.Function):
     """L_ce-rvq of rows r (N, D) with ground-truth IDs (N, R) over codebooks C (R, V, D), with its gradient in closed
     form. Autograd would keep, per quantizer, the logits, their log-softmax and the one-hot gradient, and run the
-    softmax's backward; here the forward keeps p_j − onehot(i_j), p_j = softmax(logits_j), and the backward is one
-    matrix product:
+    softmax's backward; here the forward, while it still holds p_j = softmax(logits_j), adds up the gradient
 
         ∂L/∂ẑ_0 = 2/(N R) Σ_j (p_j − onehot(i_j)) C_j = 2/(N R) (Σ_j p_j C_j − Σ_j e_j),
 
-    since ∂logits_j[k]/∂r̂_j = 2 C_j[k] and r̂_j = ẑ_0 − (constants). Exact: the same value and gradient as
-    `F.cross_entropy` on the logits, to float rounding (tested)."""
+    since ∂logits_j[k]/∂r̂_j = 2 C_j[k] and r̂_j = ẑ_0 − (constants), and keeps only that (N, D) sum for the
+    backward, which scales it by the incoming gradient. `with_grad` False (no backward will follow, e.g. under
+    torch.no_grad) skips the sum. Exact: the same value and gradient as `F.cross_entropy` on the logits, to float
+    rounding (tested)."""
 
     @staticmethod
-    def forward(ctx, r: torch.Tensor, target: torch.Tensor, C: torch.Tensor, low_precision: bool = False):
+    def forward(ctx, r: torch.Tensor, target: torch.Tensor, C: torch.Tensor, low_precision: bool = False,
+                with_grad: bool = True):
         R, V, D = C.shape
         N = len(r)
         mm = torch.bfloat16 if low_precision or torch.is_autocast_enabled(r.device.type) else torch.float32
-        e = C[torch.arange(R, device=C.device)[None], target]                   # (N, R, D) ground-truth codes
-        prefix = torch.cat([e.new_zeros(N, 1, D), e[:, :-1].cumsum(1)], 1)      # Σ_{i<j} e_i
-        Ct2, c2 = (2 * C).transpose(1, 2).to(mm), (C ** 2).sum(2).to(mm)        # (R, D, V), (R, V)
-        probs = torch.empty(N, R * V, dtype=mm, device=r.device)                 # p_j − onehot(i_j), side by side
+        Cm, c2 = C.to(mm), torch.linalg.vector_norm(C, dim=2).square().to(mm)   # (R, V, D), ||C_j[k]||² (R, V)
+        grad = r.new_zeros(N, D, dtype=torch.float32) if with_grad else None     # Σ_j (p_j − onehot(i_j)) C_j
+        # one logits and one probabilities buffer for all quantizers: fresh (N, V) tensors per quantizer cost more
+        # in page faults than the softmax itself on a CPU
+        logits, p = r.new_empty(N, V, dtype=mm), r.new_empty(N, V, dtype=torch.float32)
+        p_mm = p if mm == torch.float32 else torch.empty_like(logits)
         total = torch.zeros((), device=r.device)
+        r_j = r.float()                                                         # r̂_1 = ẑ_0
         for j in range(R):
+            e_j = F.embedding(target[:, j], C[j])                               # (N, D) ground-truth code vectors
             # BEGIN SOLUTION 5
-            r_j = r.float() - prefix[:, j]                                      # r̂_j = ẑ_0 − Σ_{i<j} e_i
-            logits = torch.addmm(-c2[j], r_j.to(mm), Ct2[j])                     # 2 r̂_j·C_j[k] − ||C_j[k]||²
-            p = torch.softmax(logits, 1, dtype=torch.float32)
+            torch.addmm(-c2[j], r_j.to(mm), Cm[j].T, alpha=2, out=logits)      # 2 r̂_j·C_j[k] − ||C_j[k]||²
+            torch.softmax(logits.float(), 1, out=p)
             p_true = p.gather(1, target[:, j:j + 1])[:, 0]
             ce = -torch.log(p_true)                                             # = log Σ_k exp(logits[k]) − logit
             tiny = p_true < 1e-30                                               # p underflowed: the exact form
@@ -266,15 +275,18 @@ class CERVQLoss(torch.autograd.Function):
                 picked = logits[tiny].float().gather(1, target[tiny, j:j + 1])[:, 0]
                 ce[tiny] = torch.logsumexp(logits[tiny].float(), 1) - picked
             total = total + ce.sum()
+            r_j = r_j - e_j                                                     # r̂_{j+1} = r̂_j − e_j
             # END SOLUTION
-            probs[:, j * V:(j + 1) * V] = p.scatter_add_(1, target[:, j:j + 1], p.new_full((N, 1), -1.0))
-        ctx.save_for_backward(probs, C.to(mm))
-        ctx.n = max(N, 1)
-        return total / (ctx.n * R)
+            if grad is not None:
+                grad += torch.mm(p_mm if p_mm is p else p_mm.copy_(p), Cm[j])
+                grad -= e_j
+        ctx.save_for_backward(grad)
+        ctx.scale = 2 / (max(N, 1) * R)
+        return total / (max(N, 1) * R)
 
     @staticmethod
     def backward(ctx, grad_out):
-        probs, C = ctx.saved_tensors
-        R, V, D = C.shape
-        grad = (probs @ C.reshape(R * V, D)).float()                            # Σ_j (p_j − onehot(i_j)) C_j
-        return grad * (2 * grad_out / (ctx.n * R)), None, None, None
+        grad, = ctx.saved_tensors
+        if grad is None:
+            raise RuntimeError("CERVQLoss was computed with with_grad=False: it has no gradient")
+        return grad * (ctx.scale * grad_out), None, None, None, None
