@@ -161,7 +161,7 @@ class NaturalSpeech2(nn.Module):
         prompt, prompt_mask = take_segment(z0, u, v)                                 # (B, D, Tp)
         prompt_h = self.encode_prompt(prompt, prompt_mask)
         out = self.prior(batch["phonemes"], batch["phoneme_mask"], prompt_h, prompt_mask, batch["durations"],
-                         batch["lf0"])
+                         batch["lf0"], unused_span=(u, v))                  # lf0̂ is scored outside [u, v) only
         ends = batch["durations"].cumsum(1)
         inside = (ends - batch["durations"] >= u[:, None]) & (ends <= v[:, None])
         pos = torch.arange(fmask.shape[1], device=fmask.device)[None]
@@ -284,9 +284,9 @@ class NaturalSpeech2(nn.Module):
         if prosody.lf0 is not None and prosody.durations is None:
             raise ValueError("an oracle pitch contour (lf0) needs the oracle durations it is aligned to")
         prompt_h = self.encode_prompt(self.normalize(prompt_latent) * prompt_mask[:, None], prompt_mask)
+        adjust = P.Adjust(sampling.duration_scale, sampling.pitch_shift / 12 * math.log(2))
         out = self.prior(phonemes, phonemes != 0, prompt_h, prompt_mask, durations=prosody.durations,
-                         lf0=prosody.lf0, duration_scale=sampling.duration_scale,
-                         pitch_shift=sampling.pitch_shift / 12 * math.log(2))
+                         lf0=prosody.lf0, adjust=adjust)
         return prompt_h, out
 
     def _denoiser(self, c, fmask, prompt_h, prompt_mask, guidance: float):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -198,6 +199,12 @@ class VariancePredictor(nn.Module):
         self.drop = Dropout(dropout)
         self.out = nn.Conv1d(dim, 1, 1)
 
+    @property
+    def reach(self) -> int:
+        """How many frames on each side one output frame depends on: the receptive field of the convs (the
+        attention reads only the prompt)."""
+        return sum(conv.dilation[0] * (conv.kernel_size[0] // 2) for conv in self.convs)
+
     def forward(self, x, mask, prompt=None, prompt_mask=None) -> torch.Tensor:
         keep = mask[:, None]                                                # (B, 1, T)
         if self.use_prompt:
@@ -217,6 +224,23 @@ class VariancePredictor(nn.Module):
                 a, _ = next(attns)(x.transpose(1, 2), prompt, prompt, key_padding_mask=p_pad, need_weights=False)
                 x = x + self.drop(a.transpose(1, 2))                        # query = conv hiddens (B, T, D)
         return self.out(x.masked_fill(~keep, 0)).squeeze(1).masked_fill(~mask, 0)   # (B, T)
+
+
+def compact(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frames `keep` (B, T) of x (B, C, T), in order, left-aligned and zero-padded -> (x' (B, C, T'), mask'
+    (B, T'), idx (B, T'): the frame of x each column came from, distinct in a row; T' = max_b Σ_t keep[b, t])."""
+    T = keep.shape[1]
+    order = torch.argsort(torch.where(keep, 0, T) + torch.arange(T, device=keep.device), dim=1)   # kept first
+    n = keep.sum(1)
+    idx = order[:, :int(n.max())]
+    mask = torch.arange(idx.shape[1], device=keep.device)[None] < n[:, None]
+    return torch.gather(x, 2, idx[:, None].expand(-1, x.shape[1], -1)) * mask[:, None], mask, idx
+
+
+class Adjust(NamedTuple):
+    """Changes to the predicted prosody at inference (`Prior.forward`)."""
+    duration_scale: float = 1.0     # > 1 speaks slower: scales the predicted durations before rounding
+    pitch_shift: float = 0.0        # added to the pitch that is embedded (log-F0 units; +log 2 = one octave up)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -332,19 +356,21 @@ class Prior(nn.Module):
             BinnedPitchEmbedding(cfg.dim, cfg.pitch_bins, cfg.pitch_min_hz, cfg.pitch_max_hz)     # log-F0 → hidden
 
     def forward(self, phonemes, phoneme_mask, prompt, prompt_mask, durations=None, lf0=None,
-                duration_scale: float = 1.0, pitch_shift: float = 0.0) -> dict:
+                adjust: Adjust = Adjust(), unused_span=None) -> dict:
         """phonemes (B, N) long, phoneme_mask (B, N), prompt (B, prompt_dim, Tp), prompt_mask (B, Tp) or None.
 
         Training: pass the ground-truth durations (B, N) and lf0 (B, T); T = lf0's length, which must cover
-        Σ_n d. Inference: leave them None; durations = durations_from_log(log d̂, duration_scale), lf0 = lf0̂.
-        `pitch_shift` (log-F0 units; +log 2 = one octave up) is added to the pitch that is embedded.
+        Σ_n d. Inference: leave them None; durations = durations_from_log(log d̂, adjust.duration_scale),
+        lf0 = lf0̂. `adjust.pitch_shift` is added to the pitch that is embedded. `unused_span` (u, v), each (B,):
+        frames [u, v) whose predicted pitch is not needed (the prompt span in training); the pitch predictor then
+        skips most of them (`_predict_pitch`): lf0̂ is exactly as without it outside [u, v), meaningless inside.
         Returns c (B, dim, T), frame_mask (B, T), log_d_hat (B, N), lf0_hat (B, T), durations (B, N) used,
         lf0 (B, T) embedded.
         """
         h = self.encoder(phonemes, phoneme_mask)                            # (B, D, N)
         log_d_hat = self.duration(h, phoneme_mask, prompt, prompt_mask)     # (B, N)
         if durations is None:
-            durations = durations_from_log(log_d_hat.detach(), phoneme_mask, duration_scale)
+            durations = durations_from_log(log_d_hat.detach(), phoneme_mask, adjust.duration_scale)
         durations = durations.masked_fill(~phoneme_mask, 0)
         max_frames = None
         if lf0 is not None:
@@ -354,12 +380,26 @@ class Prior(nn.Module):
         h_frames, frame_mask = length_regulate(h, durations, max_frames)   # (B, D, T), (B, T)
         if h_frames.shape[-1] == 0:     # every utterance predicted 0 frames: keep one (masked) frame for the convs
             h_frames, frame_mask = h.new_zeros(h.shape[0], h.shape[1], 1), frame_mask.new_zeros(h.shape[0], 1)
-        lf0_hat = self.pitch(h_frames, frame_mask, prompt, prompt_mask)     # (B, T)
-        pitch = (lf0_hat if lf0 is None else lf0) + pitch_shift
+        lf0_hat = self._predict_pitch(h_frames, frame_mask, prompt, prompt_mask, unused_span)     # (B, T)
+        pitch = (lf0_hat if lf0 is None else lf0) + adjust.pitch_shift
         pitch = pitch.masked_fill(~frame_mask, 0)
         c = h_frames + self.pitch_embed(pitch[:, None] if self.cfg.pitch_bins == 0 else pitch)     # (B, D, T)
         return dict(c=c.masked_fill(~frame_mask[:, None], 0), frame_mask=frame_mask, log_d_hat=log_d_hat,
                     lf0_hat=lf0_hat, durations=durations, lf0=pitch)
+
+    def _predict_pitch(self, h_frames, frame_mask, prompt, prompt_mask, unused_span=None) -> torch.Tensor:
+        """lf0̂ (B, T). With `unused_span` (u, v): frames deeper than the pitch predictor's reach r inside [u, v)
+        (u + r ≤ t < v − r) are left out and the rest joined end to end (`compact`). Joining changes what frames
+        within r of the seam see, and so, after all the convs, lf0̂ up to r frames from it: the r frames kept at
+        each end of the span, never a frame outside it, which gets exactly the value of the whole sequence (the
+        attention reads the prompt, not other frames). lf0̂ is 0 on the frames left out."""
+        if unused_span is None:
+            return self.pitch(h_frames, frame_mask, prompt, prompt_mask)
+        u, v = unused_span
+        r, t = self.pitch.reach, torch.arange(frame_mask.shape[1], device=frame_mask.device)[None]
+        x, mask, idx = compact(h_frames, frame_mask & ~((t >= u[:, None] + r) & (t < v[:, None] - r)))
+        y = self.pitch(x, mask, prompt, prompt_mask)                        # (B, T'), 0 on the padding
+        return y.new_zeros(frame_mask.shape).scatter(1, idx, y)             # back to the frames' places
 
     @torch.no_grad()
     def init_predictor_offsets(self, mean_log_d: float, mean_lf0: float):

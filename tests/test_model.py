@@ -50,6 +50,25 @@ def test_loss_has_every_term_and_forms_the_total_once():
     assert "ce_rvq" not in no_ce and torch.allclose(no_ce["total"], sum(no_ce[k] for k in ("data", "score", "dur", "pitch")))
 
 
+def test_loss_is_the_same_with_the_pitch_predictor_run_on_every_frame():
+    """The loss runs the pitch predictor without most of the prompt span (Prior._predict_pitch): every term and
+    every gradient as with the predictor run on the whole utterance."""
+    m = tiny_model(prompt_min_frac=0.6, prompt_max_frac=0.6).eval()   # spans long enough to leave frames out
+    b = batch(N=10)
+    fast = m.loss(b, torch.Generator().manual_seed(1))
+    fast["total"].backward()
+    g_fast = [p.grad.clone() for p in m.parameters() if p.grad is not None]
+    m.zero_grad()
+    whole = m.prior._predict_pitch
+    m.prior._predict_pitch = lambda *a: whole(*a[:4])                 # no unused span
+    slow = m.loss(b, torch.Generator().manual_seed(1))
+    slow["total"].backward()
+    for k in fast:
+        assert torch.allclose(fast[k], slow[k], rtol=1e-5, atol=1e-6), k
+    g_slow = [p.grad for p in m.parameters() if p.grad is not None]
+    assert len(g_fast) == len(g_slow) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_fast, g_slow))
+
+
 def test_predictors_only_loss_skips_the_diffusion_model_and_matches_the_full_loss():
     """The re-fit path computes L_dur and L_pitch exactly as the full loss does (same prompt span) and never runs
     the denoiser."""

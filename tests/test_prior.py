@@ -144,6 +144,30 @@ def test_prior_forward_and_losses_ignore_padding():
         assert torch.allclose(loss[k], loss2[k], atol=1e-5), k
 
 
+def test_pitch_predictor_skips_the_unused_span_exactly():
+    """With an unused span (the prompt in training) the pitch predictor leaves out the frames beyond its reach inside
+    the span: every frame outside the span gets the value of the whole-sequence pass, the left-out ones 0."""
+    torch.manual_seed(0)
+    prior = P.Prior(tiny()).eval()
+    r = prior.pitch.reach
+    assert r == 3 * (5 // 2)                                           # 3 convs of kernel 5
+    fmask = torch.arange(60)[None] < torch.tensor([[60], [50]])
+    h = torch.randn(2, 16, 60).masked_fill(~fmask[:, None], 0)
+    prompt, prompt_mask = torch.randn(2, 16, 7), torch.ones(2, 7, dtype=torch.bool)
+    u, v = torch.tensor([10, 20]), torch.tensor([40, 45])
+    full = prior.pitch(h, fmask, prompt, prompt_mask)
+    part = prior._predict_pitch(h, fmask, prompt, prompt_mask, (u, v))
+    t = torch.arange(60)[None]
+    left_out = (t >= u[:, None] + r) & (t < v[:, None] - r)
+    outside = (t < u[:, None]) | (t >= v[:, None])
+    assert torch.allclose(part[outside], full[outside], atol=1e-5) and (part[left_out] == 0).all()
+    assert not torch.allclose(part[0, 10:40], full[0, 10:40])          # inside the span: not the same values
+    x, mask, idx = P.compact(h, fmask & ~left_out)
+    assert x.shape[-1] == 60 - (40 - 10 - 2 * r) and mask.sum(1).tolist() == [60 - 18, 50 - 13]
+    assert torch.equal(x[0, :, 9], h[0, :, 9]) and torch.equal(x[0, :, 16], h[0, :, 34])   # the two sides joined
+    assert (x[1, :, mask[1].sum():] == 0).all() and len(set(idx[1].tolist())) == idx.shape[1]
+
+
 # --- the prompt switch (Table 9's ablation) --------------------------------------------------------------------------
 def test_use_prompt_false_ignores_the_prompt_and_has_no_attention():
     torch.manual_seed(0)
@@ -207,10 +231,10 @@ def test_training_and_inference_lengths_and_controls():
         assert torch.equal(infer["durations"], d) and infer["c"].shape[-1] == d.sum(1).max() > 0
         assert infer["frame_mask"].sum(1).tolist() == d.sum(1).tolist()
         assert torch.equal(infer["lf0"], infer["lf0_hat"])            # inference embeds the predicted pitch
-        slow = prior(*args, duration_scale=2.0)
+        slow = prior(*args, adjust=P.Adjust(duration_scale=2.0))
         T1, T2, N = d.sum(1), slow["durations"].sum(1), b["phoneme_mask"].sum(1)
         assert ((T2 - 2 * T1).abs() <= N).all()                       # rounding: at most one frame per phoneme
-        up = prior(*args, pitch_shift=math.log(2.0))                  # one octave up
+        up = prior(*args, adjust=P.Adjust(pitch_shift=math.log(2.0)))   # one octave up
     w = prior.pitch_embed.weight[:, 0, 0]                             # c is linear in the embedded pitch
     shift = (up["c"] - infer["c"]).detach()
     m = infer["frame_mask"]
