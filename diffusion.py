@@ -372,13 +372,14 @@ class WaveNetLayer(nn.Module):
             y = self.film(y, self.attn_out(self.attn(x, memory, memory_mask)))
         a, b = y.chunk(2, 1)
         res, skip = self.out(torch.tanh(a) * torch.sigmoid(b)).chunk(2, 1)
-        return (x + res) * mask / math.sqrt(2), skip * mask
+        return (x + res) * mask / math.sqrt(2), skip                  # skip: masked once, at the WaveNet's output
 
 
 class WaveNet(nn.Module):
     """s_θ(z_t, t, c, prompt hiddens) -> ẑ_0 (B, D, T): input 1x1 conv, `layers` WaveNet layers, then the skip sum
     -> ReLU -> 1x1 conv (Fig. 4). The prompt hiddens are summarised by `QueryAttention` into m vectors, which the
-    FiLM layers attend to."""
+    FiLM layers attend to. Padded frames are zeroed in the residual stream (the dilated convs read neighbours) and
+    once at the output: the skips need no mask, as everything after their sum works frame by frame."""
 
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
@@ -407,8 +408,8 @@ class WaveNet(nn.Module):
             memory, memory_mask = (self.query(prompt_h, prompt_mask), None) if self.query is not None \
                 else (prompt_h, prompt_mask)
         m = mask[:, None].to(z_t.dtype)
-        x, skips = self.inp(z_t) * m, 0
+        x, c, skips = self.inp(z_t) * m, c * m, 0
         for layer in self.layers:
-            x, skip = layer(x, t_emb, c * m, m, memory, memory_mask)
+            x, skip = layer(x, t_emb, c, m, memory, memory_mask)
             skips = skips + skip
         return self.final(F.relu(self.skip_out(skips / math.sqrt(len(self.layers))))) * m

@@ -97,6 +97,15 @@ def _odd(kernel: int) -> int:
     return kernel
 
 
+def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    """attn(Q = q, K = V = kv) (B, T, D) with key padding mask `pad` (B, Tk), True = ignore. The same attention by
+    either of PyTorch's two paths: the fused kernel (scaled_dot_product_attention) in fp32; under CPU autocast the
+    explicit softmax(QKᵀ/√d)·V of matrix products, which need_weights=True selects, since the fused kernel's bf16
+    backward is 2-6 times slower there (the weights it also returns are dropped)."""
+    explicit = q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    return attn(q, kv, kv, key_padding_mask=pad, need_weights=explicit)[0]
+
+
 class _FFTBlock(nn.Module):
     """One FastSpeech-style block on (B, T, D): self-attention, then a conv FFN (kernel k, then kernel 1), post-LN."""
 
@@ -110,7 +119,7 @@ class _FFTBlock(nn.Module):
 
     def forward(self, x, mask):                     # x (B, T, D), mask (B, T)
         pad = ~mask
-        a, _ = self.attn(x, x, x, key_padding_mask=pad, need_weights=False)
+        a = attend(self.attn, x, x, pad)
         x = self.norm1(x + self.drop(a)).masked_fill(pad[..., None], 0)
         y = torch.relu(self.conv1(x.transpose(1, 2))).masked_fill(pad[:, None], 0)   # (B, F, T)
         y = self.conv2(y).transpose(1, 2)                                            # (B, T, D)
@@ -221,8 +230,8 @@ class VariancePredictor(nn.Module):
             y = torch.relu(conv(x.masked_fill(~keep, 0)))                   # (B, D, T)
             x = x + self.drop(norm(y.transpose(1, 2)).transpose(1, 2))
             if self.use_prompt and (i + 1) % self.attn_every == 0:
-                a, _ = next(attns)(x.transpose(1, 2), prompt, prompt, key_padding_mask=p_pad, need_weights=False)
-                x = x + self.drop(a.transpose(1, 2))                        # query = conv hiddens (B, T, D)
+                a = attend(next(attns), x.transpose(1, 2), prompt, p_pad)   # query = conv hiddens (B, T, D)
+                x = x + self.drop(a.transpose(1, 2))
         return self.out(x.masked_fill(~keep, 0)).squeeze(1).masked_fill(~mask, 0)   # (B, T)
 
 
