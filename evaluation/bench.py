@@ -5,6 +5,7 @@
     python -m evaluation.bench ldm                   # diffusion model: step time, FLOPs, MFU on a GPU, memory, CE-RVQ share, sampling
     python -m evaluation.bench loader --data data/toy  # DataLoader throughput (frames/s) next to a training step's consumption
     python -m evaluation.bench step --against ../ns2-old   # training step of this tree vs another (git worktree add ../ns2-old <commit>)
+    python -m evaluation.bench peer --peer-python /tmp/peer/venv/bin/python   # vs naturalspeech2-pytorch (see --help)
 
 Real-time factor (RTF) = seconds of compute per second of audio (< 1 is faster than real time). Each number is the
 median of several repetitions after warm-up; the machine, torch version and thread count are printed with the table.
@@ -181,26 +182,35 @@ STEP_SHAPES = {
                 prior=dict(enc_layers=1, enc_ffn=512, pred_convs=6), denoiser=dict(layers=6),
                 top=dict(prompt_layers=1, prompt_ffn=512)),
 }
+# the shape of `peer`: the mid model on the same batch with a prompt of exactly 120 frames (cut from the utterance;
+# the peer is given a separate 120-frame prompt: `prompt_frames`)
+STEP_SHAPES["peer"] = dict(STEP_SHAPES["mid"], prompt_frames=120, top=dict(
+    STEP_SHAPES["mid"]["top"], prompt_min_frames=120, prompt_min_frac=0.1, prompt_max_frac=0.1))
+# ... and with utterances of 520 frames for this tree, so that it denoises as many frames as the peer (400)
+STEP_SHAPES["peer-long"] = dict(STEP_SHAPES["peer"], frames=520, peer_frames=400)
 
 STEP_PROBE = Path(__file__).with_name("step_probe.py")      # run with python -c inside the tree being measured
+PEER_PROBE = Path(__file__).with_name("peer_probe.py")      # run by the peer's python (`peer`)
 
 
 def bench_step(trees: dict, shape: str, threads: int, rounds: int, repeats: int, profile: int = 0) -> dict:
-    """Median training-step time of each (source tree, autocast) in `trees` {label: (path, "none" | "bf16")} at one
+    """Median training-step time of each entry of `trees` {label: (source tree, "none" | "bf16"[, python])} at one
     of STEP_SHAPES: `rounds` rounds, each running every entry once in its own process (interleaved, so that a busy
-    machine slows all alike), each timing `repeats` steps after 2 warm-up steps.
+    machine slows all alike), each timing `repeats` steps after 2 warm-up steps. An entry with a python is the peer
+    (evaluation/peer_probe.py, run by that interpreter); the others run step_probe.py inside their tree.
     -> {label: dict(step (median of the rounds' medians), steps, params_m, losses (fp32, eval mode, one batch))}."""
     import json
     import os
     import subprocess
     runs = {label: [] for label in trees}
     for _ in range(rounds):
-        for label, (tree, amp) in trees.items():
+        for label, (tree, amp, *python) in trees.items():
             arg = json.dumps(dict(STEP_SHAPES[shape], threads=threads, warmup=2, repeats=repeats, amp=amp,
                                   profile=profile))
+            cmd = [python[0], str(PEER_PROBE), arg] if python else \
+                [sys.executable, "-c", STEP_PROBE.read_text(encoding="utf-8"), arg]
             env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
-            r = subprocess.run([sys.executable, "-c", STEP_PROBE.read_text(encoding="utf-8"), arg], cwd=tree,
-                               env=env, capture_output=True, text=True)
+            r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
             if r.returncode:
                 raise RuntimeError(f"{label} ({tree}): {r.stderr.strip().splitlines()[-1]}")
             runs[label].append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -341,6 +351,31 @@ def step_command(args):
               "\n|---|---|\n" + "\n".join(f"| {name} | {share:.0%} |" for name, share in top))
 
 
+def peer_command(args):
+    """`peer`: this tree's training step and the peer's (evaluation/peer_probe.py) in one interleaved run."""
+    from evaluation.peer_probe import peer_trees
+    trees, name = peer_trees(args.peer_python, Path(__file__).resolve().parents[1])
+    print(f"# training step (forward, backward, AdamW) on {_machine()}, {args.threads} threads, torch "
+          f"{torch.__version__}; median of {args.rounds} interleaved rounds of {args.repeats} steps (in brackets: the "
+          "rounds' lowest and highest medians)")
+    for shape in args.shapes.split(","):
+        if shape not in ("peer", "peer-long"):
+            raise ValueError(f"unknown shape {shape!r}; choose peer or peer-long")
+        sh = STEP_SHAPES[shape]
+        res = bench_step(trees, shape, args.threads, args.rounds, args.repeats)
+        print(f"\n{shape}: batch {sh['batch']}, {sh['phonemes']} phonemes, a {sh['prompt_frames']}-frame prompt; this "
+              f"tree: {sh['frames']}-frame utterances, the prompt cut out of each, the rest denoised; {name}: "
+              f"{sh.get('peer_frames', sh['frames'])} frames denoised, the prompt given separately\n"
+              "| implementation | parameters (M) | loss terms | fp32 (s) | bf16 autocast (s) |\n|---|---|---|---|---|")
+        for who in ("this tree", name):
+            none, bf16 = res[(who, "none")], res[(who, "bf16")]
+            terms = none.get("terms") or ", ".join(k for k in none["losses"] if k != "total")
+            print(f"| {who} | {none['params_m']:.1f} | {terms} | " + " | ".join(
+                f"{r['step']:.3f} ({min(r['steps']):.2f}–{max(r['steps']):.2f})" for r in (none, bf16)) + " |")
+        print("| step time of the peer / this tree | | | " + " | ".join(
+            f"{res[(name, a)]['step'] / res[('this tree', a)]['step']:.2f}x" for a in ("none", "bf16")) + " |")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -378,6 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--repeats", type=int, default=3)
     st.add_argument("--profile", type=int, default=0, help="> 0: also list each entry's N most expensive operations "
                     "in one profiled step (torch.profiler, self CPU time)")
+    from evaluation.peer_probe import VENV_HOWTO
+    pe = sub.add_parser("peer", help="training step of this tree against naturalspeech2-pytorch (lucidrains), "
+                        "interleaved in one run", description=VENV_HOWTO,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pe.add_argument("--peer-python", default="/tmp/peer/venv/bin/python", help="the python of the peer's venv")
+    pe.add_argument("--shapes", default="peer", help="comma-separated, of peer, peer-long (bench.STEP_SHAPES)")
+    for a, default in (("--threads", 2), ("--rounds", 3), ("--repeats", 3)):
+        pe.add_argument(a, type=int, default=default)
     one = sub.add_parser("ldm-one", help=argparse.SUPPRESS)
     for a in ("--config", "--device"):
         one.add_argument(a)
@@ -387,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"codec": codec_command, "ldm": ldm_command, "ldm-one": ldm_one_command, "loader": loader_command,
-            "step": step_command}
+            "step": step_command, "peer": peer_command}
 
 
 def main(argv=None) -> int:

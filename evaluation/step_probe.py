@@ -57,6 +57,18 @@ def training_step(net, b: dict, amp):
     return step
 
 
+def time_steps(step, warmup: int, repeats: int) -> list:
+    """Seconds of each of `repeats` calls of `step`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def main(a: dict) -> dict:
     torch.set_num_threads(a["threads"])
     import model as ns2
@@ -72,13 +84,7 @@ def main(a: dict) -> dict:
     b = padded_batch(a["batch"], a["frames"], a["phonemes"])
     losses, losses_amp = eval_losses(net, b, a["amp"])
     step = training_step(net, b, torch.autocast("cpu", dtype=torch.bfloat16, enabled=a["amp"] == "bf16"))
-    for _ in range(a["warmup"]):
-        step()
-    times = []
-    for _ in range(a["repeats"]):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
+    times = time_steps(step, a["warmup"], a["repeats"])
     top = []
     if a.get("profile"):
         from torch.profiler import profile
