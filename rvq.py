@@ -225,7 +225,8 @@ class ResidualVQ(nn.Module):
 
         Computed on the real frames only, by `CERVQLoss` (one matrix product per quantizer forward, one for all of
         them backward). The codebooks are constants here: the gradient flows to ẑ_0 only. `low_precision`: the
-        matrix products in bf16 (softmax and loss in fp32), as under bf16 autocast, where it is chosen by itself.
+        matrix products in bf16 and the softmax's output stored in bf16 (computed, and the loss summed, in fp32), as
+        under bf16 autocast, where it is chosen by itself.
         """
         B, D, T = z0_hat.shape
         r = z0_hat.transpose(1, 2).reshape(-1, D)                                # (B*T, D)
@@ -259,16 +260,15 @@ class CERVQLoss(torch.autograd.Function):
         grad = r.new_zeros(N, D, dtype=torch.float32) if with_grad else None     # Σ_j (p_j − onehot(i_j)) C_j
         # one logits and one probabilities buffer for all quantizers: fresh (N, V) tensors per quantizer cost more
         # in page faults than the softmax itself on a CPU
-        logits, p = r.new_empty(N, V, dtype=mm), r.new_empty(N, V, dtype=torch.float32)
-        p_mm = p if mm == torch.float32 else torch.empty_like(logits)
+        logits, p = r.new_empty(N, V, dtype=mm), r.new_empty(N, V, dtype=mm)
         total = torch.zeros((), device=r.device)
         r_j = r.float()                                                         # r̂_1 = ẑ_0
         for j in range(R):
             e_j = F.embedding(target[:, j], C[j])                               # (N, D) ground-truth code vectors
             # BEGIN SOLUTION 5
             torch.addmm(-c2[j], r_j.to(mm), Cm[j].T, alpha=2, out=logits)      # 2 r̂_j·C_j[k] − ||C_j[k]||²
-            torch.softmax(logits.float(), 1, out=p)
-            p_true = p.gather(1, target[:, j:j + 1])[:, 0]
+            torch.softmax(logits, 1, out=p)                                     # computed in fp32, stored as mm
+            p_true = p.gather(1, target[:, j:j + 1])[:, 0].float()
             ce = -torch.log(p_true)                                             # = log Σ_k exp(logits[k]) − logit
             tiny = p_true < 1e-30                                               # p underflowed: the exact form
             if tiny.any():
@@ -278,7 +278,7 @@ class CERVQLoss(torch.autograd.Function):
             r_j = r_j - e_j                                                     # r̂_{j+1} = r̂_j − e_j
             # END SOLUTION
             if grad is not None:
-                grad += torch.mm(p_mm if p_mm is p else p_mm.copy_(p), Cm[j])
+                grad += torch.mm(p, Cm[j])
                 grad -= e_j
         ctx.save_for_backward(grad)
         ctx.scale = 2 / (max(N, 1) * R)
