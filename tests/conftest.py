@@ -11,8 +11,8 @@ sys.path.insert(0, str(ROOT))
 
 @pytest.fixture(scope="session")
 def toy_cache(tmp_path_factory):
-    """A feature cache of the toy corpus: 64 train + 64 valid + 24 test utterances (2 per held-out voice: a prompt
-    and a target for evaluation/demo.py), made with 2 worker processes."""
+    """A feature cache of the toy corpus: 64 train + 64 valid + 24 test + 24 confirm utterances (2 per held-out
+    voice: a prompt and a target for evaluation/demo.py), made with 2 worker processes."""
     from corpus import data
     out = tmp_path_factory.mktemp("toy")
     data.write_manifest(out, data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=2))

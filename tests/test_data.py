@@ -100,7 +100,8 @@ def test_every_item_durations_sum_to_frame_count(toy_cache):
 def test_manifest_and_stats(toy_cache):
     st = data.stats(data.read_manifest(toy_cache))
     assert st["train_speakers"] == 64 and st["heldout_speakers"] == 12
-    assert set(st["splits"]) == {"train", "valid", "test"} and st["splits"]["test"]["speakers"] == 12
+    assert set(st["splits"]) == {"train", "valid", "test", "confirm"} and st["splits"]["test"]["speakers"] == 12
+    assert st["splits"]["confirm"]["speakers"] == 12                     # the second held-out set
     assert "_" in st["phonemes"] and len(st["phonemes"]) > 40
     assert "12 held out" in data.format_stats(st)
 
