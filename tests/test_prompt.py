@@ -79,3 +79,23 @@ def test_query_init_std():
     torch.manual_seed(0)
     assert abs(float(P.QueryAttention(dim=64, m=256, heads=4).queries.detach().std()) - 64 ** -0.5) < 0.01
     assert abs(float(P.QueryAttention(dim=64, m=256, heads=4, init_std=1.0).queries.detach().std()) - 1.0) < 0.05
+
+
+def test_query_diversity_tells_a_mean_from_distinct_summaries():
+    """query_diversity: equal weights read as uniform entropy and cosine 1; one-hot rows on different frames as
+    entropy 0 and cosine 0; the weights of QueryAttention are rows that sum to 1 over the real frames."""
+    uniform = torch.full((1, 2, 4, 10), 0.1)
+    d = P.query_diversity(uniform)
+    assert abs(d["entropy"] - d["uniform"]) < 1e-5 and abs(d["cosine"] - 1) < 1e-5
+    assert abs(d["uniform"] - torch.log(torch.tensor(10.0)).item()) < 1e-5
+    distinct = torch.zeros(1, 2, 4, 10)
+    distinct[..., range(4), range(4)] = 1.0
+    d = P.query_diversity(distinct)
+    assert abs(d["entropy"]) < 1e-4 and abs(d["cosine"]) < 1e-6
+    torch.manual_seed(0)
+    qa = P.QueryAttention(dim=16, m=4, heads=2, init_std=1.0)
+    h, mask = torch.randn(2, 16, 12), torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 8:] = False
+    w = qa.weights(h, mask)
+    assert w.shape == (2, 2, 4, 12) and torch.allclose(w.sum(-1), torch.ones(2, 2, 4), atol=1e-5)
+    assert float(w[1, ..., 8:].abs().max()) == 0.0                          # padding gets no weight
