@@ -43,6 +43,8 @@ def _mirror(src: Path, dst: Path, real: tuple = ()):
         elif not target.exists() and not target.is_symlink():
             try:
                 target.symlink_to(entry, target_is_directory=entry.is_dir())
+            except FileExistsError:                  # another process made it meanwhile
+                pass
             except OSError:                          # no symlinks (some Windows set-ups): copy instead
                 (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target)
 
