@@ -335,7 +335,7 @@ class DenoiserConfig:
     dropout: float = 0.2
     use_prompt: bool = True         # ablation "no prompt in diffusion": no attention, no FiLM
     use_query_attention: bool = True  # ablation "no query attention": layers attend to the prompt hiddens directly
-    query_init_std: float = 0.0     # std of the m learned queries at init; 0: dim^-1/2 (prompt.QueryAttention)
+    query_init_std: float = 1.0     # std of the m learned queries at init; 0: dim^-1/2 (prompt.QueryAttention)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
