@@ -330,11 +330,13 @@ def config_from_dict(d: dict) -> NS2Config:
 
 def load_ns2(path, device: str = "cpu") -> tuple[NaturalSpeech2, dict]:
     """Rebuild a NaturalSpeech2 for sampling from a `train.py ldm` checkpoint or its export: (model in eval mode
-    with the EMA weights, meta = phoneme inventory, front end, codec it was trained on, step).
+    with the EMA weights, meta = phoneme inventory, front end, codec it was trained on, step, and for a model made by
+    `--refit-predictors` or `--finetune`, the base checkpoint it continued (refit_of / finetune_of: path, hash, step)).
     Loads with `torch.load(weights_only=True)`: tensors and plain containers only."""
     ck = read_checkpoint(path, "ldm", "latent diffusion (ldm)")
     state = ck.get("ema", ck["model"])
     net = load_weights(NaturalSpeech2(config_from_dict(ck["config"]), state["rvq.codebooks"].float()), state, path,
                        "model")
-    meta = {k: ck[k] for k in ("phonemes", "front_end", "codec", "step", "preset") if k in ck}
+    meta = {k: ck[k] for k in ("phonemes", "front_end", "codec", "step", "preset",
+                                   "refit_of", "finetune_of") if k in ck}
     return net.to(device).eval(), meta

@@ -136,6 +136,7 @@ def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     assert ck["config"]["prior"]["pred_dropout"] == 0.0 and base.cfg.prior.pred_dropout == 0.5
     assert ck["refit_of"]["path"] == str(tmp_path / "base.pt") and len(ck["refit_of"]["sha256"]) == 16
+    assert ck["refit_of"]["step"] == torch.load(tmp_path / "base.pt", map_location="cpu", weights_only=False)["step"]
     refit, _ = model.load_ns2(tmp_path / "a" / "last.pt")
     old, new = base.state_dict(), refit.state_dict()
     is_pred = lambda k: k.startswith(("prior.duration.", "prior.pitch."))

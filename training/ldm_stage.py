@@ -170,7 +170,8 @@ def build_for(job: LDMJob, resume: bool, say=print):
         raise ValueError(f"unknown ldm mode {job.mode!r}; choose from {', '.join(MODES)}")
     if job.mode == "full" or (job.mode == "init" and resume):
         return (*build_ldm(job.cache, job.codec, job.preset, job.changes), {})
-    origin = {f"{job.mode}_of": dict(path=str(job.base), sha256=features.file_hash(job.base))}
+    base_step = int(torch.load(job.base, map_location="cpu", weights_only=False).get("step", 0))
+    origin = {f"{job.mode}_of": dict(path=str(job.base), sha256=features.file_hash(job.base), step=base_step)}
     if job.mode == "init":
         net, codec, manifest, moved = init_base(job)
         say(f"--init {job.base}: {moved['copied']} tensors copied, {moved['fresh']} fresh, "
