@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     s5.add_argument("--score", type=Path, help="sing this score in --prompt's voice: the text format of corpus/score.py "
                     "(see examples/twinkle.txt) or a MIDI file with lyrics")
     s5.add_argument("--pitch-from", type=Path, metavar="REF", help="say/sing --text with REF's melody and timing")
-    s5.add_argument("--transpose", default="0", help="--score/--pitch-from: semitones, or 'auto' (whole octaves "
-                    "towards the prompt's own pitch)")
+    s5.add_argument("--transpose", default="0", help="--score/--pitch-from: semitones, or 'auto' (the key of "
+                    "the prompt's voice: the melody's median moved to the prompt's median F0, in whole semitones)")
     s5.add_argument("--vibrato", type=float, default=30.0, help="--score: vibrato depth in cents (0 = none)")
     s5.add_argument("--aligner", type=Path, help="aligner for --convert/--enhance/--pitch-from (default: aligner.pt "
                     "beside --ckpt)")
