@@ -63,6 +63,7 @@ def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def rho(z0: torch.Tensor, t, cfg: SDEConfig) -> torch.Tensor:
     """Marginal mean: ρ(z_0, t) = exp(−½ ∫₀ᵗ β_s ds) z_0."""
     # BEGIN SOLUTION 2
+    # Provides: return ρ(z_0, t), shaped like z0 (t is () or (B,): broadcast it with _bcast).
     return torch.exp(-0.5 * int_beta(_bcast(t, z0), cfg)) * z0
     # END SOLUTION
 
@@ -71,6 +72,7 @@ def sigma2(t, cfg: SDEConfig, like: torch.Tensor | None = None) -> torch.Tensor:
     """Marginal variance: Σ_t = 1 − exp(−∫₀ᵗ β_s ds) (a scalar times I), broadcast like `like` if given."""
     t = _bcast(t, like) if like is not None else torch.as_tensor(t, dtype=torch.float32)
     # BEGIN SOLUTION 2
+    # Provides: return Σ_t at the t above (already broadcast like `like` when it is given).
     return -torch.expm1(-int_beta(t, cfg))
     # END SOLUTION
 
@@ -87,6 +89,7 @@ def score_from_z0(z_t: torch.Tensor, z0_hat: torch.Tensor, t, cfg: SDEConfig) ->
     With ẑ_0 = z_0 it is the conditional score ∇log p(z_t | z_0) = −ε / √Σ_t (tested).
     """
     # BEGIN SOLUTION 3
+    # Provides: return the score Σ_t⁻¹ (ρ(ẑ_0, t) − z_t), shaped like z_t.
     return (rho(z0_hat, t, cfg) - z_t) / sigma2(t, cfg, z_t)
     # END SOLUTION
 
@@ -111,6 +114,7 @@ def diffusion_loss_terms(z0, z0_hat, z_t, eps, t, cfg: SDEConfig, mask) -> dict:
     ≥ t_min (`sample_times`). The CE-RVQ term needs the codebooks and is added by the composer (model.py).
     """
     # BEGIN SOLUTION 4
+    # Provides: return dict(data=..., score=...): two scalars, each a mean over real frames (mask) and dimensions.
     m = mask[:, None].to(z0.dtype)
     denom = m.sum() * z0.shape[1]
     sig = sigma2(t, cfg, z0)
@@ -188,6 +192,7 @@ def start_noise(shape, cfg: SDEConfig, generator=None, device=None) -> torch.Ten
 def ode_drift(denoise, z, t, cfg: SDEConfig) -> torch.Tensor:
     """Probability-flow ODE right-hand side: dz/dt = −½ (z + ∇log p_t(z)) β_t, with the score from `score_from_z0`."""
     # BEGIN SOLUTION 8
+    # Provides: return dz/dt at (z, t), shaped like z, from one call of denoise(z, t).
     score = score_from_z0(z, denoise(z, t), t, cfg)
     return -0.5 * (z + score) * beta(t, cfg)
     # END SOLUTION
@@ -196,6 +201,7 @@ def ode_drift(denoise, z, t, cfg: SDEConfig) -> torch.Tensor:
 def sample_euler_ode(denoise, z1: torch.Tensor, ts: torch.Tensor, cfg: SDEConfig, generator=None) -> torch.Tensor:
     """The paper's sampler (§4.3): Euler steps of the probability-flow ODE, z ← z + (t' − t) · dz/dt."""
     # BEGIN SOLUTION 8
+    # Provides: return denoise(z, ts[-1]) after one Euler step per interval of ts, starting from z1.
     z = z1
     for t, t_next in zip(ts[:-1], ts[1:]):
         z = z + (t_next - t) * ode_drift(denoise, z, t, cfg)

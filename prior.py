@@ -272,6 +272,7 @@ def length_regulate(h: torch.Tensor, durations: torch.Tensor, max_frames: int | 
         raise ValueError("durations must be >= 0")
     B, C, N = h.shape
     # BEGIN SOLUTION 6
+    # Provides: return (h_frames (B, C, T), frame_mask (B, T) bool), padding frames zero.
     ends = durations.long().cumsum(1)                                       # (B, N): end frame (exclusive)
     total = ends[:, -1]                                                     # (B,)
     T = int(total.max()) if max_frames is None else int(max_frames)

@@ -103,6 +103,7 @@ class QueryAttention(nn.Module):
 
     def forward(self, prompt_h: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
         # BEGIN SOLUTION 7
+        # Provides: return (B, dim, m): the m learned queries' attention over the prompt frames (padding left out).
         kv = prompt_h.transpose(1, 2)                                                 # (B, Tp, dim)
         q = self.queries[None].expand(len(kv), -1, -1)                                # (B, m, dim)
         out, _ = self.attn(q, kv, kv, key_padding_mask=~prompt_mask)
@@ -166,6 +167,7 @@ class FiLM(nn.Module):
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         # BEGIN SOLUTION 7
+        # Provides: return γ(a) ⊙ x + β(a), shaped like x.
         gamma, beta = self.proj(a).chunk(2, dim=1)                                   # (B, C, T) each
         return gamma * x + beta
         # END SOLUTION

@@ -29,6 +29,7 @@ def nearest_code(r: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     ||r − C_k||² = ||r||² − 2 r·C_k + ||C_k||²; ||r||² is the same for every k, so one matrix product suffices.
     """
     # BEGIN SOLUTION 1
+    # Provides: return i (N,) long, the index of the code of C nearest to each row of r.
     return (2 * r @ codebook.T - (codebook ** 2).sum(1)).argmax(1)
     # END SOLUTION
 
@@ -123,6 +124,8 @@ class ResidualVQ(nn.Module):
             diff = (r - e_j) ** 2
             commit = commit + (diff.mean() if keep is None else diff[keep].mean())
             # BEGIN SOLUTION 1
+            # Provides: z ← z + e_j (z sums the codes; read after the loop) and r ← r − e_j, the residual
+            #   that the next stage quantizes.
             z = z + e_j
             r = r - e_j                                                         # r_{j+1} = r_j − e_j
             # END SOLUTION
@@ -266,6 +269,9 @@ class CERVQLoss(torch.autograd.Function):
         for j in range(R):
             e_j = F.embedding(target[:, j], C[j])                               # (N, D) ground-truth code vectors
             # BEGIN SOLUTION 5
+            # Provides: p (N, V), the softmax of this quantizer's logits, written into the buffers `logits` and `p`
+            #   (the gradient below reads p, in dtype mm); total += Σ_rows −log p[row, target[row, j]];
+            #   r_j ← r_j − e_j, the residual r̂_{j+1} of the next quantizer.
             torch.addmm(-c2[j], r_j.to(mm), Cm[j].T, alpha=2, out=logits)      # 2 r̂_j·C_j[k] − ||C_j[k]||²
             torch.softmax(logits, 1, out=p)                                     # computed in fp32, stored as mm
             p_true = p.gather(1, target[:, j:j + 1])[:, 0].float()
