@@ -24,11 +24,11 @@ test: venv              ## the fast tier (about 3 minutes): every component on t
 check: venv             ## every test: the fast tier, the notebooks, DDP, the assignment round trip, long runs (CI)
 	$(PY) -m pytest -q
 
-assignment: venv        ## a student copy in assignment/ with the paper's core cut out (docs/assignment.md)
-	$(PY) -m tools.assignment make --out assignment
+assignment: venv        ## a student copy in assignment/, the paper's core cut out (docs/assignment.md; FORCE=1 replaces it)
+	$(PY) -m tools.assignment make --out assignment $(if $(FORCE),--force)
 
-grade: venv             ## grade the student copy in assignment/ with the tests: a score per exercise
-	$(PY) -m tools.assignment grade --out assignment
+grade: venv             ## grade assignment/: each exercise alone, the others' solutions in place (JOBS=2: two at once)
+	$(PY) -m tools.assignment grade --out assignment $(if $(JOBS),--jobs $(JOBS))
 
 # Retrain the shipped toy models from scratch (resumable: re-run to continue). QUICK=1 runs a few hundred steps of
 # each stage into runs/quick/ (shipped checkpoints untouched) so that anyone can watch the whole pipeline run.
