@@ -132,9 +132,9 @@ def refit_base(job: LDMJob):
     those encoders frozen leaves everything the diffusion model was trained with unchanged. It is how a predictor
     setting (dropout, size, prompt attention) can be changed or ablated in minutes instead of a full retrain.
 
-    Departure from the paper (which trains the predictors jointly only): the toy recipe ends with this stage, at
-    predictor dropout 0.1. Jointly trained with Table 11's dropout 0.5, the toy pitch predictor ran log-F0 0.2 low at
-    inference (eval mode: no dropout); re-fitted this way it is unbiased (docs/departures.md has the numbers)."""
+    Beyond the paper (which trains the predictors jointly only), an option, not a stage of the toy recipe: a model
+    whose jointly trained predictors are biased at inference (eval mode: no dropout) can be given unbiased ones this
+    way, e.g. at predictor dropout 0.1 (docs/departures.md "Predictor re-fit" has when it helped and when it did not)."""
     net, cfg, codec, manifest = _trained_base(job)
     if replace(cfg, prior=replace(cfg.prior, **{f: getattr(net.cfg.prior, f) for f in PREDICTOR_FIELDS})) != net.cfg:
         raise ValueError("--refit-predictors changes only the predictors: the overrides may set "
