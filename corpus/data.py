@@ -6,6 +6,7 @@ the first three and serves all four to training:
 
     python -m corpus.data prepare --corpus toy                     # generate the eSpeak toy corpus + features (seconds)
     python -m corpus.data prepare --corpus libritts --root LibriTTS           # phonemes by g2p_en, durations by align.py
+    python -m corpus.data prepare --corpus libritts --root LibriSpeech --subsets train-clean-100   # LibriSpeech layout
     python -m corpus.data encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
     python -m corpus.data stats                                    # hours, speakers, phoneme inventory and coverage
 
@@ -390,14 +391,7 @@ def main(argv=None):
                    "timbres drawn from the stock variants (corpus/timbres.py), --utts-per-voice each")
     p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test, confirm); "
                    "make demo needs valid,test")
-    p.add_argument("--root", type=Path, help="libritts: the LibriTTS folder (holding train-clean-100, ...)")
-    p.add_argument("--subsets", default="train-clean-100,dev-clean,test-clean", help="libritts: comma-separated")
-    p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations); "
-                   "default: the built-in aligner, fitted on the corpus (align.py)")
-    p.add_argument("--device", default=None, help="libritts: where the aligner is fitted (default: cuda when there "
-                                                    "is a GPU, else cpu)")
-    p.add_argument("--aligner", action="append", default=[], metavar="KEY=VALUE",
-                   help="libritts: an aligner setting, e.g. --aligner steps=500 (repeatable; align.py AlignerConfig)")
+    libritts.add_arguments(p)
     e = sub.add_parser("encode", help="add codec token IDs to a feature cache (resumable)")
     e.add_argument("--codec", type=Path, required=True, help="codec checkpoint (train.py codec / export)")
     e.add_argument("--data", type=Path, default=Path("data/toy"))
@@ -415,11 +409,7 @@ def main(argv=None):
                 manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits,
                                        args.drawn_voices)
             else:
-                from training.presets import parse_overrides, preset
-                (aligner,) = parse_overrides([f"--{kv}" for kv in args.aligner], preset("libritts").aligner)
-                manifest = libritts.prepare(args.root, out, args.subsets.split(","), args.textgrids, args.jobs, aligner,
-                                            device=args.device or ("cuda" if __import__("torch").cuda.is_available()
-                                                                   else "cpu"))
+                manifest = libritts.prepare_from_args(args, out)
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):
                 manifest["codec"] = read_manifest(out)["codec"]           # codes already in the npz files stay valid
             write_manifest(out, manifest)

@@ -1,29 +1,39 @@
-"""LibriTTS reader (paper §4.1 on real speech): official layout -> the same feature cache as the toy corpus.
+"""Real-speech reader (paper §4.1): LibriTTS or LibriSpeech folders -> the same feature cache as the toy corpus.
 
-LibriTTS (585 h, 24 kHz, 2,456 speakers) is read from its official layout, which the user downloads:
+LibriTTS (585 h, 24 kHz, 2,456 speakers) and LibriSpeech (960 h, 16 kHz FLAC, upper-case unpunctuated transcripts)
+are read from their official layouts, as the user downloads them (`corpus/layouts.py` finds the utterances; the
+layout of each root is told by its transcript files, or given with --layout); several roots make one cache:
 
-    <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav
-                                        ... .normalized.txt   (the text)
+    <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav  + ... .normalized.txt
+    <root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utterance>.flac  + <speaker>-<chapter>.trans.txt
 
 Phonemes come from g2p_en (`text.g2p_phonemes`: stress-marked ARPAbet, punctuation and the sentence's ends as pauses,
-and an optional pause between words: the aligner keeps it as a pause where the speaker paused for ≥ 50 ms).
-Durations come from the built-in aligner (`align.py`), fitted on the corpus being prepared; or, with
-`--textgrids DIR`, from Montreal Forced Aligner TextGrids with an ARPAbet `phones` tier (one `<utterance id>.TextGrid`
-per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the pause; an utterance with `spn`, a word MFA
-could not align, is skipped). Pitch is PyWorld's, as for every corpus.
+and an optional pause between words: the aligner keeps it as a pause where the speaker paused for ≥ 50 ms; g2p_en
+lower-cases the text first, so LibriSpeech's upper case reads as sentence case, and its unpunctuated sentences get
+their pauses from the optional ones). Durations come from the built-in aligner (`align.py`), fitted on the corpus
+being prepared or given already fitted (--aligner-ckpt: the aligner.pt of another cache, so that a test subset can
+be prepared alone); or, with `--textgrids DIR`, from Montreal Forced Aligner TextGrids with an ARPAbet `phones`
+tier (one `<audio file name>.TextGrid` per utterance anywhere under DIR; silences `""`, `sil`, `sp` become the
+pause; an utterance with `spn`, a word MFA could not align, is skipped). Pitch is PyWorld's, as for every corpus.
 
     python -m corpus.data prepare --corpus libritts --root LibriTTS --out data/libritts              # built-in aligner
     python -m corpus.data prepare --corpus libritts --root LibriTTS --textgrids MFA_OUT              # MFA durations
+    python -m corpus.data prepare --corpus libritts --root LibriSpeech --subsets train-clean-5 \
+        --root LibriTTS --subsets train-clean-100 --out data/both                   # two corpora, one cache
+    python -m corpus.data prepare --corpus libritts --root LibriTTS --subsets test-clean \
+        --aligner-ckpt data/libritts/aligner.pt --out data/libritts_test            # a test subset alone
 
 Three resumable stages, each with a progress bar: (1) scan: read every utterance once, check it, phonemize it
 (out/scan.jsonl, appended as it goes); (2) fit the aligner on the training split (out/aligner.pt; skipped when it
-exists); (3) features: durations, pitch, feats/<id>.npz (skipped when it exists). A bad entry (unreadable, empty,
-silent, clipped or non-finite audio; a missing or empty transcript; nothing pronounceable; fewer frames than
-phonemes; no voiced frame) is skipped, counted and listed with its reason in the manifest, never a crash.
+exists; a fitted one given is copied there); (3) features: durations, pitch, feats/<id>.npz (skipped when it exists).
+A bad entry (unreadable, empty, silent, clipped or non-finite audio; a missing or empty transcript; nothing
+pronounceable; fewer frames than phonemes; no voiced frame) is skipped, counted and listed with its reason in the
+manifest, never a crash.
 
 Splits: `train-*` subsets -> train, `dev-*` -> valid, `test-*` -> test; the test speakers are disjoint from the
-training speakers in LibriTTS, so they are the held-out (zero-shot) speakers. Audio is resampled to 16 kHz and
-cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is trimmed.
+training speakers in LibriTTS and LibriSpeech, so they are the held-out (zero-shot) speakers. Audio is resampled to
+16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is
+trimmed.
 """
 from __future__ import annotations
 
@@ -34,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus import features
+from corpus import features, layouts
 from corpus.features import HOP, PAUSE, SAMPLE_RATE
 from corpus.text import PHONEMES, PhonemeSet, g2p_phonemes
 
@@ -77,35 +87,8 @@ def phones_to_frames(intervals, n_frames: int, hop: int = HOP):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Stage 1: find and scan
+# Stage 1: scan (the utterances are found by corpus/layouts.py)
 # ---------------------------------------------------------------------------------------------------------------
-def find_utterances(root: Path, subsets: list[str]) -> tuple[list[dict], list[dict]]:
-    """(utterances with id/speaker/split/wav/text, skipped entries with their reason): a wav whose transcript is
-    missing, unreadable or empty is skipped."""
-    root = Path(root)
-    utts, skipped = [], []
-    for subset in subsets:
-        folder = root / subset
-        if not folder.is_dir():
-            raise FileNotFoundError(f"LibriTTS subset {subset!r} not found at {folder}")
-        split = "train" if subset.startswith("train") else "valid" if subset.startswith("dev") else "test"
-        for wav in sorted(folder.glob("*/*/*.wav")):
-            txt = wav.with_suffix(".normalized.txt")
-            try:
-                text = txt.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                skipped.append(dict(id=wav.stem, reason=f"no readable transcript {txt.name} ({type(e).__name__})"))
-                continue
-            if not text:
-                skipped.append(dict(id=wav.stem, reason="empty transcript"))
-                continue
-            utts.append(dict(id=wav.stem, speaker=wav.stem.split("_")[0], split=split, wav=str(wav.resolve()),
-                             text=text))
-    if not utts and not skipped:
-        raise FileNotFoundError(f"no LibriTTS utterances (*.wav + *.normalized.txt) under {root} / {subsets}")
-    return utts, skipped
-
-
 def load_cropped(path) -> np.ndarray:
     """16 kHz mono audio cropped to a whole number of frames."""
     wav = features.load_audio(path)
@@ -193,7 +176,8 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, cfg, jobs=None, max_
     pset = inventory()
     train = [u for u in utts if u["split"] == "train" and "phonemes" in scanned[u["id"]]]
     if not train:
-        raise ValueError("no usable training utterance to fit the aligner on")
+        raise ValueError("no usable training utterance to fit the aligner on: add a train-* subset, or give an "
+                         "already fitted aligner with --aligner-ckpt")
     pick = np.random.default_rng(cfg.seed).permutation(len(train))[:max_utts]
     todo = [(train[i], np.asarray(pset.encode(align.aligner_tokens(scanned[train[i]["id"]]["phonemes"]))), cfg)
             for i in sorted(pick)]
@@ -203,6 +187,28 @@ def fit_aligner(utts: list[dict], scanned: dict, out: Path, cfg, jobs=None, max_
     net = align.fit(items, pset.to_list(), cfg, device=device)
     align.save(net, Path(out) / "aligner.pt", pset.to_list(), FRONT_END)
     return net
+
+
+def use_fitted_aligner(path: Path, out: Path) -> None:
+    """Check that `path` is an aligner checkpoint for this corpus's front end and inventory (as `fit_aligner` saves
+    one), and copy it to out/aligner.pt, the aligner the cache's durations come from. ValueError, in one line, for a
+    missing or unreadable file, another front end or inventory, or a cache that already holds another aligner."""
+    import align
+    path, ckpt = Path(path), Path(out) / "aligner.pt"
+    if not path.is_file():
+        raise ValueError(f"--aligner-ckpt {path}: no such file")
+    try:
+        net, phonemes = align.load(path)
+    except Exception as e:                       # torch raises several types for a file that is not a checkpoint
+        raise ValueError(f"--aligner-ckpt {path}: not an aligner checkpoint ({type(e).__name__})") from None
+    if phonemes != inventory().to_list() or net.front_end not in ("", FRONT_END):
+        raise ValueError(f"--aligner-ckpt {path}: fitted on another front end ({net.front_end or 'unnamed'}, "
+                         f"{len(phonemes)} symbols); this corpus needs {FRONT_END} ({len(inventory())} symbols)")
+    if ckpt.exists() and features.file_hash(ckpt) != features.file_hash(path):
+        raise ValueError(f"{ckpt} exists and is another aligner (the cache's durations come from it): "
+                         f"prepare into a new --out")
+    if not ckpt.exists():
+        features.atomic_write(ckpt, lambda f: f.write(path.read_bytes()))
 
 
 _ALIGNER = {}
@@ -250,8 +256,12 @@ def hold_out_valid(utts: list[dict], speakers: int = 32):
 
 
 def _aligner_source(utts: list[dict], out: Path, jobs, aligner, device: str) -> tuple[list, dict, list, dict]:
-    """Stages 1 and 2 with the built-in aligner: scan the transcripts, fit out/aligner.pt unless it exists. Returns
-    (the usable utterances, {id: (phonemes, aligner checkpoint)}, the skipped ones, {stage: seconds})."""
+    """Stages 1 and 2 with the built-in aligner: scan the transcripts, then fit out/aligner.pt unless it exists
+    (`aligner`: an AlignerConfig, default the `libritts` preset's), or take an already fitted one (`aligner`: its
+    path, `use_fitted_aligner`). Returns (the usable utterances, {id: (phonemes, aligner checkpoint)}, the skipped
+    ones, {stage: seconds})."""
+    if isinstance(aligner, (str, Path)):
+        use_fitted_aligner(aligner, out)
     t_scan = time.time()
     scanned = scan(utts, out, jobs)
     t_scan = time.time() - t_scan
@@ -283,27 +293,40 @@ def _report(kept: list[dict], skipped: list[dict], minutes: float, seconds: dict
         print(f"  ... and {len(skipped) - 10} more (manifest.json 'skipped')")
 
 
-def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = None, jobs=None,
-            aligner=None, device: str = "cpu") -> dict:
-    """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py). `aligner`: the
-    AlignerConfig of the built-in aligner (default: the `libritts` preset's); `device`: where it is fitted (its
-    durations are computed on the CPU, in the feature workers)."""
-    if root is None:
-        raise ValueError("--corpus libritts needs --root (the LibriTTS folder)")
-    if textgrids is not None and not Path(textgrids).is_dir():
+def _textgrid_source(utts: list[dict], textgrids: Path) -> tuple[list, dict, list]:
+    """(the utterances with a TextGrid, {id: (None, its TextGrid)}, the others as skipped): a TextGrid is found by
+    the name of its utterance's audio file (as MFA names it), anywhere under `textgrids`."""
+    if not Path(textgrids).is_dir():
         raise ValueError(f"--textgrids {textgrids} is not a folder")
-    out = Path(out)
-    t0 = time.time()
-    utts, skipped = find_utterances(root, subsets)
+    grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
+    skipped = [dict(id=u["id"], reason="no TextGrid") for u in utts if Path(u["wav"]).stem not in grids]
+    utts = [u for u in utts if Path(u["wav"]).stem in grids]
+    return utts, {u["id"]: (None, grids[Path(u["wav"]).stem]) for u in utts}, skipped
+
+
+def prepare(root, out: Path, subsets: list, textgrids: Path | None = None, jobs=None, aligner=None,
+            device: str = "cpu", layout: str = "auto") -> dict:
+    """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py).
+
+    `root`: a corpus folder, or a list of them (`layouts.find_utterances`: ids and speakers then carry each root's
+    tag); `subsets`: the subset names read under every root, or one list of names per root; `layout`: 'auto' (per
+    root), 'libritts' or 'librispeech'. `aligner`: the AlignerConfig of the built-in aligner to fit (default: the
+    `libritts` preset's), or the path of one already fitted (`use_fitted_aligner`); `device`: where it is fitted
+    (its durations are computed on the CPU, in the feature workers)."""
+    if not root:
+        raise ValueError("--corpus libritts needs --root (the LibriTTS or LibriSpeech folder)")
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]
+    per_root = subsets if subsets and isinstance(subsets[0], (list, tuple)) else [subsets] * len(roots)
+    if len(per_root) != len(roots):
+        raise ValueError(f"{len(per_root)} lists of subsets for {len(roots)} roots: give one, or one per root")
+    out, t0 = Path(out), time.time()
+    utts, skipped, sources = layouts.find_utterances(roots, per_root, layout)
     seconds = {}                                      # stage -> seconds, reported with the built-in aligner
     if textgrids is not None:
-        grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
-        skipped += [dict(id=u["id"], reason="no TextGrid") for u in utts if u["id"] not in grids]
-        utts = [u for u in utts if u["id"] in grids]
-        source = {u["id"]: (None, grids[u["id"]]) for u in utts}
+        utts, source, unusable = _textgrid_source(utts, textgrids)
     else:
         utts, source, unusable, seconds = _aligner_source(utts, out, jobs, aligner, device)
-        skipped += unusable
+    skipped += unusable
     todo = [(u, *source[u["id"]], out) for u in utts if not (out / "feats" / f"{u['id']}.npz").exists()]
     t_feat = time.time()
     results = features.run_pool(features_one, todo, jobs, desc="features")
@@ -321,5 +344,48 @@ def prepare(root: Path, out: Path, subsets: list[str], textgrids: Path | None = 
     speakers = {"train": sorted({u["speaker"] for u in kept if u["split"] != "test"}),
                 "heldout": sorted({u["speaker"] for u in kept if u["split"] == "test"})}
     return dict(corpus="libritts", front_end=FRONT_END, phonemes=inventory().to_list(), speakers=speakers,
-                utterances=kept, skipped=skipped,
+                utterances=kept, skipped=skipped, sources=sources,
                 aligner="textgrids" if textgrids is not None else str(out / "aligner.pt"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line (`python -m corpus.data prepare --corpus libritts ...`)
+# ---------------------------------------------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """The options of `prepare --corpus libritts` on the argparse parser `p`."""
+    p.add_argument("--root", type=Path, action="append", help="libritts: a corpus folder in the LibriTTS or the "
+                   "LibriSpeech layout (holding train-clean-100, ...); repeat it to combine several corpora in one "
+                   "cache (ids and speakers then carry the folder's name: LibriSpeech.19-198-0000)")
+    p.add_argument("--subsets", action="append", help="libritts: comma-separated subsets (default "
+                   "train-clean-100,dev-clean,test-clean); one --subsets for every --root, or one per --root in "
+                   "the same order. train-* is the train split, dev-* valid, test-* test (held-out speakers)")
+    p.add_argument("--layout", choices=("auto",) + layouts.LAYOUTS, default="auto", help="libritts: the folder "
+                   "layout; auto (default) tells each root's by its transcripts: *.trans.txt is LibriSpeech, "
+                   "*.normalized.txt or *.trans.tsv LibriTTS. Audio: any format soundfile reads (FLAC, WAV, Opus)")
+    p.add_argument("--textgrids", type=Path, help="libritts: Montreal Forced Aligner output (phone durations); "
+                   "default: the built-in aligner, fitted on the corpus (align.py)")
+    p.add_argument("--aligner-ckpt", type=Path, help="libritts: an already fitted aligner (e.g. the aligner.pt "
+                   "of another prepared cache) instead of fitting one; then a test-* subset alone can be prepared")
+    p.add_argument("--device", default=None, help="libritts: where the aligner is fitted (default: cuda when there "
+                                                    "is a GPU, else cpu)")
+    p.add_argument("--aligner", action="append", default=[], metavar="KEY=VALUE",
+                   help="libritts: an aligner setting, e.g. --aligner steps=500 (repeatable; align.py AlignerConfig)")
+
+
+def prepare_from_args(args, out: Path) -> dict:
+    """`prepare` with the options of `add_arguments`; ValueError for a combination that cannot work."""
+    from training.presets import parse_overrides, preset
+    given = args.subsets or ["train-clean-100,dev-clean,test-clean"]
+    subsets = [[x.strip() for x in s.split(",") if x.strip()] for s in given]
+    if args.root and len(subsets) not in (1, len(args.root)):
+        raise ValueError(f"{len(subsets)} --subsets for {len(args.root)} --root: give one, or one per --root")
+    if args.aligner_ckpt is not None and (args.aligner or args.textgrids is not None):
+        raise ValueError("--aligner-ckpt is a fitted aligner: it goes with neither --aligner settings nor "
+                         "--textgrids")
+    if args.aligner_ckpt is not None:
+        aligner = args.aligner_ckpt
+    else:
+        (aligner,) = parse_overrides([f"--{kv}" for kv in args.aligner], preset("libritts").aligner)
+    device = args.device or ("cuda" if __import__("torch").cuda.is_available() else "cpu")
+    return prepare(args.root, out, subsets if len(subsets) > 1 else subsets[0], args.textgrids, args.jobs, aligner,
+                   device, args.layout)

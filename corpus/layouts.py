@@ -1,0 +1,167 @@
+"""Where the utterances of a real-speech corpus are (paper §4.1): the LibriTTS and LibriSpeech layouts, and several
+roots in one feature cache.
+
+Two layouts are read as they come from their downloads:
+
+    LibriTTS     <root>/<subset>/<speaker>/<chapter>/<speaker>_<chapter>_<paragraph>_<sentence>.wav
+                                                     ... .normalized.txt          (the text, one file per utterance)
+    LibriSpeech  <root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utterance>.flac
+                                                     <speaker>-<chapter>.trans.txt  (lines `ID TEXT`, upper case,
+                                                                                      no punctuation)
+
+The audio may be in any format soundfile reads (`AUDIO_SUFFIXES`: FLAC, WAV, Ogg Opus or Vorbis, MP3, AIFF); where
+one utterance has several files, the first in that order is read. The layout of a root is detected from its
+transcript files (`detect_layout`: `*.trans.txt` -> LibriSpeech, `*.normalized.txt` or `*.trans.tsv` -> LibriTTS)
+or given. Subsets: `train-*` -> the train split, `dev-*` -> valid, any other (`test-*`) -> test.
+
+Several roots (`find_utterances` with more than one): every utterance id and speaker id is prefixed with its root's
+tag, the root folder's name (`LibriSpeech.19-198-0000`, speaker `LibriSpeech.19`), so that ids stay unique and two
+corpora's speaker numbers never name one voice; with one root, ids and speakers are the corpus's own. An entry that
+cannot be used (audio without a transcript, a transcript line without audio, an empty transcript, the same id in two
+folders) is returned among the skipped entries with its reason.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+AUDIO_SUFFIXES = (".flac", ".wav", ".opus", ".ogg", ".mp3", ".aiff", ".aif")
+LAYOUTS = ("libritts", "librispeech")
+
+
+def split_of(subset: str) -> str:
+    """The split a subset's utterances go to: train-* -> train, dev-* -> valid, else test."""
+    return "train" if subset.startswith("train") else "valid" if subset.startswith("dev") else "test"
+
+
+def _audio_by_stem(folder: Path) -> dict:
+    """{file stem: audio path} of the audio files in one folder (the first of AUDIO_SUFFIXES where several)."""
+    found, audio = {}, [p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES]
+    for p in sorted(audio, key=lambda p: (AUDIO_SUFFIXES.index(p.suffix.lower()), p.name)):
+        found.setdefault(p.stem, p)
+    return found
+
+
+def _utterance(uid: str, speaker: str, split: str, audio: Path, text: str) -> dict:
+    return dict(id=uid, speaker=speaker, split=split, wav=str(audio.resolve()), text=text)
+
+
+def _chapters(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*/*") if p.is_dir())
+
+
+def libritts_subset(folder: Path, split: str) -> tuple[list[dict], list[dict]]:
+    """(utterances, skipped entries) of one subset folder in the LibriTTS layout: each audio file's text is its
+    `.normalized.txt`; one that is missing, unreadable or empty is skipped."""
+    utts, skipped = [], []
+    for chapter in _chapters(folder):
+        for uid, audio in sorted(_audio_by_stem(chapter).items()):
+            txt = audio.with_suffix(".normalized.txt")
+            try:
+                text = txt.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                skipped.append(dict(id=uid, reason=f"no readable transcript {txt.name} ({type(e).__name__})"))
+                continue
+            if not text:
+                skipped.append(dict(id=uid, reason="empty transcript"))
+                continue
+            utts.append(_utterance(uid, uid.split("_")[0], split, audio, text))
+    return utts, skipped
+
+
+def _read_trans(path: Path) -> dict:
+    """{utterance id: text} of a LibriSpeech `<speaker>-<chapter>.trans.txt` (lines `ID TEXT`)."""
+    said = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        uid, _, text = line.strip().partition(" ")
+        if uid:
+            said[uid] = text.strip()
+    return said
+
+
+def librispeech_subset(folder: Path, split: str) -> tuple[list[dict], list[dict]]:
+    """(utterances, skipped entries) of one subset folder in the LibriSpeech layout: texts from each chapter's
+    `<speaker>-<chapter>.trans.txt`. Audio without a line, a line without audio, an empty line's text, and every
+    file of a chapter whose transcript file is missing or unreadable are skipped."""
+    utts, skipped = [], []
+    for chapter in _chapters(folder):
+        audio = _audio_by_stem(chapter)
+        trans = chapter / f"{chapter.parent.name}-{chapter.name}.trans.txt"
+        try:
+            said = _read_trans(trans)
+        except (OSError, UnicodeDecodeError) as e:
+            skipped += [dict(id=uid, reason=f"no readable transcript file {trans.name} ({type(e).__name__})")
+                        for uid in sorted(audio)]
+            continue
+        for uid in sorted(set(audio) | set(said)):
+            if uid not in audio:
+                skipped.append(dict(id=uid, reason=f"no audio file for its line in {trans.name}"))
+            elif uid not in said:
+                skipped.append(dict(id=uid, reason=f"no line in {trans.name}"))
+            elif not said[uid]:
+                skipped.append(dict(id=uid, reason="empty transcript"))
+            else:
+                utts.append(_utterance(uid, uid.split("-")[0], split, audio[uid], said[uid]))
+    return utts, skipped
+
+
+READERS = {"libritts": libritts_subset, "librispeech": librispeech_subset}
+
+
+def detect_layout(root: Path, subsets: list[str]) -> str:
+    """'librispeech' when the subsets hold `*.trans.txt` files, 'libritts' when they hold `*.normalized.txt` or
+    `*.trans.tsv` files; ValueError when neither."""
+    for pattern, layout in (("*.trans.txt", "librispeech"), ("*.normalized.txt", "libritts"),
+                            ("*.trans.tsv", "libritts")):
+        if any(next((Path(root) / s).glob(f"*/*/{pattern}"), None) for s in subsets):
+            return layout
+    raise ValueError(f"cannot tell the layout of {root}: no *.trans.txt (LibriSpeech) nor *.normalized.txt or "
+                     f"*.trans.tsv (LibriTTS) under {', '.join(subsets)}; give --layout")
+
+
+def root_tags(roots: list[Path]) -> list[str]:
+    """One tag per root: its folder's name (letters, digits, - and _ kept), numbered from the second use on."""
+    tags = []
+    for k, root in enumerate(roots):
+        name = re.sub(r"[^\w-]", "", Path(root).resolve().name) or f"root{k + 1}"
+        tags.append(name if name not in tags else f"{name}{k + 1}")
+    return tags
+
+
+def _tagged(entries: list[dict], tag: str) -> list[dict]:
+    for e in entries:
+        e["id"] = f"{tag}.{e['id']}"
+        if "speaker" in e:
+            e["speaker"] = f"{tag}.{e['speaker']}"
+    return entries
+
+
+def find_utterances(roots: list[Path], subsets: list[list[str]], layout: str = "auto") -> tuple[list, list, list]:
+    """(utterances with id/speaker/split/wav/text, skipped entries with their reason, one {root, tag, layout,
+    subsets} per root) of `subsets[k]` under `roots[k]`; `layout`: 'auto' (per root, `detect_layout`), 'libritts'
+    or 'librispeech'. A subset that is not there raises FileNotFoundError; an id found in two folders is skipped
+    (both)."""
+    if layout not in ("auto",) + LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: choose auto, {', '.join(LAYOUTS)}")
+    tags = root_tags(roots) if len(roots) > 1 else [""]
+    utts, skipped, sources = [], [], []
+    for root, subs, tag in zip(roots, subsets, tags):
+        root = Path(root)
+        for s in subs:
+            if not (root / s).is_dir():
+                raise FileNotFoundError(f"subset {s!r} not found at {root / s}")
+        kind = detect_layout(root, subs) if layout == "auto" else layout
+        sources.append(dict(root=str(root.resolve()), tag=tag, layout=kind, subsets=list(subs)))
+        for s in subs:
+            found, bad = READERS[kind](root / s, split_of(s))
+            utts += _tagged(found, tag) if tag else found
+            skipped += _tagged(bad, tag) if tag else bad
+    files = {}
+    for u in utts:
+        files.setdefault(u["id"], []).append(u["wav"])
+    unique = [u for u in utts if len(files[u["id"]]) == 1]
+    skipped += [dict(id=i, reason=f"the same id in two folders ({', '.join(f)})")
+                for i, f in files.items() if len(f) > 1]
+    if not unique and not skipped:
+        raise FileNotFoundError(f"no utterances (audio with transcripts) under {', '.join(map(str, roots))}")
+    return unique, skipped, sources

@@ -1,0 +1,122 @@
+"""The LibriSpeech layout, several roots in one cache, and preparing a test subset with an aligner fitted before,
+on the real-speech fixtures (tests/fixtures/realspeech/: LibriSpeech in Opus, FLAC and WAV; LibriTTS in WAV)."""
+import shutil
+
+import pytest
+
+import align
+from corpus import data, features, layouts, libritts
+from corpus.text import OPTIONAL_PAUSE, g2p_phonemes
+from training.presets import preset
+
+FIXTURES = data.Path(__file__).resolve().parent / "fixtures" / "realspeech"
+LS, LTTS = FIXTURES / "LibriSpeech", FIXTURES / "LibriTTS"
+
+
+def test_librispeech_reader_finds_utterances_texts_and_speakers():
+    utts, skipped, sources = layouts.find_utterances([LS], [["train-clean-5"]])
+    assert skipped == [] and sources[0]["layout"] == "librispeech" and sources[0]["tag"] == ""
+    by_id = {u["id"]: u for u in utts}
+    assert sorted(by_id) == ["118-47824-0026", "118-47824-0035", "1737-146161-0007", "19-198-0000"]
+    assert by_id["19-198-0000"]["text"] == "NORTHANGER ABBEY" and by_id["19-198-0000"]["speaker"] == "19"
+    assert by_id["118-47824-0035"]["text"] == "I DON'T MIND I'M GLAD YOU'RE OUT OF IT"
+    assert {u["speaker"] for u in utts} == {"19", "118", "1737"} and {u["split"] for u in utts} == {"train"}
+    assert sorted(data.Path(u["wav"]).suffix for u in utts) == [".flac", ".opus", ".opus", ".wav"]
+    for u in utts:                                          # soundfile reads Ogg Opus as it reads FLAC and WAV
+        wav = features.load_audio(u["wav"])
+        assert 1.9 < len(wav) / features.SAMPLE_RATE < 2.5
+
+
+def test_librispeech_reader_skips_and_reports_bad_entries(tmp_path):
+    root = tmp_path / "LibriSpeech"
+    shutil.copytree(LS, root)
+    chapter = root / "train-clean-5" / "118" / "47824"
+    trans = chapter / "118-47824.trans.txt"
+    trans.write_text(trans.read_text() + "118-47824-0099 A LINE WITHOUT AUDIO\n118-47824-0035\n")   # 0035: no text
+    shutil.copy(chapter / "118-47824-0026.flac", chapter / "118-47824-0098.flac")                 # no line
+    shutil.copy(chapter / "118-47824-0026.flac", chapter / "118-47824-0026.wav")                  # FLAC is read
+    (root / "train-clean-5" / "1737" / "146161" / "1737-146161.trans.txt").unlink()
+    utts, skipped, _ = layouts.find_utterances([root], [["train-clean-5"]])
+    reasons = {s["id"]: s["reason"] for s in skipped}
+    assert "no audio" in reasons["118-47824-0099"] and "no line" in reasons["118-47824-0098"]
+    assert "empty transcript" in reasons["118-47824-0035"] and "transcript file" in reasons["1737-146161-0007"]
+    assert [(u["id"], data.Path(u["wav"]).suffix) for u in utts] == [("118-47824-0026", ".flac"), ("19-198-0000", ".opus")]
+
+
+def test_layout_detection_and_root_tags(tmp_path):
+    assert layouts.detect_layout(LS, ["train-clean-5"]) == "librispeech"
+    assert layouts.detect_layout(LTTS, ["train-clean-100", "test-clean"]) == "libritts"
+    (tmp_path / "train-x" / "1" / "2").mkdir(parents=True)
+    with pytest.raises(ValueError, match="--layout"):
+        layouts.detect_layout(tmp_path, ["train-x"])
+    assert layouts.root_tags([LS, LTTS, tmp_path / "a" / "LibriTTS"]) == ["LibriSpeech", "LibriTTS", "LibriTTS3"]
+    with pytest.raises(FileNotFoundError, match="not found"):
+        layouts.find_utterances([LS], [["dev-clean-2"]])
+
+
+def test_upper_case_unpunctuated_text_reads_as_sentence_case_with_optional_pauses():
+    text = "I DON'T MIND I'M GLAD YOU'RE OUT OF IT"
+    ph = g2p_phonemes(text, word_pauses=True)
+    assert ph == g2p_phonemes(text.lower(), word_pauses=True) == g2p_phonemes(text.capitalize(), word_pauses=True)
+    assert ph[0] == ph[-1] == features.PAUSE and ph.count(OPTIONAL_PAUSE) == len(text.split()) - 1
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory):
+    """One cache of the LibriSpeech fixture (train-clean-5) and the LibriTTS fixture (train + test), prepared with
+    the `tiny` aligner preset: (cache folder, manifest)."""
+    out = tmp_path_factory.mktemp("combined")
+    manifest = libritts.prepare([LS, LTTS], out, [["train-clean-5"], ["train-clean-100", "test-clean"]], jobs=1,
+                                aligner=preset("tiny").aligner)
+    return out, manifest
+
+
+def test_prepare_combines_a_librispeech_and_a_libritts_root(combined):
+    out, manifest = combined
+    ids = [u["id"] for u in manifest["utterances"]]
+    assert len(ids) == len(set(ids)) == 16 and manifest["skipped"] == []
+    assert "LibriSpeech.19-198-0000" in ids and "LibriTTS.1012_1_000002_000000" in ids
+    assert {s["tag"]: s["layout"] for s in manifest["sources"]} == {"LibriSpeech": "librispeech", "LibriTTS": "libritts"}
+    assert manifest["speakers"]["heldout"] == ["LibriTTS.1030", "LibriTTS.1156"]
+    assert {"LibriSpeech.19", "LibriSpeech.118", "LibriSpeech.1737"} <= set(manifest["speakers"]["train"])
+    assert {u["split"] for u in manifest["utterances"]} == {"train", "valid", "test"}
+    pset = data.PhonemeSet.from_list(manifest["phonemes"])
+    for u in manifest["utterances"]:
+        f = features.load_features(out / "feats" / f"{u['id']}.npz")
+        assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] and (f["durations"] >= 1).all()
+        got, full = pset.decode(f["phonemes"]), g2p_phonemes(u["text"], word_pauses=True)
+        assert [p for p in got if p != features.PAUSE] == [p for p in full if p not in (features.PAUSE, OPTIONAL_PAUSE)]
+        assert got[0] == got[-1] == features.PAUSE
+    data.write_manifest(out, manifest)
+    assert data.FeatureDataset(out, "train")[0]["phonemes"].ndim == 1
+
+
+def test_aligner_ckpt_prepares_a_test_subset_alone(combined, tmp_path, capsys):
+    fitted = combined[0] / "aligner.pt"
+    args = ["prepare", "--corpus", "libritts", "--root", str(LTTS), "--subsets", "test-clean", "--jobs", "1"]
+    assert data.main(args + ["--out", str(tmp_path / "fails")]) == 2
+    assert "--aligner-ckpt" in capsys.readouterr().err
+    assert data.main(args + ["--out", str(tmp_path / "test"), "--aligner-ckpt", str(fitted)]) == 0
+    manifest = data.read_manifest(tmp_path / "test")
+    assert {u["split"] for u in manifest["utterances"]} == {"test"} and len(manifest["utterances"]) == 4
+    assert manifest["speakers"] == {"train": [], "heldout": ["1030", "1156"]}
+    assert (tmp_path / "test" / "aligner.pt").read_bytes() == fitted.read_bytes()
+
+
+def test_aligner_ckpt_mistakes_are_one_line_errors(combined, tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    align.save(align.Aligner(["_", "a", "b"], preset("tiny").aligner), other, ["_", "a", "b"], "espeak-en-us-ipa")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(other, out / "aligner.pt")
+    args = ["prepare", "--corpus", "libritts", "--root", str(LTTS), "--subsets", "test-clean", "--jobs", "1"]
+    for extra, message in [(["--aligner-ckpt", str(tmp_path / "nope.pt")], "no such file"),
+                           (["--aligner-ckpt", str(tmp_path / "junk.pt")], "not an aligner checkpoint"),
+                           (["--aligner-ckpt", str(other)], "another front end"),
+                           (["--aligner-ckpt", str(combined[0] / "aligner.pt"), "--out", str(out)], "new --out"),
+                           (["--aligner-ckpt", str(other), "--aligner", "steps=5"], "neither"),
+                           (["--root", str(LS), "--subsets", "a", "--subsets", "b", "--subsets", "c"], "--subsets")]:
+        assert data.main(args + ["--out", str(tmp_path / "x")] + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (extra, err)
