@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import torch
 
@@ -44,9 +45,20 @@ def eval_losses(net, b: dict, amp: str) -> tuple[dict, dict]:
     return losses, losses_amp
 
 
-def training_step(net, b: dict, amp):
-    """A function that runs one AdamW training step of `net` on batch `b` (every loss term) under autocast `amp`."""
-    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+def optimizer(net):
+    """The AdamW the measured tree's training stages build (`training.presets.adamw`), or plain AdamW in a tree
+    without one."""
+    try:
+        from training.presets import adamw
+    except ImportError:
+        return torch.optim.AdamW(net.parameters(), 1e-4)
+    return adamw(net.parameters(), SimpleNamespace(lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01))
+
+
+def training_step(net, b: dict, amp, make_optimizer=optimizer):
+    """A function that runs one AdamW training step of `net` on batch `b` (every loss term) under autocast `amp`,
+    with the optimizer `make_optimizer(net)` (default: the one of the tree's training loop)."""
+    opt = make_optimizer(net)
 
     def step():
         with amp:

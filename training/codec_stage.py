@@ -18,7 +18,7 @@ import torch
 import codec as codec_lib
 from corpus import data
 from training import loop
-from training.presets import CodecTrainConfig, plain_config
+from training.presets import CodecTrainConfig, adamw, plain_config
 
 
 def lr_at(step: int, t: CodecTrainConfig) -> float:
@@ -57,8 +57,8 @@ def codec_stage(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, d: loop
     """The codec, its discriminators and their optimizers as a Stage; `init`: a trained codec to start from."""
     model = codec_lib.Codec(model_cfg).to(d.device)
     disc = codec_lib.Discriminators(model_cfg).to(d.device)
-    opt_g = torch.optim.AdamW(model.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
-    opt_d = torch.optim.AdamW(disc.parameters(), tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
+    opt_g = adamw(model.parameters(), tcfg)
+    opt_d = adamw(disc.parameters(), tcfg)
     if init is not None:
         start_from(model, init)
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,

@@ -24,7 +24,7 @@ import model as ns2
 import prior as P
 from corpus import data, features
 from training import loop
-from training.presets import LDMTrainConfig, apply_overrides, model_config
+from training.presets import LDMTrainConfig, adamw, apply_overrides, model_config
 
 MODES = ("full", "init", "refit", "finetune")
 
@@ -240,8 +240,7 @@ def ldm_stage(job: LDMJob, tcfg: LDMTrainConfig, d: loop.Dist, resume: bool, pro
     net, codec, manifest, origin = build_for(job, resume, say=print if (d.main and progress) else (lambda s: None))
     net, codec = net.to(d.device), codec.to(d.device)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], tcfg.lr, betas=tcfg.betas,
-                            weight_decay=tcfg.weight_decay)
+    opt = adamw([p for p in net.parameters() if p.requires_grad], tcfg)
     # bf16 on a CPU pays where matrix products dominate; on a model under 1M parameters (the tiny preset) the casts
     # dominate and it was slower (tiny step 25.5 -> 28.2 ms, evaluation/bench.py step --shapes tiny): fp32 there
     autocast, scaler = loop.amp_context(d.device, tcfg.amp,

@@ -6,6 +6,7 @@ prompt encoder (§3.2-3.3), both training stages (§4) and the aligner (§4.1). 
 dataclasses, their defaults the paper's Table 11; this file holds the sizes each preset picks, and nothing else
 holds any. `preset(name)` is a copy of one row (`.codec`, `.model`, `.codec_train`, `.ldm_train`, `.aligner`);
 `model_config(name, n_phonemes, latent_dim)` fills in what only the data and the codec know.
+`adamw(params, train_config)` is the optimizer both training stages build from their train config.
 
 Overrides (minGPT's `merge_from_args`, typed): `--lr=5e-4 --prior.pitch_bins=256 --denoiser.use_prompt=false`,
 each value converted once to the declared type of its field (`convert_override`); nested fields take a dot. A wrong
@@ -19,6 +20,8 @@ import difflib
 import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+
+import torch
 
 from align import AlignerConfig
 from codec import CodecConfig
@@ -68,6 +71,13 @@ class LDMTrainConfig:
     ckpt_every: int = 1000
     sample_steps: int = 50              # sampler steps for the validation samples
     seed: int = 0
+
+
+def adamw(params, tcfg) -> torch.optim.AdamW:
+    """The optimizer of both stages (§4: AdamW) with a train config's lr, betas and weight decay, as the fused kernel
+    (one pass over all parameters instead of a loop of small operations per tensor; the same update to float
+    rounding)."""
+    return torch.optim.AdamW(params, tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay, fused=True)
 
 
 @dataclass
