@@ -12,7 +12,9 @@ Two layouts are read as they come from their downloads:
 The audio may be in any format soundfile reads (`AUDIO_SUFFIXES`: FLAC, WAV, Ogg Opus or Vorbis, MP3, AIFF); where
 one utterance has several files, the first in that order is read. The layout of a root is detected from its
 transcript files (`detect_layout`: `*.trans.txt` -> LibriSpeech, `*.normalized.txt` or `*.trans.tsv` -> LibriTTS)
-or given. Subsets: `train-*` -> the train split, `dev-*` -> valid, any other (`test-*`) -> test.
+or given. Subsets: `train-*` -> the train split, `dev-*` -> valid, any other (`test-*`) -> test; named speakers can
+be held out as the test split whatever their subset (`hold_out_speakers`), for a corpus without a test subset: Mini
+LibriSpeech's four are `TEST_SPEAKER_SETS["mini-librispeech"]`.
 
 Several roots (`find_utterances` with more than one): every utterance id and speaker id is prefixed with its root's
 tag, the root folder's name (`LibriSpeech.19-198-0000`, speaker `LibriSpeech.19`), so that ids stay unique and two
@@ -27,6 +29,10 @@ from pathlib import Path
 
 AUDIO_SUFFIXES = (".flac", ".wav", ".opus", ".ogg", ".mp3", ".aiff", ".aif")
 LAYOUTS = ("libritts", "librispeech")
+# Held-out (zero-shot) speakers of corpora without a test subset, by name (`prepare --test-speakers NAME`). Mini
+# LibriSpeech train-clean-5 (28 readers): two women (4640, 7859) and two men (2136, 8629) with 9-14 utterances of
+# 4-10 s each, the length of the paper's test utterances (docs/libritts.md).
+TEST_SPEAKER_SETS = {"mini-librispeech": ("4640", "7859", "2136", "8629")}
 
 
 def split_of(subset: str) -> str:
@@ -165,3 +171,30 @@ def find_utterances(roots: list[Path], subsets: list[list[str]], layout: str = "
     if not unique and not skipped:
         raise FileNotFoundError(f"no utterances (audio with transcripts) under {', '.join(map(str, roots))}")
     return unique, skipped, sources
+
+
+def test_speaker_names(text: str) -> list[str]:
+    """`--test-speakers` -> speaker names: comma-separated ids, a name of TEST_SPEAKER_SETS standing for its ids."""
+    names = []
+    for x in (x.strip() for x in text.split(",")):
+        names += [n for n in TEST_SPEAKER_SETS.get(x, [x]) if n and n not in names]
+    return names
+
+
+def hold_out_speakers(utts: list[dict], names: list[str]) -> list[str]:
+    """Move every utterance of the named speakers to the test split, whatever its subset; returns those speakers'
+    ids, sorted. A name is a speaker id as the cache has it (`LibriSpeech.4640` with several roots) or, where one
+    root alone has such a speaker, its id in its corpus (`4640`). ValueError for a name that matches no speaker or
+    speakers of two roots."""
+    speakers = sorted({u["speaker"] for u in utts})
+    chosen = set()
+    for name in names:
+        found = [s for s in speakers if s == name] or [s for s in speakers if s.partition(".")[2] == name]
+        if len(found) != 1:
+            raise ValueError(f"--test-speakers {name}: " + (f"no such speaker (the speakers are e.g. "
+                             f"{', '.join(speakers[:4])})" if not found else f"ambiguous ({', '.join(found)})"))
+        chosen |= set(found)
+    for u in utts:
+        if u["speaker"] in chosen:
+            u["split"] = "test"
+    return sorted(chosen)

@@ -22,6 +22,8 @@ pause; an utterance with `spn`, a word MFA could not align, is skipped). Pitch i
         --root LibriTTS --subsets train-clean-100 --out data/both                   # two corpora, one cache
     python -m corpus.data prepare --corpus libritts --root LibriTTS --subsets test-clean \
         --aligner-ckpt data/libritts/aligner.pt --out data/libritts_test            # a test subset alone
+    python -m corpus.data prepare --corpus libritts --root LibriSpeech --subsets train-clean-5 \
+        --test-speakers mini-librispeech --out data/minils                          # 4 readers held out as test
 
 Three resumable stages, each with a progress bar: (1) scan: read every utterance once, check it, phonemize it
 (out/scan.jsonl, appended as it goes); (2) fit the aligner on the training split (out/aligner.pt; skipped when it
@@ -31,8 +33,11 @@ pronounceable; fewer frames than phonemes; no voiced frame) is skipped, counted 
 manifest, never a crash.
 
 Splits: `train-*` subsets -> train, `dev-*` -> valid, `test-*` -> test; the test speakers are disjoint from the
-training speakers in LibriTTS and LibriSpeech, so they are the held-out (zero-shot) speakers. Audio is resampled to
-16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is
+training speakers in LibriTTS and LibriSpeech, so they are the held-out (zero-shot) speakers. `--test-speakers`
+holds named speakers out as well, whatever their subset (a corpus without a test subset, such as Mini LibriSpeech:
+`--test-speakers mini-librispeech`): their utterances go to the test split and the aligner is fitted without them
+(out/test_speakers.json records them; a cache whose aligner was fitted with others held out refuses new ones).
+Audio is resampled to 16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is
 trimmed.
 """
 from __future__ import annotations
@@ -295,24 +300,40 @@ def _report(kept: list[dict], skipped: list[dict], minutes: float, seconds: dict
 
 def _textgrid_source(utts: list[dict], textgrids: Path) -> tuple[list, dict, list]:
     """(the utterances with a TextGrid, {id: (None, its TextGrid)}, the others as skipped): a TextGrid is found by
-    the name of its utterance's audio file (as MFA names it), anywhere under `textgrids`."""
-    if not Path(textgrids).is_dir():
-        raise ValueError(f"--textgrids {textgrids} is not a folder")
+    the name of its utterance's audio file (as MFA names it), anywhere under the folder `textgrids`."""
     grids = {p.stem: p for p in Path(textgrids).rglob("*.TextGrid")}
     skipped = [dict(id=u["id"], reason="no TextGrid") for u in utts if Path(u["wav"]).stem not in grids]
     utts = [u for u in utts if Path(u["wav"]).stem in grids]
     return utts, {u["id"]: (None, grids[Path(u["wav"]).stem]) for u in utts}, skipped
 
 
-def prepare(root, out: Path, subsets: list, textgrids: Path | None = None, jobs=None, aligner=None,
-            device: str = "cpu", layout: str = "auto") -> dict:
+def record_test_speakers(out: Path, held: list[str]) -> None:
+    """out/test_speakers.json: the speakers held out of the aligner fitted in this cache. ValueError when the
+    cache's aligner was fitted with other speakers held out (or before this record existed, with some named now):
+    its durations would come from an aligner that heard the test speakers."""
+    path = Path(out) / "test_speakers.json"
+    before = json.loads(path.read_text()) if path.exists() else None
+    if before is None and held and (Path(out) / "aligner.pt").exists():
+        raise ValueError(f"{out}/aligner.pt was fitted before --test-speakers were named (on their speech too): "
+                         f"prepare into a new --out")
+    if before is not None and before != held:
+        raise ValueError(f"{out} holds out --test-speakers {','.join(before) or '(none)'} from its aligner, not "
+                         f"{','.join(held) or '(none)'}: prepare into a new --out")
+    if before is None:
+        features.atomic_write(path, lambda f: f.write(json.dumps(held).encode()))
+
+
+def prepare(root, out: Path, subsets: list, aligner=None, jobs=None, device: str = "cpu", layout: str = "auto",
+            test_speakers: list | tuple = ()) -> dict:
     """The whole reader (see the module docstring); returns the manifest (written by corpus/data.py).
 
     `root`: a corpus folder, or a list of them (`layouts.find_utterances`: ids and speakers then carry each root's
     tag); `subsets`: the subset names read under every root, or one list of names per root; `layout`: 'auto' (per
-    root), 'libritts' or 'librispeech'. `aligner`: the AlignerConfig of the built-in aligner to fit (default: the
-    `libritts` preset's), or the path of one already fitted (`use_fitted_aligner`); `device`: where it is fitted
-    (its durations are computed on the CPU, in the feature workers)."""
+    root), 'libritts' or 'librispeech'. `aligner`, where the durations come from: the AlignerConfig of the built-in
+    aligner to fit (default: the `libritts` preset's), the path of one already fitted (`use_fitted_aligner`), or a
+    folder of Montreal Forced Aligner TextGrids (`_textgrid_source`); `device`: where the aligner is fitted (its
+    durations are computed on the CPU, in the feature workers). `test_speakers`: speakers held out as the test
+    split, out of the aligner's fit and of training (`layouts.hold_out_speakers`; `record_test_speakers`)."""
     if not root:
         raise ValueError("--corpus libritts needs --root (the LibriTTS or LibriSpeech folder)")
     roots = list(root) if isinstance(root, (list, tuple)) else [root]
@@ -321,9 +342,13 @@ def prepare(root, out: Path, subsets: list, textgrids: Path | None = None, jobs=
         raise ValueError(f"{len(per_root)} lists of subsets for {len(roots)} roots: give one, or one per root")
     out, t0 = Path(out), time.time()
     utts, skipped, sources = layouts.find_utterances(roots, per_root, layout)
+    held = layouts.hold_out_speakers(utts, list(test_speakers))
+    textgrids = isinstance(aligner, (str, Path)) and Path(aligner).is_dir()
+    if aligner is None or not isinstance(aligner, (str, Path)):
+        record_test_speakers(out, held)
     seconds = {}                                      # stage -> seconds, reported with the built-in aligner
-    if textgrids is not None:
-        utts, source, unusable = _textgrid_source(utts, textgrids)
+    if textgrids:
+        utts, source, unusable = _textgrid_source(utts, aligner)
     else:
         utts, source, unusable, seconds = _aligner_source(utts, out, jobs, aligner, device)
     skipped += unusable
@@ -345,7 +370,7 @@ def prepare(root, out: Path, subsets: list, textgrids: Path | None = None, jobs=
                 "heldout": sorted({u["speaker"] for u in kept if u["split"] == "test"})}
     return dict(corpus="libritts", front_end=FRONT_END, phonemes=inventory().to_list(), speakers=speakers,
                 utterances=kept, skipped=skipped, sources=sources,
-                aligner="textgrids" if textgrids is not None else str(out / "aligner.pt"))
+                aligner="textgrids" if textgrids else str(out / "aligner.pt"), test_speakers=held)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -366,6 +391,10 @@ def add_arguments(p) -> None:
                    "default: the built-in aligner, fitted on the corpus (align.py)")
     p.add_argument("--aligner-ckpt", type=Path, help="libritts: an already fitted aligner (e.g. the aligner.pt "
                    "of another prepared cache) instead of fitting one; then a test-* subset alone can be prepared")
+    p.add_argument("--test-speakers", default="", help="libritts: comma-separated speakers held out as the test "
+                   "split, out of the aligner's fit and of training (ids as in the cache, or within their corpus "
+                   f"where unambiguous); {', '.join(layouts.TEST_SPEAKER_SETS)} names Mini LibriSpeech's four "
+                   f"({','.join(layouts.TEST_SPEAKER_SETS['mini-librispeech'])})")
     p.add_argument("--device", default=None, help="libritts: where the aligner is fitted (default: cuda when there "
                                                     "is a GPU, else cpu)")
     p.add_argument("--aligner", action="append", default=[], metavar="KEY=VALUE",
@@ -382,10 +411,12 @@ def prepare_from_args(args, out: Path) -> dict:
     if args.aligner_ckpt is not None and (args.aligner or args.textgrids is not None):
         raise ValueError("--aligner-ckpt is a fitted aligner: it goes with neither --aligner settings nor "
                          "--textgrids")
-    if args.aligner_ckpt is not None:
-        aligner = args.aligner_ckpt
+    if args.textgrids is not None and not args.textgrids.is_dir():
+        raise ValueError(f"--textgrids {args.textgrids} is not a folder")
+    if args.aligner_ckpt is not None or args.textgrids is not None:
+        aligner = args.aligner_ckpt or args.textgrids
     else:
         (aligner,) = parse_overrides([f"--{kv}" for kv in args.aligner], preset("libritts").aligner)
     device = args.device or ("cuda" if __import__("torch").cuda.is_available() else "cpu")
-    return prepare(args.root, out, subsets if len(subsets) > 1 else subsets[0], args.textgrids, args.jobs, aligner,
-                   device, args.layout)
+    return prepare(args.root, out, subsets if len(subsets) > 1 else subsets[0], aligner, args.jobs, device,
+                   args.layout, layouts.test_speaker_names(args.test_speakers))

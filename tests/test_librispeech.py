@@ -1,5 +1,6 @@
 """The LibriSpeech layout, several roots in one cache, and preparing a test subset with an aligner fitted before,
 on the real-speech fixtures (tests/fixtures/realspeech/: LibriSpeech in Opus, FLAC and WAV; LibriTTS in WAV)."""
+import json
 import shutil
 
 import pytest
@@ -122,3 +123,36 @@ def test_aligner_ckpt_mistakes_are_one_line_errors(combined, tmp_path, capsys):
         assert data.main(args + ["--out", str(tmp_path / "x")] + extra) == 2, extra
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (extra, err)
+
+
+def test_test_speakers_are_held_out_of_training_and_of_the_aligner(tmp_path, monkeypatch):
+    fitted_on, fit = [], libritts.fit_aligner
+
+    def spy(utts, scanned, out, cfg, jobs=None, **kw):
+        fitted_on.extend(u["speaker"] for u in utts if u["split"] == "train")
+        return fit(utts, scanned, out, cfg, jobs, **kw)
+    monkeypatch.setattr(libritts, "fit_aligner", spy)
+    manifest = libritts.prepare(LS, tmp_path, ["train-clean-5"], preset("tiny").aligner, jobs=1, test_speakers=["118"])
+    test = sorted(u["id"] for u in manifest["utterances"] if u["split"] == "test")
+    assert test == ["118-47824-0026", "118-47824-0035"] and manifest["test_speakers"] == ["118"]
+    assert manifest["speakers"] == {"train": ["1737", "19"], "heldout": ["118"]}
+    assert sorted(fitted_on) == ["1737", "19"]                       # the aligner never heard the held-out speaker
+    assert json.loads((tmp_path / "test_speakers.json").read_text()) == ["118"]
+    with pytest.raises(ValueError, match="new --out"):                # its aligner heard 19: 19 cannot be held out
+        libritts.prepare(LS, tmp_path, ["train-clean-5"], preset("tiny").aligner, jobs=1, test_speakers=["19"])
+
+
+def test_test_speaker_names_and_their_mistakes(tmp_path, capsys):
+    assert layouts.test_speaker_names("mini-librispeech, 19") == ["4640", "7859", "2136", "8629", "19"]
+    assert layouts.TEST_SPEAKER_SETS["mini-librispeech"] == ("4640", "7859", "2136", "8629")
+    utts = [dict(id=f"{s}.{k}", speaker=s, split="train") for k, s in enumerate(["A.19", "A.7", "B.19", "B.8"])]
+    assert layouts.hold_out_speakers(utts, ["A.19", "8"]) == ["A.19", "B.8"]
+    assert [u["split"] for u in utts] == ["test", "train", "train", "test"]
+    for name, message in (("19", "ambiguous (A.19, B.19)"), ("5", "no such speaker")):
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            layouts.hold_out_speakers(utts, [name])
+    args = ["prepare", "--corpus", "libritts", "--root", str(LS), "--subsets", "train-clean-5", "--jobs", "1",
+            "--out", str(tmp_path / "x")]
+    assert data.main(args + ["--test-speakers", "mini-librispeech"]) == 2      # the fixture has none of the four
+    err = capsys.readouterr().err
+    assert "--test-speakers 4640: no such speaker" in err and err.count("\n") == 1
