@@ -181,20 +181,25 @@ def test_speaker_names(text: str) -> list[str]:
     return names
 
 
-def hold_out_speakers(utts: list[dict], names: list[str]) -> list[str]:
-    """Move every utterance of the named speakers to the test split, whatever its subset; returns those speakers'
-    ids, sorted. A name is a speaker id as the cache has it (`LibriSpeech.4640` with several roots) or, where one
-    root alone has such a speaker, its id in its corpus (`4640`). ValueError for a name that matches no speaker or
-    speakers of two roots."""
-    speakers = sorted({u["speaker"] for u in utts})
-    chosen = set()
+def match_speakers(speakers, names: list[str], option: str = "--test-speakers") -> list[str]:
+    """The speakers (ids as a cache has them) that `names` name, sorted: a name is such an id (`LibriSpeech.4640`
+    with several roots) or, where one root alone has such a speaker, its id in its corpus (`4640`). ValueError,
+    starting with `option`, for a name that matches no speaker or speakers of two roots."""
+    speakers, chosen = sorted(set(speakers)), set()
     for name in names:
         found = [s for s in speakers if s == name] or [s for s in speakers if s.partition(".")[2] == name]
         if len(found) != 1:
-            raise ValueError(f"--test-speakers {name}: " + (f"no such speaker (the speakers are e.g. "
+            raise ValueError(f"{option} {name}: " + (f"no such speaker (the speakers are e.g. "
                              f"{', '.join(speakers[:4])})" if not found else f"ambiguous ({', '.join(found)})"))
         chosen |= set(found)
+    return sorted(chosen)
+
+
+def hold_out_speakers(utts: list[dict], names: list[str]) -> list[str]:
+    """Move every utterance of the speakers that `names` name (`match_speakers`) to the test split, whatever its
+    subset; returns those speakers' ids, sorted."""
+    chosen = match_speakers((u["speaker"] for u in utts), names)
     for u in utts:
         if u["speaker"] in chosen:
             u["split"] = "test"
-    return sorted(chosen)
+    return chosen

@@ -90,12 +90,14 @@ def embed_or_none(wav):
         return None
 
 
-def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[dict, list]:
-    """Metrics of one system: (means over items, one row per item); system = {"wavs": [...], "durations": [...]}."""
+def score(system: dict, items: list, enrolled: dict, rec, wer: bool, progress: bool = False) -> tuple[dict, list]:
+    """Metrics of one system: (means over items, one row per item); system = {"wavs": [...], "durations": [...]}.
+    With `wer`, each row also holds the words pocketsphinx heard (`heard`); `progress`: a bar over the items."""
+    from tqdm import tqdm
     from evaluation import asr
     from evaluation import metrics as ev
     rows = []
-    for k, it in enumerate(items):
+    for k, it in enumerate(tqdm(items, desc=f"score {system['name']}", unit="item", disable=not progress)):
         wav, emb = system["wavs"][k], system["embs"][k]
         sim = (lambda ref: 0.0 if emb is None else ev.cosine(emb, ref))   # no speech found: counted as 0
         r = dict(sim_prompt=sim(it["prompt_emb"]), no_speech=float(emb is None),
@@ -116,14 +118,16 @@ def score(system: dict, items: list, enrolled: dict, rec, wer: bool) -> tuple[di
                  pitch_mean_signed=float(f0[voiced].mean() / it["prompt_f0_mean"] - 1) if voiced.any() else np.nan)
         if system.get("prior_f0"):                             # what the pitch predictor asked for
             r["prior_f0_signed"] = float(np.mean(system["prior_f0"][k]) / it["prompt_f0_mean"] - 1)
+        if wer:
+            r["heard"] = asr.transcribe(wav)
         rows.append(r)
     out = {key: float(np.nanmean([r[key] for r in rows if key in r])) for key in {k for r in rows for k in r}
-           if key not in ("speaker_hit", "pitch_mean_signed", "voiced_frac", "prior_f0_signed")}
+           if key not in ("speaker_hit", "pitch_mean_signed", "prior_f0_signed", "heard")}
     out["speaker_id"] = float(np.mean([r["speaker_hit"] for r in rows]))     # closed-set identification accuracy
     if rec is not None:
         out["per"] = asr.phoneme_error_rate([it["phonemes"] for it in items], [rec(w) for w in system["wavs"]])
     if wer:
-        out["wer"] = asr.word_error_rate([it["text"] for it in items], [asr.transcribe(w) for w in system["wavs"]])
+        out["wer"] = asr.word_error_rate([it["text"] for it in items], [r["heard"] for r in rows])
     return out, rows
 
 
@@ -168,8 +172,10 @@ COLUMNS = [("speaker_id", "spk-ID ↑", ".2f"), ("sim_prompt", "SIM prompt ↑",
            ("unvoiced", "no F0 found", ".0%")]
 
 
-def format_table(results: dict) -> str:
-    cols = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+def format_table(results: dict, columns: list = COLUMNS) -> str:
+    """A markdown table: one row per system, one column per (key, header, format) of `columns` that some system
+    has; "—" where a system lacks it."""
+    cols = [c for c in columns if any(c[0] in r for r in results.values())]
     lines = ["| system | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(format(r[k], f) if k in r else "—" for k, _, f in cols) + " |")
@@ -203,30 +209,49 @@ def model_label(arg: str) -> tuple:
 
 
 def load_items(root: Path, per_voice: int, asr_path: Path, split: str = "test") -> tuple:
-    """The evaluation set of `pick_items` with everything the metrics compare against (prompt and ground-truth
-    audio, their speaker embeddings, durations, phonemes) -> (items, enrolled prompt embeddings per voice, the
-    phoneme recogniser or None when it does not know the corpus's phonemes)."""
+    """The evaluation set of `pick_items` with everything the metrics compare against (`item_of`) -> (items,
+    enrolled prompt embeddings per voice, the phoneme recogniser or None when it does not know the corpus's
+    phonemes)."""
     from evaluation import asr
     from corpus import data
-    from evaluation import metrics as ev
     items, symbols = [], data.read_manifest(root)["phonemes"]
     rec = asr.Recognizer(asr_path)
     if not set(symbols) <= set(rec.symbols) | set(asr.IGNORED):
         print(f"PER not measured: {asr_path} recognises other phonemes than {root}'s")
         rec = None
     for speaker, p, targets in pick_items(root, per_voice, split):
-        prompt = features.load_audio(root / p["wav"])
-        prompt_emb = ev.speaker_embedding(prompt)
-        f0, voiced = ev.f0_hz(prompt)
         pf = features.load_features(root / "feats" / f"{p['id']}.npz")
-        for u in targets:
-            f = features.load_features(root / "feats" / f"{u['id']}.npz")
-            gt = features.load_audio(root / u["wav"])
-            items.append(dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt, prompt_path=root / p["wav"],
-                              prompt_emb=prompt_emb, prompt_f0_mean=float(f0[voiced].mean()), prompt_durations=pf["durations"], gt=gt,
-                              gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,
-                              phonemes=[symbols[i] for i in f["phonemes"]]))
+        prompt = prompt_of(features.load_audio(root / p["wav"]), root / p["wav"], pf["durations"])
+        items += [item_of(root, symbols, speaker, u, prompt) for u in targets]
     return items, {it["speaker"]: it["prompt_emb"] for it in items}, rec
+
+
+def prompt_of(wav: np.ndarray, path: Path, durations) -> dict:
+    """A prompt as `item_of` takes it: its audio, file, speaker embedding, mean F0 (Hz, voiced frames) and phoneme
+    durations (frames)."""
+    from evaluation import metrics as ev
+    f0, voiced = ev.f0_hz(wav)
+    return dict(wav=wav, path=path, emb=ev.speaker_embedding(wav), f0_mean=float(f0[voiced].mean()),
+                durations=durations)
+
+
+def item_of(root: Path, symbols: list, speaker: str, u: dict, prompt: dict) -> dict:
+    """One evaluation item: the cached utterance `u` of `speaker` as ground truth (audio, speaker embedding,
+    features, phonemes), its text, and its prompt (`prompt_of`)."""
+    from evaluation import metrics as ev
+    f = features.load_features(root / "feats" / f"{u['id']}.npz")
+    gt = features.load_audio(root / u["wav"])
+    return dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt["wav"], prompt_path=prompt["path"],
+                prompt_emb=prompt["emb"], prompt_f0_mean=prompt["f0_mean"], prompt_durations=prompt["durations"],
+                gt=gt, gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,
+                phonemes=[symbols[i] for i in f["phonemes"]])
+
+
+def resynthesis(codec, items: list) -> list:
+    """Each item's ground truth through the codec (encode, decode), cut to its length."""
+    with torch.no_grad():
+        return [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
+                for it in items]
 
 
 def run_tts(args, out: Path) -> dict:
@@ -238,10 +263,8 @@ def run_tts(args, out: Path) -> dict:
     synths = [(label, sample.Synthesizer(path, args.codec)) for label, path in map(model_label, args.ldm)]
     items, enrolled, rec = load_items(args.data, args.per_voice, args.asr, args.split)
     codec = codec_lib.load_codec(args.codec) if args.codec else synths[0][1].codec
-    with torch.no_grad():
-        resyn = [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
-                 for it in items]
-    systems = [dict(name="ground truth", wavs=[it["gt"] for it in items]), dict(name="codec resynthesis", wavs=resyn)]
+    systems = [dict(name="ground truth", wavs=[it["gt"] for it in items]),
+               dict(name="codec resynthesis", wavs=resynthesis(codec, items))]
     settings = dict(steps=args.steps, sampler=args.sampler, guidance=args.guidance, temperature=args.temperature,
                     pitch_shift=args.pitch_shift)
     systems += model_systems(args, synths, items, Sampling(**settings))
@@ -324,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
                     help=f"default {diffusion.DEFAULT_SAMPLING[0]} (DPM-Solver++(2M), docs/sampler-steps.md)")
     ap.add_argument("--guidance", type=float, default=1.0)
-    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's, 1.44)")
+    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's; toy preset 5, paper 1.44)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones added to the predicted pitch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8, help="sentences synthesised together (same audio, faster)")
