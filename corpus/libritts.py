@@ -37,8 +37,8 @@ training speakers in LibriTTS and LibriSpeech, so they are the held-out (zero-sh
 holds named speakers out as well, whatever their subset (a corpus without a test subset, such as Mini LibriSpeech:
 `--test-speakers mini-librispeech`): their utterances go to the test split and the aligner is fitted without them
 (out/test_speakers.json records them; a cache whose aligner was fitted with others held out refuses new ones).
-Audio is resampled to 16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the end); no silence is
-trimmed.
+Audio is resampled to 16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the
+end); no silence is trimmed.
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ Columns (means over the test utterances):
                    in its wheel): P.835 overall quality OVRL and the P.808 MOS, 1 (bad) .. 5 (excellent)
     length / GT    output duration over the ground truth's
 
-    python -m evaluation.zeroshot --data data/minils --ldm "real-speech model=checkpoints/real/ldm.pt" \\
-        --ldm "eSpeak toy model=checkpoints/toy/ldm.pt" --out runs/zeroshot
+    python -m evaluation.zeroshot --data data/realspeech_both --speakers mini-librispeech \\
+        --ldm "real-speech model=checkpoints/real/ldm.pt" --ldm "eSpeak toy model=checkpoints/toy/ldm.pt" \\
+        --out runs/zeroshot_native          # the 4 native held-out speakers (prepare --test-speakers mini-librispeech)
 
 Writes to --out: results.md, results.json (means, one row per utterance with the words heard, the settings),
 prompts/ (the prompt cuts), wavs/<system>/<id>.wav, plots/ (the first model's outputs against the ground truth).
@@ -61,7 +62,7 @@ def seconds(u: dict) -> float:
 def select(utts: list[dict], min_s: float = 4.0, max_s: float = 10.0, prompt_s: float = 3.0, per_speaker: int = 0,
            speakers: list[str] | None = None) -> list[tuple]:
     """[(speaker, target utterance, prompt utterance)] of the test split's speakers (those `speakers` names, by
-    `layouts.match_speakers`, when given): targets of `min_s`..`max_s` seconds (the first `per_speaker` by id, 0:
+    `layouts.match_speakers` or by their root's tag, when given): targets of `min_s`..`max_s` seconds (the first `per_speaker` by id, 0:
     all), each with the next other utterance of at least `prompt_s` seconds of the same speaker in id order
     (wrapping round). ValueError without a test split or without any such pair; speakers without one are noted."""
     by_spk = {}
@@ -70,8 +71,10 @@ def select(utts: list[dict], min_s: float = 4.0, max_s: float = 10.0, prompt_s: 
     if not by_spk:
         raise ValueError("the cache has no test split (held-out speakers): prepare it with a test-* subset or "
                          "with --test-speakers")
-    if speakers:
-        by_spk = {s: by_spk[s] for s in layouts.match_speakers(by_spk, speakers, "--speakers")}
+    if speakers:                                      # a root's tag (`LibriTTS`) names all its speakers
+        tags = {s.partition(".")[0] for s in by_spk if "." in s}
+        names = [x for n in speakers for x in ([s for s in by_spk if s.startswith(f"{n}.")] if n in tags else [n])]
+        by_spk = {s: by_spk[s] for s in layouts.match_speakers(by_spk, names, "--speakers")}
     chosen, left_out = [], []
     for spk, us in by_spk.items():
         pairs = []
@@ -229,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--codec", type=Path, default=None, help="the codec every model decodes with and the "
                     "resynthesis row uses (default: each model's own; the resynthesis: the first model's)")
     ap.add_argument("--out", type=Path, default=Path("out/zeroshot"))
-    ap.add_argument("--speakers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=None,
-                    help="comma-separated held-out speakers to evaluate (default: all of the test split)")
+    ap.add_argument("--speakers", type=layouts.test_speaker_names, default=None, help="comma-separated held-out "
+                    "speakers to evaluate, as prepare --test-speakers names them, or a root's name (LibriTTS: all "
+                    "its held-out speakers); default: all of the test split")
     ap.add_argument("--min-s", type=float, default=4.0, help="shortest test utterance, seconds")
     ap.add_argument("--max-s", type=float, default=10.0, help="longest test utterance, seconds")
     ap.add_argument("--prompt-s", type=float, default=3.0, help="length of the prompt cut, seconds")

@@ -29,6 +29,9 @@ def test_select_takes_targets_of_4_to_10_s_each_with_another_utterance_of_its_sp
     assert "2 held-out speaker(s) left out" in capsys.readouterr().err           # C: prompt too short; D: alone
     assert [u["id"] for _, u, _ in zeroshot.select(utts, per_speaker=1)] == ["a1", "b1"]
     assert [u["id"] for _, u, _ in zeroshot.select(utts, speakers=["B"])] == ["b1", "b2"]
+    tagged = [dict(u, speaker=f"{'X' if u['speaker'] == 'A' else 'Y'}.{u['speaker']}") for u in utts]
+    assert [u["id"] for _, u, _ in zeroshot.select(tagged, speakers=["X"])] == ["a1", "a4"]   # a root's tag
+    assert [u["id"] for _, u, _ in zeroshot.select(tagged, speakers=["B"])] == ["b1", "b2"]   # an id in its root
     tiny = [(u["id"], p["id"]) for _, u, p in zeroshot.select(utts, min_s=1.5, max_s=3.0, prompt_s=2.0)]
     assert tiny == [("a2", "a3"), ("c2", "c1")]                       # the bounds are parameters
     with pytest.raises(ValueError, match="no held-out speaker has an utterance"):
