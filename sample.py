@@ -280,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
                     help=f"TTS sampler (default {diffusion.DEFAULT_SAMPLING[0]}: DPM-Solver++(2M); the paper's: ode; "
                     "the §5 tasks always run the Euler ODE)")
-    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise N(0, 1/τ) (paper: 1.44; > 0, at most 100)")
+    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise N(0, 1/τ) (default: the "
+                    "model's; the paper 1.44, the toy preset 5; > 0, at most 100)")
     ap.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower (0.1-10)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (-36 to 36)")
     ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance on the prompt (1 = off; 0-20)")

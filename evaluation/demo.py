@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampler", choices=sorted(diffusion.SAMPLERS), default=None,
                     help=f"default {diffusion.DEFAULT_SAMPLING[0]} (DPM-Solver++(2M), docs/sampler-steps.md)")
     ap.add_argument("--guidance", type=float, default=1.0)
-    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's, 1.44)")
+    ap.add_argument("--temperature", type=float, default=None, help="τ of the start noise (default: the model's; toy preset 5, paper 1.44)")
     ap.add_argument("--pitch-shift", type=float, default=0.0, help="semitones added to the predicted pitch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8, help="sentences synthesised together (same audio, faster)")
