@@ -14,6 +14,9 @@ its verdict ("... lower than the noisy input: True"), or asserts it. A committed
 (`test_printed_verdicts_hold`), and re-executed it must print the same verdicts, so a sentence whose comparison
 stops holding fails the tests.
 
+Each notebook's first cell says how long the whole notebook runs ("runs in about 20 s"), and a "## Try this" section
+holds at least two "### Try this: ..." cells, each changing one knob with its expected outcome stated beforehand.
+
 Wall times ("... in 12 s") vary from run to run: cells print them to stderr, which the comparison of fresh and
 committed outputs leaves out (as it leaves out progress bars); prose that states a run time cites it.
 
@@ -216,3 +219,14 @@ def test_printed_verdicts_hold(path):
     false = [f"code cell {k}: {line.strip()}" for k, c in enumerate(cells) if c.cell_type == "code"
              for line in printed_text(c).splitlines() if re.search(r"\bFalse\b", line)]
     assert not false, f"{path.name} prints verdicts that fail (fix the prose claiming them):\n" + "\n".join(false)
+
+
+RUN_TIME = re.compile(r"\b(?:runs?|takes?)\b[^.]*?\babout \d+ (?:s|min)\b", re.I | re.S)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_states_its_run_time_and_has_try_this_cells(path):
+    cells = nbformat.read(path, as_version=4).cells
+    assert RUN_TIME.search(cells[0].source), f"{path.name}: the first cell states no run time ('runs in about N s')"
+    tries = [c for c in cells if c.cell_type == "markdown" and re.match(r"\s*#+ Try this\b", c.source)]
+    assert len(tries) >= 3, f"{path.name}: {len(tries)} 'Try this' headings; a '## Try this' and at least two knobs"
