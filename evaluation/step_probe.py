@@ -12,7 +12,6 @@ import statistics
 import sys
 import time
 from dataclasses import replace
-from types import SimpleNamespace
 
 import torch
 
@@ -49,10 +48,10 @@ def optimizer(net):
     """The AdamW the measured tree's training stages build (`training.presets.adamw`), or plain AdamW in a tree
     without one."""
     try:
-        from training.presets import adamw
+        from training.presets import LDMTrainConfig, adamw
     except ImportError:
         return torch.optim.AdamW(net.parameters(), 1e-4)
-    return adamw(net.parameters(), SimpleNamespace(lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01))
+    return adamw(net.parameters(), LDMTrainConfig(lr=1e-4))
 
 
 def training_step(net, b: dict, amp, make_optimizer=optimizer):
