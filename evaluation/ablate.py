@@ -123,7 +123,12 @@ def ensure_cache(cache: Path, codec: Path) -> str:
         data.write_manifest(cache, data.prepare_toy(cache, jobs=2, **CACHE_CORPUS))
         done = "built"
     if data.read_manifest(cache).get("codec", {}).get("sha256") != features.file_hash(codec):
-        data.encode_cache(cache, codec)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)        # the codes' argmin ties depend on the CPU threads: one thread, one cache
+        try:
+            data.encode_cache(cache, codec)
+        finally:
+            torch.set_num_threads(threads)
         done = "encoded" if done == "reused" else done
     return done
 

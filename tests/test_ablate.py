@@ -64,3 +64,18 @@ def test_the_command_trains_both_arms_over_the_seeds_and_prints_the_table(encode
                                         cache=cache, codec=codec, out=tmp_path), progress=False)
     assert result["seconds"]["training"] < 5
     assert ablate.format_table(result).splitlines()[2] in out
+
+
+def test_the_cache_is_encoded_on_one_thread_whatever_the_caller_uses(tmp_path, monkeypatch):
+    """The codec's RVQ argmin meets near-ties whose winner depends on the CPU threads' summation order: the cache,
+    and every ablation number after it, must not depend on how many threads the caller's process has."""
+    seen = []
+    (tmp_path / "manifest.json").write_text('{"utterances": []}')
+    monkeypatch.setattr(ablate.data, "encode_cache", lambda cache, codec: seen.append(ablate.torch.get_num_threads()))
+    before = ablate.torch.get_num_threads()
+    ablate.torch.set_num_threads(2)
+    try:
+        assert ablate.ensure_cache(tmp_path, ablate.Ablation.codec) == "encoded"
+        assert seen == [1] and ablate.torch.get_num_threads() == 2          # one thread inside, restored after
+    finally:
+        ablate.torch.set_num_threads(before)
