@@ -88,14 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run_stage(args, extra: list[str]) -> dict:
-    """Parse the overrides once (a typo is reported before any data is read), check the run folder, train."""
+def stage_settings(args, extra: list[str]) -> tuple:
+    """The `--key=value` overrides of a training stage, checked against the preset's configs (ValueError on a
+    typo or a bad value): codec -> (codec config, training config); ldm -> (training config, model changes)."""
     p = presets.preset(args.config)
     if args.stage == "codec":
-        model_cfg, tcfg = presets.parse_overrides(extra, p.codec, p.codec_train)
+        return presets.parse_overrides(extra, p.codec, p.codec_train)
+    tvals, changes = presets.typed_overrides(extra, p.ldm_train, p.model)
+    return presets.apply_overrides(p.ldm_train, tvals), changes
+
+
+def run_stage(args, extra: list[str]) -> dict:
+    """Parse the overrides once (a typo is reported before any data is read), check the run folder, train."""
+    if args.stage == "codec":
+        model_cfg, tcfg = stage_settings(args, extra)
     else:
-        tvals, changes = presets.typed_overrides(extra, p.ldm_train, p.model)
-        tcfg = presets.apply_overrides(p.ldm_train, tvals)
+        tcfg, changes = stage_settings(args, extra)
     out = args.out or Path("runs") / f"{args.stage}_{args.config}"
     if args.resume != (out / "last.pt").exists():
         raise ValueError(f"--resume: no checkpoint at {out / 'last.pt'}" if args.resume else

@@ -375,7 +375,7 @@ def collate(items: list[dict]) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m corpus.data",
                                  description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -398,7 +398,11 @@ def main(argv=None):
     e.add_argument("--device", default="cpu")
     s = sub.add_parser("stats", help="print corpus statistics of a feature cache")
     s.add_argument("--data", type=Path, default=Path("data/toy"))
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         if args.cmd == "prepare":
             out = args.out or Path("data") / args.corpus

@@ -374,12 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv=None) -> int:
+def parse(argv=None) -> Ablation:
+    """The command line as an Ablation (not yet checked: `check` does that, before any work)."""
     args, switch = build_parser().parse_known_args(argv)
-    ab = Ablation(switch=tuple(switch) or DEFAULT_SWITCH, preset=args.preset, steps=args.steps, seeds=args.seeds,
-                  batch_size=args.batch_size,
-                  common=tuple("--" + s.lstrip("-") for s in args.set), cache=args.cache, codec=args.codec,
-                  out=args.out, jobs=args.jobs, fresh=args.fresh)
+    return Ablation(switch=tuple(switch) or DEFAULT_SWITCH, preset=args.preset, steps=args.steps, seeds=args.seeds,
+                    batch_size=args.batch_size,
+                    common=tuple("--" + s.lstrip("-") for s in args.set), cache=args.cache, codec=args.codec,
+                    out=args.out, jobs=args.jobs, fresh=args.fresh)
+
+
+def main(argv=None) -> int:
+    ab = parse(argv)
     try:
         result = run(ab)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

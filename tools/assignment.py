@@ -383,7 +383,7 @@ def check(work: Path) -> list[str]:
     return problems
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tools.assignment",
                                  description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -391,7 +391,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "assignment", help="the student copy (default assignment/)")
     ap.add_argument("--force", action="store_true", help="make: replace an existing student copy")
     ap.add_argument("--jobs", type=int, default=1, help="grade: exercises graded at once (default 1)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "make":
             cut = make_copy(args.out, force=args.force)

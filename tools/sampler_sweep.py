@@ -159,7 +159,7 @@ def report(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tools.sampler_sweep",
                                  description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,7 +175,11 @@ def main(argv=None) -> int:
     ap.add_argument("--k-sigma", type=float, default=2.0, help="within the noise: no metric worse than the reference "
                     "mean by more than this many seed-to-seed standard deviations")
     ap.add_argument("--plot", type=Path, default=Path("docs/sampler_steps.png"))
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     return run(args) if args.command == "run" else report(args)
 
 
