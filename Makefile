@@ -19,7 +19,7 @@ help:                   ## list these targets
 
 demo: venv              ## the main job on the embedded toy corpus: corpus, codec, zero-shot TTS on held-out voices
 	$(PY) -m evaluation.demo --out out
-	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line)"
+	@echo "demo results: out/tts (zero-shot wavs, plots/, results.md), out/codec (codec resynthesis), out/sing (a sung line), out/real (the real-voice model in two native voices)"
 
 test: venv              ## the fast tier (about 3 minutes): every component on tiny configs, the shipped checkpoints
 	$(PY) -m pytest -q -m "not slow"

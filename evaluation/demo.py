@@ -6,6 +6,7 @@ Stages (each runnable on its own; `make demo` runs them all):
     tts      zero-shot TTS with the shipped codec + diffusion model      python -m evaluation.demo --stage tts
     sing     a sung line (§5): the first line of examples/twinkle.txt      python -m evaluation.demo --stage sing
              in a held-out voice at 2 x --steps, F0 against the score (evaluation/demo_section5.py sing: the song, more voices)
+    real     the real-voice model in two native voices it never heard (examples/; evaluation/demo_real.py)
 
 The tts stage, per held-out voice (never heard in training): the prompt is one test utterance of that voice, the
 texts are `--per-voice` other test sentences (sentences no training utterance contains); the toy corpus renders the
@@ -330,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m evaluation.demo",
                                  description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["all", "corpus", "codec", "tts", "sing"], default="all")
+    ap.add_argument("--stage", choices=["all", *STAGES], default="all")
     ap.add_argument("--data", type=Path, default=Path("data/toy"))
     ap.add_argument("--out", type=Path, default=Path("out"), help="results go to OUT/codec and OUT/tts")
     ap.add_argument("--codec", type=Path, default=None,
@@ -414,7 +415,14 @@ def stage_sing(args) -> int:
     return 0
 
 
-STAGES = {"corpus": stage_corpus, "codec": stage_codec, "tts": stage_tts, "sing": stage_sing}
+def stage_real(args) -> int:
+    from evaluation import demo_real
+    table = demo_real.run_stage(args.out / "real")
+    print(f"\nthe real-voice model (checkpoints/real/) in two native voices it never heard:\n{table}")
+    return 0
+
+
+STAGES = {"corpus": stage_corpus, "codec": stage_codec, "tts": stage_tts, "sing": stage_sing, "real": stage_real}
 
 
 def main(argv=None) -> int:

@@ -104,3 +104,18 @@ def test_sing_stage_on_its_own(tiny_tts, toy_cache, tmp_path, capsys):
                       str(root / "ldm.pt"), "--steps", "1", "--out", str(tmp_path)]) == 0, capsys.readouterr().err
     assert (tmp_path / "sing" / "line.png").is_file() and len(list((tmp_path / "sing" / "wavs").glob("*.wav"))) == 1
     assert "| held-out voice |" in (tmp_path / "sing" / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_real_stage_speaks_in_both_example_voices(tmp_path, capsys):
+    """`make demo`'s real stage: the shipped real-voice model, the two native example prompts, one unseen sentence;
+    each output is written and scored (SIM to its prompt, pocketsphinx's words and WER)."""
+    assert demo.main(["--stage", "real", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = (tmp_path / "real" / "results.md").read_text().splitlines()[4:]
+    assert len(rows) == 2 and all(name in out for name in ("female_4640", "male_2136")), out
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        seconds, sim, wer = float(cells[1]), float(cells[2]), float(cells[4])
+        assert 1.0 < seconds < 15.0 and -1.0 <= sim <= 1.0 and wer >= 0.0, row
+    assert (tmp_path / "real" / "female_4640.wav").stat().st_size > 10_000
