@@ -58,6 +58,23 @@ def test_closed_form_marginal_matches_simulated_forward_sde(t_stop):
     assert torch.allclose(zt.mean(0, keepdim=True), mean, atol=0.05)
 
 
+def test_marginal_by_hand_per_utterance_times_and_variance_preserving():
+    """ρ and Σ_t at hand-computed points, with one t per utterance ((B,) broadcast over (B, D, T)); and the VP
+    identity: the signal's squared scale exp(−∫β) plus Σ_t is 1 at every t (Σ_0 = 0, ρ(z_0, 0) = z_0)."""
+    cfg = D.SDEConfig(beta_0=0.05, beta_1=20.0)
+    z0 = torch.ones(3, 2, 4) * torch.tensor([1.0, -2.0, 0.5]).reshape(3, 1, 1)
+    t = torch.tensor([0.0, 0.2, 1.0])
+    ib = torch.tensor([0.0, 0.05 * 0.2 + 0.5 * 19.95 * 0.04, 0.05 + 0.5 * 19.95])   # β_0 t + ½(β_1 − β_0) t²
+    r, s = D.rho(z0, t, cfg), D.sigma2(t, cfg, z0)
+    assert r.shape == z0.shape and s.shape == (3, 1, 1)
+    assert torch.allclose(r, torch.exp(-0.5 * ib).reshape(3, 1, 1) * z0, atol=1e-6)
+    assert torch.allclose(s.flatten(), 1 - torch.exp(-ib), atol=1e-6)
+    assert torch.allclose(r[0], z0[0]) and float(s[0]) == 0.0
+    assert torch.allclose((r / z0) ** 2 + s, torch.ones_like(r), atol=1e-6)
+    small = 0.05e-4 + 0.5 * 19.95e-8                                  # ∫β at t = 1e-4: Σ_t ≈ ∫β, in float32
+    assert abs(float(D.sigma2(1e-4, cfg)) / small - 1) < 1e-3         # 1 − exp(−x) would lose digits: expm1
+
+
 def test_score_from_true_z0_is_minus_eps_over_sigma():
     z0 = torch.randn(4, 3, 5)
     t = torch.tensor([0.01, 0.2, 0.6, 1.0])
