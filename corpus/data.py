@@ -32,16 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus import libritts, toy, toy_text
+from corpus import layouts, libritts, toy, toy_text
 from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, file_hash, load_audio,
                              load_features, run_pool, save_features, write_wav)
 from corpus.text import PhonemeSet, TextError
 
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# Corpora
-# ----------------------------------------------------------------------------------------------------------------
+# ---- Corpora --------------------------------------------------------------------------------------------------
 def _toy_worker(args):
     """Render one planned utterance, extract its features, write wav + npz (npz last: it marks 'done')."""
     utt, voice, inventory, out = args
@@ -215,9 +212,7 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
     return manifest["codec"]
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Serving the cache to training
-# ----------------------------------------------------------------------------------------------------------------
+# ---- Serving the cache to training ----------------------------------------------------------------------------
 class FeatureDataset:
     """A torch-style Dataset over one split of a feature cache. Items are dicts of tensors:
     phonemes (N,) long, durations (N,) long, lf0 (T,) float, voiced (T,) bool, speaker () long, and codes (R, T)
@@ -253,26 +248,21 @@ class FeatureDataset:
 
 
 class WaveSegments:
-    """Random fixed-length audio crops of one split, for codec training.
-
-    `batch(step)` is a pure function of (seed, step): a resumed run sees exactly the batches an uninterrupted
-    one would, with no sampler state to save. Audio is held in memory as int16 when the split is small (the toy
-    corpus: ~110 MB), otherwise read (and resampled) on demand.
-    """
+    """Random fixed-length audio crops of one split, for codec training; a torch Dataset indexed by step (`loader`).
+    `batch(step)` is a pure function of (seed, step, rank): a resumed run, or a worker in any order, sees exactly the
+    batches an uninterrupted one would, with no sampler state to save. Audio is held in memory as int16 when the
+    split is small (the toy corpus: ~110 MB), otherwise only each crop's span is read on demand (layouts.read_span)."""
 
     def __init__(self, root, split: str = "train", segment: int = 16000, batch_size: int = 8, seed: int = 0,
                  in_memory_limit_hours: float = 4.0, rank: int = 0, world: int = 1):
-        self.root, self.segment, self.batch_size, self.seed = Path(root), segment, batch_size, seed
-        self.rank, self.world = rank, world
+        self.root, self.segment, self.batch_size, self.seed, self.rank, self.world = \
+            Path(root), segment, batch_size, seed, rank, world
         self.utts = [u for u in read_manifest(root)["utterances"] if u["split"] == split]
         if not self.utts:
             raise ValueError(f"split {split!r} of {root} is empty")
         hours = sum(u["n_frames"] for u in self.utts) * HOP / SAMPLE_RATE / 3600
-        self.cache = [self._read(u) for u in self.utts] if hours <= in_memory_limit_hours else None
-
-    def _read(self, u) -> np.ndarray:
-        wav = load_audio(self.root / u["wav"])                  # absolute paths (LibriTTS) stay absolute
-        return (np.clip(wav, -1, 1) * 32767).astype(np.int16)
+        self.cache = [(np.clip(load_audio(self.root / u["wav"]), -1, 1) * 32767).astype(np.int16)
+                      for u in self.utts] if hours <= in_memory_limit_hours else None
 
     def batch(self, step: int):
         """(batch_size, segment) float32 tensor; clips shorter than a segment are zero-padded at the end. With
@@ -283,12 +273,14 @@ class WaveSegments:
         mine = range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for k, i in enumerate(rng.integers(len(self.utts), size=self.batch_size * self.world)):
             n = self.utts[i]["n_frames"] * HOP if self.cache is None else len(self.cache[i])
-            start = rng.integers(max(1, n - self.segment + 1))
+            start = int(rng.integers(max(1, n - self.segment + 1)))
             if k in mine:
-                wav = self.cache[i] if self.cache is not None else self._read(self.utts[i])
-                piece = wav[start:start + self.segment]
-                out[k - mine.start, :len(piece)] = piece / 32767.0
+                piece = self.cache[i][start:start + self.segment] / 32767.0 if self.cache is not None else \
+                    layouts.read_span(self.root / self.utts[i]["wav"], start, self.segment)
+                out[k - mine.start, :len(piece)] = piece
         return torch.from_numpy(out)
+
+    __getitem__ = batch                                     # the batch of a step (a DataLoader needs no length)
 
 
 class StepBatches:
@@ -333,9 +325,10 @@ class StepBatches:
         return collate([self.ds[i] for i in self.indices(step)])
 
 
-def loader(batches: StepBatches, start: int, stop: int, workers: int = 0, pin_memory: bool = False):
-    """The batches of steps start..stop-1, in order, from a torch DataLoader: with `workers` > 0 they are read and
-    collated in that many worker processes, 4 batches ahead each, while the model trains."""
+def loader(batches, start: int, stop: int, workers: int = 0, pin_memory: bool = False):
+    """The batches of steps start..stop-1 of a step-indexed dataset (`StepBatches`, `WaveSegments`), in order, from a
+    torch DataLoader: with `workers` > 0 they are read (and collated) in that many worker processes, 4 batches ahead
+    each, while the model trains."""
     import torch
     # its own generator: a DataLoader draws a worker seed from the global RNG when iterated, which would shift
     # the training's random stream at every resume
@@ -372,9 +365,7 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
+# ---- Command line ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m corpus.data",
                                  description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -283,6 +283,8 @@ def ldm_one_command(args):
 
 def loader_command(args):
     """`loader`: DataLoader throughput per number of workers, and what one training step consumes."""
+    if args.audio:                                      # the codec stage's audio batches: evaluation/bench_audio.py
+        return print(__import__("evaluation.bench_audio", fromlist=["table"]).table(args, _machine()))
     rows, use = bench_loader(args.data, [int(w) for w in args.workers.split(",")], args.batch_size,
                              args.frames_per_batch, args.steps, args.config, args.device)
     kind = f"{args.frames_per_batch} frames per batch" if args.frames_per_batch > 0 else \
@@ -396,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo = sub.add_parser("loader", help="DataLoader throughput next to the training step's consumption")
     lo.add_argument("--data", default="data/toy", help="an encoded feature cache (corpus/data.py encode)")
     lo.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
-    lo.add_argument("--batch-size", type=int, default=16)
+    lo.add_argument("--batch-size", "--batch", type=int, default=16)
+    lo.add_argument("--audio", type=int, default=0, help="N > 0: the codec's audio batches from N synthetic WAVs")
     lo.add_argument("--frames-per-batch", type=int, default=0, help="> 0: frame-budget batches (paper: 6000)")
     lo.add_argument("--steps", type=int, default=60, help="batches read per measurement")
     lo.add_argument("--config", default="toy", help="model config whose training step is timed")

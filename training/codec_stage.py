@@ -4,6 +4,7 @@ training loop (training/loop.py). Run it through train.py:
     python train.py codec --config toy --data data/toy --out runs/codec_toy            # train (resumable)
     python train.py codec --config toy --data data/toy --out runs/codec_toy --resume    # continue exactly
 
+Batches: random crops (corpus/data.py `WaveSegments`), read ahead by `workers` DataLoader processes when set.
 One step: the generator's losses (reconstruction, then from `adv_start` on adversarial and feature matching too),
 its optimizer step, then the discriminators' step. AdamW with linear warm-up then cosine decay; validation
 reconstructs held-out clips with all R quantizers (mel distance, SI-SDR, PESQ, STOI, codebook perplexity).
@@ -66,10 +67,13 @@ def codec_stage(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, d: loop
     clips = __import__("evaluation.metrics", fromlist=["metrics"]).heldout_clips(data_root, tcfg.val_utts) \
         if d.main else []
     model_dp, disc_dp = loop.wrap(model, d), loop.wrap(disc, d)
-    last = Path(out) / "last.pt"
+    last, stream = Path(out) / "last.pt", {}        # the loader starts at the first step run (after a resume, its step)
 
     def train_step(step: int) -> dict:
-        x = segments.batch(step).to(d.device)
+        if "it" not in stream:
+            stream["it"] = iter(data.loader(segments, step, tcfg.steps, tcfg.workers,
+                                            pin_memory=d.device.type == "cuda"))
+        x = next(stream["it"]).to(d.device)
         adversarial = step >= tcfg.adv_start
         disc.requires_grad_(False)                  # the generator's step sends no gradient into the discriminator
         with autocast:

@@ -36,6 +36,7 @@ class CodecTrainConfig:
     steps: int = 200_000                # the paper trains 440K steps on 8 GPUs
     batch_size: int = 16
     segment: float = 1.0                # seconds of audio per example
+    workers: int = 0                    # DataLoader worker processes reading (and resampling) batches ahead
     lr: float = 2e-4                    # §4: Adam, lr 2e-4
     betas: tuple = (0.8, 0.99)
     weight_decay: float = 0.0
@@ -113,7 +114,7 @@ PRESETS = {
         model=NS2Config(prior=_LIBRITTS_PRIOR, denoiser=DenoiserConfig(channels=256, layers=20, cond_dim=256,
                                                                        prompt_dim=256),
                         **_prompt_as_encoder(_LIBRITTS_PRIOR)),
-        codec_train=CodecTrainConfig(batch_size=32, steps=150_000),
+        codec_train=CodecTrainConfig(batch_size=32, steps=150_000, workers=4),
         ldm_train=LDMTrainConfig(frames_per_batch=6000, workers=4, warmup_steps=8000, steps=200_000),
         aligner=AlignerConfig(dim=192, steps=8000, share_stress=True, anchor_utts=1024)),
     # a 2-core CPU, minutes to hours: the shipped checkpoints
