@@ -9,6 +9,7 @@ the first three and serves all four to training:
     python -m corpus.data prepare --corpus libritts --root LibriSpeech --subsets train-clean-100   # LibriSpeech layout
     python -m corpus.data encode --codec checkpoints/toy/codec.pt  # add the codec's token IDs (after train.py codec)
     python -m corpus.data stats                                    # hours, speakers, phoneme inventory and coverage
+    python -m corpus.data relocate --data data/libritts --root LibriTTS=/new/place/LibriTTS   # a moved download
 
 The per-utterance conventions (16 kHz, 12.5 ms frames, durations summing to the frame count, interpolated log-F0)
 and the code that makes one utterance's features live in `corpus/features.py`; the phoneme inventory (and the front end that
@@ -17,7 +18,8 @@ front end as training.
 
 Feature cache layout (`--out`, default data/<corpus>):
     manifest.json         corpus, front end, phoneme inventory, speakers (train / held-out), utterances with splits
-    wavs/<id>.wav         16 kHz audio (toy corpus only; LibriTTS audio is read from --root and resampled)
+    wavs/<id>.wav         16 kHz audio (toy corpus only; LibriTTS audio is read from --root and resampled: the
+                          manifest keeps roots {NAME: folder} and each file as NAME:path under it, `audio_path`)
     feats/<id>.npz        phonemes (int16 IDs), durations (int16 frames), lf0 (float32), voiced (bool), speaker, text,
                           and after `encode`: codes (int16, (R, T)) + codec_sha (the codec that made them)
 Every file is written atomically (temp file + rename) and `prepare` skips utterances already done, so an
@@ -26,6 +28,7 @@ interrupted run continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -101,6 +104,20 @@ def read_manifest(root) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no feature cache at {root} (missing manifest.json): run `python -m corpus.data prepare`")
     return json.loads(path.read_text())
+
+
+def audio_path(cache, u: dict, roots: dict | None = None) -> Path:
+    """The audio file of the cached utterance `u`: `NAME:path` is that path under the manifest's roots[NAME] (real
+    corpora; `python -m corpus.data relocate` moves a root); any other `wav` is relative to the cache folder (the toy
+    corpus) or absolute (caches written without roots). `roots`: the manifest's, read from the cache if not given."""
+    name, colon, rel = u["wav"].partition(":")
+    if colon and roots is None:
+        manifest = Path(cache) / "manifest.json"
+        roots = _roots_of(str(manifest.resolve()), manifest.stat().st_mtime_ns)
+    return Path(roots[name]) / rel if colon and name in (roots or {}) else Path(cache) / u["wav"]
+
+
+_roots_of = functools.lru_cache(4)(lambda manifest, mtime_ns: json.loads(Path(manifest).read_text()).get("roots", {}))
 
 
 def phoneme_counts(root, manifest: dict, split: str = "train") -> dict:
@@ -200,7 +217,7 @@ def encode_cache(root, ckpt, device: str = "cpu") -> dict:
         f = load_features(path)
         if "codes" in f and str(f["codec_sha"]) == sha:
             continue
-        wav = load_audio(root / u["wav"])[: u["n_frames"] * HOP]          # LibriTTS: cropped as in prepare
+        wav = load_audio(audio_path(root, u, manifest.get("roots")))[: u["n_frames"] * HOP]   # cropped as in prepare
         with torch.no_grad():
             _, ids = model.encode(torch.from_numpy(wav)[None].to(device))  # (1, R, T)
         if ids.shape[-1] != u["n_frames"]:
@@ -257,11 +274,12 @@ class WaveSegments:
                  in_memory_limit_hours: float = 4.0, rank: int = 0, world: int = 1):
         self.root, self.segment, self.batch_size, self.seed, self.rank, self.world = \
             Path(root), segment, batch_size, seed, rank, world
-        self.utts = [u for u in read_manifest(root)["utterances"] if u["split"] == split]
+        manifest = read_manifest(root)
+        self.roots, self.utts = manifest.get("roots", {}), [u for u in manifest["utterances"] if u["split"] == split]
         if not self.utts:
             raise ValueError(f"split {split!r} of {root} is empty")
         hours = sum(u["n_frames"] for u in self.utts) * HOP / SAMPLE_RATE / 3600
-        self.cache = [(np.clip(load_audio(self.root / u["wav"]), -1, 1) * 32767).astype(np.int16)
+        self.cache = [(np.clip(load_audio(audio_path(root, u, self.roots)), -1, 1) * 32767).astype(np.int16)
                       for u in self.utts] if hours <= in_memory_limit_hours else None
 
     def batch(self, step: int):
@@ -276,7 +294,7 @@ class WaveSegments:
             start = int(rng.integers(max(1, n - self.segment + 1)))
             if k in mine:
                 piece = self.cache[i][start:start + self.segment] / 32767.0 if self.cache is not None else \
-                    layouts.read_span(self.root / self.utts[i]["wav"], start, self.segment)
+                    layouts.read_span(audio_path(self.root, self.utts[i], self.roots), start, self.segment)
                 out[k - mine.start, :len(piece)] = piece
         return torch.from_numpy(out)
 
@@ -389,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     s = sub.add_parser("stats", help="print corpus statistics of a feature cache")
     s.add_argument("--data", type=Path, default=Path("data/toy"))
+    r = sub.add_parser("relocate", help="read a cache's audio from where its corpus folders are now")
+    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("--root", action="append", required=True, metavar="NAME=FOLDER",
+                   help="a root of the cache (manifest.json 'roots') and its folder now; repeatable")
     return ap
 
 
@@ -415,6 +437,9 @@ def main(argv=None):
             print(f"codec IDs ({info['n_q']} x {info['codebook_size']} codes per frame) added to {args.data}")
         elif args.cmd == "stats":
             print(format_stats(stats(read_manifest(args.data), args.data)))
+        elif args.cmd == "relocate":
+            write_manifest(args.data, layouts.relocate(read_manifest(args.data), args.root))
+            print(f"{args.data}: audio read from {', '.join(args.root)}")
     except (AudioError, TextError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

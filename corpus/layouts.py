@@ -1,5 +1,6 @@
 """Where the utterances of a real-speech corpus are (paper §4.1): the LibriTTS and LibriSpeech layouts, several roots
-in one feature cache, and reading a span of a file (`read_span`).
+in one feature cache, the cache's audio paths relative to named roots (`relative_audio`, `relocate`), and reading a
+span of a file (`read_span`).
 
 Two layouts are read as they come from their downloads:
 
@@ -49,7 +50,7 @@ def _audio_by_stem(folder: Path) -> dict:
 
 
 def _utterance(uid: str, speaker: str, split: str, audio: Path, text: str) -> dict:
-    return dict(id=uid, speaker=speaker, split=split, wav=str(audio.resolve()), text=text)
+    return dict(id=uid, speaker=speaker, split=split, wav=str(audio), text=text)
 
 
 def _chapters(folder: Path) -> list[Path]:
@@ -143,21 +144,23 @@ def _tagged(entries: list[dict], tag: str) -> list[dict]:
 
 
 def find_utterances(roots: list[Path], subsets: list[list[str]], layout: str = "auto") -> tuple[list, list, list]:
-    """(utterances with id/speaker/split/wav/text, skipped entries with their reason, one {root, tag, layout,
-    subsets} per root) of `subsets[k]` under `roots[k]`; `layout`: 'auto' (per root, `detect_layout`), 'libritts'
+    """(utterances with id/speaker/split/wav/text, skipped entries with their reason, one {root, name, tag, layout,
+    subsets} per root) of `subsets[k]` under `roots[k]` (wav: the file's absolute path under the root's resolved
+    path; name: the root's name in a cache, `root_tags`); `layout`: 'auto' (per root, `detect_layout`), 'libritts'
     or 'librispeech'. A subset that is not there raises FileNotFoundError; an id found in two folders is skipped
     (both)."""
     if layout not in ("auto",) + LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: choose auto, {', '.join(LAYOUTS)}")
-    tags = root_tags(roots) if len(roots) > 1 else [""]
+    names = root_tags(roots)
+    tags = names if len(roots) > 1 else [""]
     utts, skipped, sources = [], [], []
-    for root, subs, tag in zip(roots, subsets, tags):
-        root = Path(root)
+    for root, subs, tag, name in zip(roots, subsets, tags, names):
+        root = Path(root).resolve()
         for s in subs:
             if not (root / s).is_dir():
                 raise FileNotFoundError(f"subset {s!r} not found at {root / s}")
         kind = detect_layout(root, subs) if layout == "auto" else layout
-        sources.append(dict(root=str(root.resolve()), tag=tag, layout=kind, subsets=list(subs)))
+        sources.append(dict(root=str(root), name=name, tag=tag, layout=kind, subsets=list(subs)))
         for s in subs:
             found, bad = READERS[kind](root / s, split_of(s))
             utts += _tagged(found, tag) if tag else found
@@ -203,6 +206,47 @@ def hold_out_speakers(utts: list[dict], names: list[str]) -> list[str]:
         if u["speaker"] in chosen:
             u["split"] = "test"
     return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Audio paths in a feature cache: relative to a named root, so that a moved download is found again
+# ---------------------------------------------------------------------------------------------------------------
+def relative_audio(utts: list[dict], sources: list[dict]) -> dict:
+    """Rewrite each utterance's absolute `wav` (as `find_utterances` gives it) as `NAME:path/under/the/root`;
+    returns the roots {NAME: absolute path}, the manifest's `roots` (corpus/data.py `audio_path` reads both)."""
+    roots = {s["name"]: s["root"] for s in sources}
+    for u in utts:
+        wav = Path(u["wav"])
+        name = next(n for n, r in roots.items() if wav.is_relative_to(r))
+        u["wav"] = f"{name}:{wav.relative_to(roots[name]).as_posix()}"
+    return roots
+
+
+def relocate(manifest: dict, moves: list[str]) -> dict:
+    """The manifest with each root NAME of `moves` ["NAME=FOLDER", ...] pointing at its new folder (`roots` and the
+    matching `sources` entry). ValueError, in one line, for a cache without roots (absolute audio paths), a move
+    not of the form NAME=FOLDER, an unknown NAME, or a folder that lacks any of that root's audio files."""
+    bad = [m for m in moves if not all(m.partition("=")[::2])]
+    if bad:
+        raise ValueError(f"--root {bad[0]}: give NAME=FOLDER (NAME: a root of the cache, manifest.json 'roots')")
+    moves = dict(m.partition("=")[::2] for m in moves)
+    roots = manifest.get("roots")
+    if not roots:
+        raise ValueError("this cache stores absolute audio paths (no roots): run prepare again with the new --root "
+                         "(finished stages are skipped)")
+    for name, folder in moves.items():
+        if name not in roots:
+            raise ValueError(f"no root named {name!r} in this cache; its roots: {', '.join(sorted(roots))}")
+        folder = Path(folder).expanduser().resolve()
+        rel = [u["wav"].partition(":")[2] for u in manifest["utterances"] if u["wav"].partition(":")[0] == name]
+        missing = [r for r in rel if not (folder / r).is_file()]
+        if missing:
+            raise ValueError(f"--root {name}={folder}: {len(missing)} of the {len(rel)} audio files of {name} are "
+                             f"not there (first: {missing[0]})")
+        roots[name] = str(folder)
+        for s in manifest.get("sources", []):
+            s["root"] = str(folder) if s.get("name") == name else s["root"]
+    return manifest
 
 
 def read_span(path, start: int, n: int):

@@ -38,7 +38,8 @@ holds named speakers out as well, whatever their subset (a corpus without a test
 `--test-speakers mini-librispeech`): their utterances go to the test split and the aligner is fitted without them
 (out/test_speakers.json records them; a cache whose aligner was fitted with others held out refuses new ones).
 Audio is resampled to 16 kHz and cropped to a whole number of 12.5 ms frames (at most 199 samples dropped from the
-end); no silence is trimmed.
+end); no silence is trimmed. The manifest keeps each file's path under its root (`NAME:path`, with `roots`: {NAME:
+folder}), so that a moved download is found again with `python -m corpus.data relocate --root NAME=FOLDER`.
 """
 from __future__ import annotations
 
@@ -368,8 +369,9 @@ def prepare(root, out: Path, subsets: list, aligner=None, jobs=None, device: str
     _report(kept, skipped, (time.time() - t0) / 60, seconds)
     speakers = {"train": sorted({u["speaker"] for u in kept if u["split"] != "test"}),
                 "heldout": sorted({u["speaker"] for u in kept if u["split"] == "test"})}
+    roots = layouts.relative_audio(kept, sources)           # wav: NAME:path under the root (relocatable)
     return dict(corpus="libritts", front_end=FRONT_END, phonemes=inventory().to_list(), speakers=speakers,
-                utterances=kept, skipped=skipped, sources=sources,
+                utterances=kept, skipped=skipped, sources=sources, roots=roots,
                 aligner="textgrids" if textgrids else str(out / "aligner.pt"), test_speakers=held)
 
 

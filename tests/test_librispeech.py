@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 import align
 from corpus import data, features, layouts, libritts
@@ -92,6 +93,57 @@ def test_prepare_combines_a_librispeech_and_a_libritts_root(combined):
         assert got[0] == got[-1] == features.PAUSE
     data.write_manifest(out, manifest)
     assert data.FeatureDataset(out, "train")[0]["phonemes"].ndim == 1
+
+
+def copy_of(combined, folder):
+    """A copy of the combined cache (its manifest written) in `folder`."""
+    shutil.copytree(combined[0], folder)
+    data.write_manifest(folder, combined[1])
+    return folder
+
+
+def test_a_moved_corpus_is_found_again_by_relocate(combined, tmp_path, capsys):
+    manifest = combined[1]
+    assert manifest["roots"] == {"LibriSpeech": str(LS), "LibriTTS": str(LTTS)}
+    assert all(u["wav"].split(":")[0] in manifest["roots"] and not data.Path(u["wav"]).is_absolute()
+               for u in manifest["utterances"])
+    cache, moved = copy_of(combined, tmp_path / "cache"), tmp_path / "moved"
+    shutil.copytree(LS, moved / "ls")
+    shutil.copytree(LTTS, moved / "tts")
+    before = (cache / "manifest.json").read_text()
+    for root, message in [("LibriTTS", "NAME=FOLDER"), (f"Libri={moved}", "no root named 'Libri'"),
+                          (f"LibriTTS={moved / 'ls'}", "audio files of LibriTTS are not there")]:
+        assert data.main(["relocate", "--data", str(cache), "--root", root]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (root, err)
+    assert (cache / "manifest.json").read_text() == before
+    assert data.main(["relocate", "--data", str(cache), "--root", f"LibriSpeech={moved / 'ls'}",
+                      "--root", f"LibriTTS={moved / 'tts'}"]) == 0
+    relocated = data.read_manifest(cache)
+    assert relocated["roots"] == {"LibriSpeech": str((moved / "ls").resolve()),
+                                  "LibriTTS": str((moved / "tts").resolve())}
+    assert [u["wav"] for u in relocated["utterances"]] == [u["wav"] for u in manifest["utterances"]]
+    for u in relocated["utterances"]:                       # every utterance read from the moved corpus
+        path = data.audio_path(cache, u)
+        assert moved.resolve() in path.parents and len(features.load_audio(path)) >= u["n_frames"] * features.HOP
+    assert data.WaveSegments(cache, "train", 8000, 4, in_memory_limit_hours=0).batch(0).abs().max() > 0
+
+
+def test_a_manifest_of_absolute_paths_still_reads(combined, tmp_path, capsys):
+    old = copy_of(combined, tmp_path / "old")
+    manifest = data.read_manifest(old)
+    for u in manifest["utterances"]:
+        u["wav"] = str(data.audio_path(old, u))
+    del manifest["roots"]
+    data.write_manifest(old, manifest)
+    new = copy_of(combined, tmp_path / "new")
+    for hours in (0, 4):                                    # crops read on demand, and audio held in memory
+        wave = data.WaveSegments(old, "train", 8000, 4, seed=1, in_memory_limit_hours=hours)
+        assert data.Path(wave.utts[0]["wav"]).is_absolute()
+        assert torch.equal(wave.batch(2), data.WaveSegments(new, "train", 8000, 4, seed=1,
+                                                                 in_memory_limit_hours=hours).batch(2))
+    assert data.main(["relocate", "--data", str(old), "--root", f"LibriTTS={LTTS}"]) == 2
+    assert "absolute audio paths" in capsys.readouterr().err
 
 
 def test_aligner_ckpt_prepares_a_test_subset_alone(combined, tmp_path, capsys):

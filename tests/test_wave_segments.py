@@ -70,3 +70,8 @@ def test_codec_run_with_workers_resumes_exactly(toy_cache, tmp_path, monkeypatch
 def test_libritts_preset_reads_codec_batches_with_workers():
     assert preset("libritts").codec_train.workers == 4 and preset("toy").codec_train.workers == 0
 
+
+def test_toy_audio_paths_stay_inside_the_cache(toy_cache):
+    manifest = data.read_manifest(toy_cache)
+    assert "roots" not in manifest
+    assert all(data.audio_path(toy_cache, u) == toy_cache / "wavs" / f"{u['id']}.wav" for u in manifest["utterances"])
