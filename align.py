@@ -318,6 +318,7 @@ def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[l
     its wavs (the toy corpus does)."""
     import json
     import soundfile as sf
+    from corpus.features import audio_path
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
     utts = [u for u in manifest["utterances"] if u["split"] == split][: limit or None]
@@ -327,7 +328,7 @@ def cache_items(root, split: str, cfg: AlignerConfig, limit: int = 0) -> tuple[l
     for u in utts:
         if "wav" not in u:
             raise ValueError(f"{root} keeps no wavs (utterance {u['id']}): fit the aligner from the corpus instead")
-        wav, sr = sf.read(root / u["wav"], dtype="float32")
+        wav, sr = sf.read(audio_path(root, u), dtype="float32")
         if sr != SAMPLE_RATE:
             raise ValueError(f"{u['wav']}: {sr} Hz, expected {SAMPLE_RATE}")
         with np.load(root / "feats" / f"{u['id']}.npz") as f:

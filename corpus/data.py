@@ -19,7 +19,7 @@ front end as training.
 Feature cache layout (`--out`, default data/<corpus>):
     manifest.json         corpus, front end, phoneme inventory, speakers (train / held-out), utterances with splits
     wavs/<id>.wav         16 kHz audio (toy corpus only; LibriTTS audio is read from --root and resampled: the
-                          manifest keeps roots {NAME: folder} and each file as NAME:path under it, `audio_path`)
+                          manifest keeps roots {NAME: folder} and each file as NAME:path under it, `features.audio_path`)
     feats/<id>.npz        phonemes (int16 IDs), durations (int16 frames), lf0 (float32), voiced (bool), speaker, text,
                           and after `encode`: codes (int16, (R, T)) + codec_sha (the codec that made them)
 Every file is written atomically (temp file + rename) and `prepare` skips utterances already done, so an
@@ -28,7 +28,6 @@ interrupted run continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -36,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from corpus import layouts, libritts, toy, toy_text
-from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, features, file_hash, load_audio,
-                             load_features, run_pool, save_features, write_wav)
+from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, audio_path, features, file_hash,
+                             load_audio, load_features, run_pool, save_features, write_wav)
 from corpus.text import PhonemeSet, TextError
 
 
@@ -104,20 +103,6 @@ def read_manifest(root) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no feature cache at {root} (missing manifest.json): run `python -m corpus.data prepare`")
     return json.loads(path.read_text())
-
-
-def audio_path(cache, u: dict, roots: dict | None = None) -> Path:
-    """The audio file of the cached utterance `u`: `NAME:path` is that path under the manifest's roots[NAME] (real
-    corpora; `python -m corpus.data relocate` moves a root); any other `wav` is relative to the cache folder (the toy
-    corpus) or absolute (caches written without roots). `roots`: the manifest's, read from the cache if not given."""
-    name, colon, rel = u["wav"].partition(":")
-    if colon and roots is None:
-        manifest = Path(cache) / "manifest.json"
-        roots = _roots_of(str(manifest.resolve()), manifest.stat().st_mtime_ns)
-    return Path(roots[name]) / rel if colon and name in (roots or {}) else Path(cache) / u["wav"]
-
-
-_roots_of = functools.lru_cache(4)(lambda manifest, mtime_ns: json.loads(Path(manifest).read_text()).get("roots", {}))
 
 
 def phoneme_counts(root, manifest: dict, split: str = "train") -> dict:

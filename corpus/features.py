@@ -10,6 +10,8 @@ Nothing here knows a corpus: `corpus/toy.py` and `corpus/libritts.py` build utte
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -54,6 +56,20 @@ def check_audio(wav: np.ndarray, name: str = "audio", max_clipped: float = 1e-3)
     if clipped > max_clipped:
         raise AudioError(f"{name}: audio is clipped ({clipped:.2%} of samples at full scale)")
     return wav
+
+
+def audio_path(cache, u: dict, roots: dict | None = None) -> Path:
+    """The audio file of the cached utterance `u`: `NAME:path` is that path under the manifest's roots[NAME] (real
+    corpora; `python -m corpus.data relocate` moves a root); any other `wav` is relative to the cache folder (the toy
+    corpus) or absolute (caches written without roots). `roots`: the manifest's, read from the cache if not given."""
+    name, colon, rel = u["wav"].partition(":")
+    if colon and roots is None:
+        manifest = Path(cache) / "manifest.json"
+        roots = _roots_of(str(manifest.resolve()), manifest.stat().st_mtime_ns)
+    return Path(roots[name]) / rel if colon and name in (roots or {}) else Path(cache) / u["wav"]
+
+
+_roots_of = functools.lru_cache(4)(lambda manifest, mtime_ns: json.loads(Path(manifest).read_text()).get("roots", {}))
 
 
 def load_audio(path, sample_rate: int = SAMPLE_RATE, max_clipped: float = 1e-3) -> np.ndarray:

@@ -213,7 +213,7 @@ def hold_out_speakers(utts: list[dict], names: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 def relative_audio(utts: list[dict], sources: list[dict]) -> dict:
     """Rewrite each utterance's absolute `wav` (as `find_utterances` gives it) as `NAME:path/under/the/root`;
-    returns the roots {NAME: absolute path}, the manifest's `roots` (corpus/data.py `audio_path` reads both)."""
+    returns the roots {NAME: absolute path}, the manifest's `roots` (corpus/features.py `audio_path` reads both)."""
     roots = {s["name"]: s["root"] for s in sources}
     for u in utts:
         wav = Path(u["wav"])

@@ -156,7 +156,7 @@ def load_split(root: Path, split: str, max_utts: int | None = None) -> list:
     """[(wav, phoneme IDs)] of a split's ground truth, in manifest order (the first max_utts if given)."""
     from corpus import data
     utts = [u for u in data.read_manifest(root)["utterances"] if u["split"] == split][:max_utts]
-    return [(features.load_audio(data.audio_path(root, u)), features.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
+    return [(features.load_audio(features.audio_path(root, u)), features.load_features(root / "feats" / f"{u['id']}.npz")["phonemes"])
             for u in utts]
 
 

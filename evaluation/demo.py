@@ -222,7 +222,7 @@ def load_items(root: Path, per_voice: int, asr_path: Path, split: str = "test") 
         rec = None
     for speaker, p, targets in pick_items(root, per_voice, split):
         pf = features.load_features(root / "feats" / f"{p['id']}.npz")
-        prompt = prompt_of(features.load_audio(root / p["wav"]), root / p["wav"], pf["durations"])
+        prompt = prompt_of(features.load_audio(features.audio_path(root, p)), features.audio_path(root, p), pf["durations"])
         items += [item_of(root, symbols, speaker, u, prompt) for u in targets]
     return items, {it["speaker"]: it["prompt_emb"] for it in items}, rec
 
@@ -241,7 +241,7 @@ def item_of(root: Path, symbols: list, speaker: str, u: dict, prompt: dict) -> d
     features, phonemes), its text, and its prompt (`prompt_of`)."""
     from evaluation import metrics as ev
     f = features.load_features(root / "feats" / f"{u['id']}.npz")
-    gt = features.load_audio(root / u["wav"])
+    gt = features.load_audio(features.audio_path(root, u))
     return dict(speaker=speaker, text=u["text"], id=u["id"], prompt=prompt["wav"], prompt_path=prompt["path"],
                 prompt_emb=prompt["emb"], prompt_f0_mean=prompt["f0_mean"], prompt_durations=prompt["durations"],
                 gt=gt, gt_emb=ev.speaker_embedding(gt), gt_durations=f["durations"], gt_feats=f,

@@ -88,9 +88,9 @@ def run_vc(synth, root: Path, out: Path, per_voice: int = 2, steps: int = sectio
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     for a, b, u in tqdm(jobs, desc="voice conversion", unit="utt"):
         src = source_of(synth, root, u)
-        target = features.load_audio(root / by_spk[b][0]["wav"])
-        own = features.load_audio(root / by_spk[a][0]["wav"])
-        prompt = synth.prompt_latent(root / by_spk[b][0]["wav"])
+        target = features.load_audio(features.audio_path(root, by_spk[b][0]))
+        own = features.load_audio(features.audio_path(root, by_spk[a][0]))
+        prompt = synth.prompt_latent(features.audio_path(root, by_spk[b][0]))
         vc = section5.convert(synth, src, prompt, steps, noise)["wav"]
         ids = src.ids.tolist()
         tts = synth.many([("", prompt, 0, dict(phonemes=ids, durations=src.durations.numpy(), lf0=None))],
@@ -136,7 +136,7 @@ def babble(root: Path, n_samples: int, seed: int, talkers: int = 4) -> np.ndarra
     rng = np.random.default_rng(seed)
     out = np.zeros(n_samples, np.float32)
     for k in rng.choice(len(train), talkers, replace=False):
-        w = features.load_audio(root / train[k]["wav"])
+        w = features.load_audio(features.audio_path(root, train[k]))
         out += np.resize(w / (np.std(w) + 1e-9), n_samples)
     return out
 
@@ -167,7 +167,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
     jobs = [(s, kind, snr) for s in names for kind in ("white", "babble") for snr in snrs]
     for s, kind, snr in tqdm(jobs, desc="speech enhancement", unit="item"):
         u = by_spk[s][1]
-        clean = features.load_audio(root / u["wav"])
+        clean = features.load_audio(features.audio_path(root, u))
         seed = zlib.crc32(f"{u['id']}/{kind}/{snr}".encode())           # the same noise on every run
         n = np.random.default_rng(seed).standard_normal(len(clean)).astype(np.float32) if kind == "white" \
             else babble(root, len(clean), seed)
@@ -177,7 +177,7 @@ def run_se(synth, root: Path, out: Path, voices: int = 6, snrs=(0, 5, 10), steps
         except ValueError as e:                          # one bad item is reported and skipped
             print(f"skipped {u['id']} ({kind}, {snr} dB): {e}", file=sys.stderr)
             continue
-        prompt = synth.prompt_latent(root / by_spk[s][0]["wav"])
+        prompt = synth.prompt_latent(features.audio_path(root, by_spk[s][0]))
         enhanced = section5.enhance(synth, src, prompt, steps=steps, noise=noise)["wav"]
         gated = noisereduce.reduce_noise(y=noisy, sr=SR, stationary=False).astype(np.float32)
         tts = synth.many([("", prompt, 0, dict(phonemes=src.ids.tolist(), durations=src.durations.numpy(),
@@ -276,7 +276,7 @@ def run_sing(synth, root: Path, out: Path, singing: Singing = Singing(), voices:
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     plain = score_lib.render(song, synth.phonemize, vibrato_cents=0.0)     # the notes as written, for auto_transpose
     for s in tqdm(sorted(by_spk)[:voices], desc="sing", unit="voice"):
-        p = root / by_spk[s][0]["wav"]
+        p = features.audio_path(root, by_spk[s][0])
         prompt_wav = features.load_audio(p)
         voice_hz = section5.prompt_median_f0(prompt_wav)
         prompt = synth.prompt_latent(p)
@@ -346,8 +346,8 @@ def run_pitch_from(synth, root: Path, out: Path, aligner, voices: int = 12, step
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     for i, a in enumerate(tqdm(names[:voices], desc="pitch from a recording", unit="utt")):
         b, u = names[(i + 1) % len(names)], by_spk[a][1]
-        ref = features.load_audio(root / u["wav"])
-        prompt_path = root / by_spk[b][0]["wav"]
+        ref = features.load_audio(features.audio_path(root, u))
+        prompt_path = features.audio_path(root, by_spk[b][0])
         prompt_wav, prompt = features.load_audio(prompt_path), synth.prompt_latent(prompt_path)
         ref_f0, ref_voiced = ev.f0_hz(ref)
         for mode in ("as recorded", "auto"):

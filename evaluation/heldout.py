@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import section5
-from corpus import data, features
+from corpus import features
 
 
 def heldout(root: Path) -> tuple[dict, dict]:
@@ -27,7 +27,7 @@ def heldout(root: Path) -> tuple[dict, dict]:
 def source_of(synth, root: Path, u: dict, wav=None):
     """A section5.Source of a cached utterance with its exact phonemes and durations (wav: e.g. a noisy copy)."""
     f = features.load_features(root / "feats" / f"{u['id']}.npz")
-    wav = features.load_audio(data.audio_path(root, u)) if wav is None else wav
+    wav = features.load_audio(features.audio_path(root, u)) if wav is None else wav
     return section5.prepare_source(synth, wav, ids=f["phonemes"].astype(np.int64),
                                    durations=f["durations"].astype(np.int64))
 

@@ -309,7 +309,7 @@ def heldout_clips(root, n: int, split: str = "test") -> list:
     for u in utts:
         firsts.setdefault(u["speaker"], u)
     chosen = (list(firsts.values()) + [u for u in utts if u not in firsts.values()])[:n]
-    return [(u["id"], features.load_audio(data.audio_path(root, u))) for u in chosen]
+    return [(u["id"], features.load_audio(features.audio_path(root, u))) for u in chosen]
 
 
 def evaluate_codec(model, clips, n_qs=(1, 4, 8, 16), device="cpu", n_wavs: int = 3) -> dict:
@@ -379,7 +379,7 @@ def codec_cli(args):
     if not utts:
         raise ValueError(f"split {args.split!r} of {args.data} is empty")
     utts = utts[:: max(1, len(utts) // args.max_utts)][: args.max_utts] if args.max_utts else utts
-    clips = [(u["id"], features.load_audio(data.audio_path(args.data, u))) for u in utts]
+    clips = [(u["id"], features.load_audio(features.audio_path(args.data, u))) for u in utts]
     result = evaluate_codec(model, clips, n_qs)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, wav in [(f"{uid}_original", wav) for uid, wav in clips[:3]] + list(result.pop("audio").items()):

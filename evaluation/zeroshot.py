@@ -137,7 +137,7 @@ def load_items(root: Path, chosen: list, prompt_s: float, out: Path) -> tuple[li
     for speaker, u, p in tqdm(chosen, desc="prompts and ground truth", unit="utterance"):
         if p["id"] not in prompts:
             f = features.load_features(root / "feats" / f"{p['id']}.npz")
-            wav, durations = prompt_cut(features.load_audio(root / p["wav"]), [symbols[i] for i in f["phonemes"]],
+            wav, durations = prompt_cut(features.load_audio(features.audio_path(root, p)), [symbols[i] for i in f["phonemes"]],
                                         f["durations"], prompt_s)
             path = out / "prompts" / f"{p['id']}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)

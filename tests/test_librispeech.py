@@ -124,7 +124,7 @@ def test_a_moved_corpus_is_found_again_by_relocate(combined, tmp_path, capsys):
                                   "LibriTTS": str((moved / "tts").resolve())}
     assert [u["wav"] for u in relocated["utterances"]] == [u["wav"] for u in manifest["utterances"]]
     for u in relocated["utterances"]:                       # every utterance read from the moved corpus
-        path = data.audio_path(cache, u)
+        path = features.audio_path(cache, u)
         assert moved.resolve() in path.parents and len(features.load_audio(path)) >= u["n_frames"] * features.HOP
     assert data.WaveSegments(cache, "train", 8000, 4, in_memory_limit_hours=0).batch(0).abs().max() > 0
 
@@ -133,7 +133,7 @@ def test_a_manifest_of_absolute_paths_still_reads(combined, tmp_path, capsys):
     old = copy_of(combined, tmp_path / "old")
     manifest = data.read_manifest(old)
     for u in manifest["utterances"]:
-        u["wav"] = str(data.audio_path(old, u))
+        u["wav"] = str(features.audio_path(old, u))
     del manifest["roots"]
     data.write_manifest(old, manifest)
     new = copy_of(combined, tmp_path / "new")

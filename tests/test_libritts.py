@@ -74,7 +74,7 @@ def test_prepare_libritts(libritts_fixture, tmp_path):
     pset = data.PhonemeSet.from_list(manifest["phonemes"])
     for u in manifest["utterances"]:
         f = features.load_features(tmp_path / "feats" / f"{u['id']}.npz")
-        n16 = int(round(sf.info(data.audio_path(tmp_path, u, manifest["roots"])).frames * 16000 / 24000))
+        n16 = int(round(sf.info(features.audio_path(tmp_path, u, manifest["roots"])).frames * 16000 / 24000))
         assert f["durations"].sum() == len(f["lf0"]) == u["n_frames"] == n16 // features.HOP
         ph = pset.decode(f["phonemes"])
         assert ph[0] == ph[-1] == features.PAUSE and all(p == features.PAUSE or p[:2].isupper() for p in ph)
@@ -180,7 +180,7 @@ def test_prepare_with_the_built_in_aligner_skips_and_reports_broken_entries(real
     from evaluation import alignment
     u = manifest["utterances"][0]
     assert alignment.main(["plot", "--ckpt", str(tmp_path / "aligner.pt"), "--wav",
-                           str(data.audio_path(tmp_path, u, manifest["roots"])), "--text", u["text"],
+                           str(features.audio_path(tmp_path, u, manifest["roots"])), "--text", u["text"],
                            "--out", str(tmp_path / "alignment.png")]) == 0
     assert (tmp_path / "alignment.png").stat().st_size > 10_000
 

@@ -74,4 +74,4 @@ def test_libritts_preset_reads_codec_batches_with_workers():
 def test_toy_audio_paths_stay_inside_the_cache(toy_cache):
     manifest = data.read_manifest(toy_cache)
     assert "roots" not in manifest
-    assert all(data.audio_path(toy_cache, u) == toy_cache / "wavs" / f"{u['id']}.wav" for u in manifest["utterances"])
+    assert all(features.audio_path(toy_cache, u) == toy_cache / "wavs" / f"{u['id']}.wav" for u in manifest["utterances"])
