@@ -135,6 +135,7 @@ def test_the_readme_reads_files_that_ship():
     assert not missing, f"README commands read files that neither ship nor an earlier command writes: {missing}"
 
 
+@pytest.mark.slow                                             # three sample.py runs: about 40 s
 @pytest.mark.parametrize("ckpt, prompt", [("checkpoints/toy/ldm.pt", "examples/toy_prompt.wav"),
                                           ("checkpoints/real/ldm.pt", "examples/libri_female_4640.wav"),
                                           ("checkpoints/real/ldm.pt", "examples/libri_male_2136.wav")])
