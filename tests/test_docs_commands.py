@@ -83,11 +83,7 @@ def check_arguments(module: str, argv: list) -> None:
         else:
             mod.stage_settings(args, extra)
     elif module == "evaluation.ablate":
-        ab = mod.parse(argv)
-        mod.presets.preset(ab.preset)
-        for pairs in (list(ab.common), list(ab.common) + list(ab.switch)):
-            mod.presets.typed_overrides(pairs, mod.presets.preset(ab.preset).ldm_train,
-                                        mod.presets.preset(ab.preset).model)
+        mod.check(mod.parse(argv))                            # the switch and the common overrides, typed
     elif hasattr(mod, "parse_args"):
         mod.parse_args(argv)
     else:
