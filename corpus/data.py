@@ -36,7 +36,8 @@ import numpy as np
 
 from corpus import layouts, libritts, toy, toy_text
 from corpus.features import (HOP, PAUSE, SAMPLE_RATE, AudioError, atomic_write, audio_path, features, file_hash,
-                             load_audio, load_features, run_pool, save_features, write_wav)
+                             load_audio, load_features, read_span, run_pool, save_features,
+                             write_wav)
 from corpus.text import PhonemeSet, TextError
 
 
@@ -253,7 +254,7 @@ class WaveSegments:
     """Random fixed-length audio crops of one split, for codec training; a torch Dataset indexed by step (`loader`).
     `batch(step)` is a pure function of (seed, step, rank): a resumed run, or a worker in any order, sees exactly the
     batches an uninterrupted one would, with no sampler state to save. Audio is held in memory as int16 when the
-    split is small (the toy corpus: ~110 MB), otherwise only each crop's span is read on demand (layouts.read_span)."""
+    split is small (the toy corpus: ~110 MB), otherwise only each crop's span is read on demand (features.read_span)."""
 
     def __init__(self, root, split: str = "train", segment: int = 16000, batch_size: int = 8, seed: int = 0,
                  in_memory_limit_hours: float = 4.0, rank: int = 0, world: int = 1):
@@ -279,7 +280,7 @@ class WaveSegments:
             start = int(rng.integers(max(1, n - self.segment + 1)))
             if k in mine:
                 piece = self.cache[i][start:start + self.segment] / 32767.0 if self.cache is not None else \
-                    layouts.read_span(audio_path(self.root, self.utts[i], self.roots), start, self.segment)
+                    read_span(audio_path(self.root, self.utts[i], self.roots), start, self.segment)
                 out[k - mine.start, :len(piece)] = piece
         return torch.from_numpy(out)
 

@@ -58,6 +58,26 @@ def check_audio(wav: np.ndarray, name: str = "audio", max_clipped: float = 1e-3)
     return wav
 
 
+def read_span(path, start: int, n: int):
+    """Samples start..start+n (fewer at the end) of a file's mono audio at 16 kHz as `features.load_audio` gives
+    them, read from that span of the file alone at its own rate: whole blocks of the resampler's input with a margin
+    for its filter on each side, resampled, then cut to the span. Clipped to ±1, unchecked (a crop may be silent)."""
+    import soundfile as sf
+    from math import gcd
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr, frames = f.samplerate, f.frames
+            up, down = SAMPLE_RATE // gcd(sr, SAMPLE_RATE), sr // gcd(sr, SAMPLE_RATE)  # down in -> up out samples
+            margin = 10 * max(up, down) // (up * down) + 2 if up != down else 0      # blocks (resample_poly's filter)
+            first, last = max(0, start // up - margin), -(-(start + n) // up) + margin
+            f.seek(min(first * down, frames))
+            x = f.read(max(0, min(last * down, frames) - first * down), dtype="float32", always_2d=True).mean(axis=1)
+    except Exception as e:  # soundfile raises several types for missing / corrupt files
+        raise AudioError(f"{path}: cannot read audio ({e})") from None
+    wav = resample(x, sr, SAMPLE_RATE)
+    return np.clip(wav[start - first * up:start - first * up + n], -1, 1)
+
+
 def audio_path(cache, u: dict, roots: dict | None = None) -> Path:
     """The audio file of the cached utterance `u`: `NAME:path` is that path under the manifest's roots[NAME] (real
     corpora; `python -m corpus.data relocate` moves a root); any other `wav` is relative to the cache folder (the toy

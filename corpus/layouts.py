@@ -1,6 +1,5 @@
 """Where the utterances of a real-speech corpus are (paper §4.1): the LibriTTS and LibriSpeech layouts, several roots
-in one feature cache, the cache's audio paths relative to named roots (`relative_audio`, `relocate`), and reading a
-span of a file (`read_span`).
+in one feature cache, and the cache's audio paths relative to named roots (`relative_audio`, `relocate`).
 
 Two layouts are read as they come from their downloads:
 
@@ -248,24 +247,3 @@ def relocate(manifest: dict, moves: list[str]) -> dict:
             s["root"] = str(folder) if s.get("name") == name else s["root"]
     return manifest
 
-
-def read_span(path, start: int, n: int):
-    """Samples start..start+n (fewer at the end) of a file's mono audio at 16 kHz as `features.load_audio` gives
-    them, read from that span of the file alone at its own rate: whole blocks of the resampler's input with a margin
-    for its filter on each side, resampled, then cut to the span. Clipped to ±1, unchecked (a crop may be silent)."""
-    import numpy as np
-    import soundfile as sf
-    from math import gcd
-    from corpus.features import SAMPLE_RATE, AudioError, resample
-    try:
-        with sf.SoundFile(str(path)) as f:
-            sr, frames = f.samplerate, f.frames
-            up, down = SAMPLE_RATE // gcd(sr, SAMPLE_RATE), sr // gcd(sr, SAMPLE_RATE)  # down in -> up out samples
-            margin = 10 * max(up, down) // (up * down) + 2 if up != down else 0      # blocks (resample_poly's filter)
-            first, last = max(0, start // up - margin), -(-(start + n) // up) + margin
-            f.seek(min(first * down, frames))
-            x = f.read(max(0, min(last * down, frames) - first * down), dtype="float32", always_2d=True).mean(axis=1)
-    except Exception as e:  # soundfile raises several types for missing / corrupt files
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    wav = resample(x, sr, SAMPLE_RATE)
-    return np.clip(wav[start - first * up:start - first * up + n], -1, 1)

@@ -3,7 +3,7 @@
 Seconds per batch of 1 s crops (corpus/data.py `WaveSegments`, as training/codec_stage.py draws them) from a folder
 of synthetic 24 kHz WAVs of 6-10 s written to a temporary folder, read three ways: whole files read and resampled in
 the training process and a crop cut from each (how the stage read a split too big for memory before span reads);
-each crop's span alone read and resampled there (`layouts.read_span`); span reads by DataLoader worker processes
+each crop's span alone read and resampled there (`features.read_span`); span reads by DataLoader worker processes
 (`data.loader`, the `workers` field of the codec's train config), timed from the first batch on.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from corpus import data, features, layouts
+from corpus import data, features
 from training.codec_stage import train_codec
 from training.presets import CodecTrainConfig, preset
 
@@ -19,7 +19,7 @@ def test_span_read_equals_the_crop_of_the_whole_file_read(tmp_path, rate):
     whole = features.load_audio(path)
     n = 16000
     for start in (0, 1, 7, 12345, len(whole) - n, len(whole) - 5000, len(whole) - 1):
-        span = layouts.read_span(path, start, n)
+        span = features.read_span(path, start, n)
         crop = np.clip(whole, -1, 1)[start:start + n]                  # span reads are clipped to ±1
         assert span.dtype == np.float32 and len(span) == len(crop), start
         assert np.abs(span - crop).max() < 1e-5, start           # the resampler's edges lie outside the span read
