@@ -43,13 +43,23 @@ LDM_MODES = {       # flag: (training/ldm_stage.py mode, what it trains); withou
 }
 
 
-def export(ckpt_path: Path, out: Path):
+def export(ckpt_path: Path, out: Path, codec: Path | None = None):
     """Training checkpoint -> compact checkpoint for users: weights in fp16 (the EMA weights for an ldm), codebooks
     and latent statistics in fp32 (exact nearest-code search and normalisation), no discriminator, optimizer or
-    codebook EMA statistics."""
+    codebook EMA statistics. `codec` (ldm only): record this path as the model's codec instead of the one it trained
+    with, e.g. the copy shipped beside it; it must be the same file (its hash is checked)."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if ck.get("kind") not in ("codec", "ldm"):
         raise ValueError(f"{ckpt_path} is neither a codec nor an ldm training checkpoint")
+    if codec is not None:
+        from corpus import features
+        if ck["kind"] != "ldm":
+            raise ValueError("--codec applies to an ldm checkpoint only")
+        if not codec.is_file():
+            raise FileNotFoundError(f"--codec: no file {codec}")
+        if features.file_hash(codec) != ck["codec"]["sha256"]:
+            raise ValueError(f"--codec: {codec} is not the codec this model trained with ({ck['codec']['checkpoint']})")
+        ck["codec"] = dict(ck["codec"], checkpoint=codec.as_posix())
     keep32 = ("rvq.codebooks", "latent_mean", "latent_std")
     state = {k: (v if k in keep32 or not v.is_floating_point() else v.half())
              for k, v in ck.get("ema", ck["model"]).items() if k not in ("rvq.cluster_size", "rvq.embed_sum")}
@@ -85,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write a compact checkpoint for users from a training checkpoint")
     e.add_argument("--ckpt", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--codec", type=Path, default=None, help="ldm: record this copy of its codec (same file, hash "
+                   "checked) as the model's codec, e.g. checkpoints/real/codec.pt when shipping both")
     return ap
 
 
@@ -126,7 +138,7 @@ def main(argv=None) -> int:
         if args.stage == "export":
             if extra:
                 raise ValueError(f"unrecognised arguments {extra}")
-            export(args.ckpt, args.out)
+            export(args.ckpt, args.out, args.codec)
             print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
             return 0
         final = run_stage(args, extra)

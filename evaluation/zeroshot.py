@@ -20,7 +20,7 @@ Columns (means over the test utterances):
                    in its wheel): P.835 overall quality OVRL and the P.808 MOS, 1 (bad) .. 5 (excellent)
     length / GT    output duration over the ground truth's
 
-    python -m evaluation.zeroshot --data data/realspeech_both --speakers mini-librispeech \\
+    python -m evaluation.zeroshot --data data/real_both --speakers mini-librispeech \\
         --ldm "real-speech model=checkpoints/real/ldm.pt" --ldm "eSpeak toy model=checkpoints/toy/ldm.pt" \\
         --out runs/zeroshot_native          # the 4 native held-out speakers (prepare --test-speakers mini-librispeech)
 

@@ -123,6 +123,21 @@ def test_export_and_load_ns2(encoded_cache, tmp_path):
         model.load_ns2(ckpt)                                                    # a codec checkpoint
 
 
+def test_export_records_a_copy_of_the_codec_and_refuses_another(encoded_cache, tmp_path):
+    import shutil
+    cache, ckpt = encoded_cache
+    train_ldm.train_ldm(job(cache, ckpt, tmp_path), tiny(steps=2, val_every=100), progress=False)
+    shutil.copy(ckpt, tmp_path / "shipped_codec.pt")
+    train.export(tmp_path / "last.pt", tmp_path / "ldm.pt", codec=tmp_path / "shipped_codec.pt")
+    meta = torch.load(tmp_path / "ldm.pt", weights_only=True)["codec"]
+    assert meta["checkpoint"] == (tmp_path / "shipped_codec.pt").as_posix()
+    other = tmp_path / "other.pt"
+    other.write_bytes(ckpt.read_bytes() + b"x")
+    r = subprocess.run([sys.executable, "train.py", "export", "--ckpt", str(tmp_path / "last.pt"), "--out",
+                        str(tmp_path / "x.pt"), "--codec", str(other)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "is not the codec this model trained with" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_refit_predictors_trains_only_fresh_predictors_and_resumes(encoded_cache, tmp_path):
     """--refit-predictors: the predictors start afresh with the overridden setting and are the only weights that
     change; the rest equals the base model's EMA weights; the run resumes exactly and records what it re-fitted."""
