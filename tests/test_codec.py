@@ -162,6 +162,26 @@ def test_init_starts_from_an_exported_codec(toy_cache, tmp_path):
                           init=tmp_path / "a.pt")
 
 
+def test_validation_clips_fall_back_to_the_valid_split(toy_cache, tmp_path, capsys):
+    """A training cache built without held-out voices (e.g. `prepare --splits train,valid`) validates the codec on
+    its valid split, and one with neither split validates on nothing, rather than failing at the first validation."""
+    from corpus import data
+    from training import codec_stage
+    manifest = data.read_manifest(toy_cache)
+    ids = {uid for uid, _ in codec_stage.validation_clips(toy_cache, 3)}
+    assert len(ids) == 3 and ids <= {u["id"] for u in manifest["utterances"] if u["split"] == "test"}
+    (tmp_path / "wavs").symlink_to(toy_cache / "wavs")
+    for keep, split in ((("train", "valid"), "valid"), (("train",), None)):
+        data.write_manifest(tmp_path, dict(manifest, utterances=[u for u in manifest["utterances"]
+                                                                 if u["split"] in keep]))
+        clips = codec_stage.validation_clips(tmp_path, 3)
+        wanted = {u["id"] for u in manifest["utterances"] if u["split"] == split}
+        assert len(clips) == (3 if split else 0) and {c[0] for c in clips} <= wanted
+        assert "no test split" in capsys.readouterr().out
+    model = codec.Codec(preset("tiny").codec)
+    assert codec_stage.validate(model, [], "cpu").metrics == {}
+
+
 def test_export_and_load(toy_cache, tmp_path):
     cfg = preset("tiny").codec
     train_codec(cfg, tiny_train_config(steps=2, val_every=2), toy_cache, tmp_path, progress=False)

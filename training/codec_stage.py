@@ -35,6 +35,8 @@ def validate(model, clips, device) -> loop.Validation:
     """Reconstruct held-out clips with all R quantizers: mean codec metrics, per-quantizer perplexity, and two of
     the reconstructions to listen to."""
     from evaluation import metrics
+    if not clips:
+        return loop.Validation({}, {}, model.cfg.sample_rate)
     was_training = model.training
     model.eval()
     result = metrics.evaluate_codec(model, clips, (model.cfg.n_q,), device=device, n_wavs=2)
@@ -53,6 +55,19 @@ def start_from(model, init: Path):
     model.rvq.restart_ema_stats()
 
 
+def validation_clips(data_root, n: int) -> list:
+    """Up to n clips to validate on: the held-out voices (test split); a cache built without one (e.g. a training
+    corpus prepared with --splits train,valid) falls back to the valid split, with a note, instead of failing at the
+    first validation. None at all: the run trains without codec metrics."""
+    from evaluation import metrics
+    clips = metrics.heldout_clips(data_root, n)
+    if not clips:
+        clips = metrics.heldout_clips(data_root, n, split="valid")
+        print(f"note: {data_root} has no test split; the codec validates on {len(clips)} clips of the valid split "
+              "(training voices, unseen sentences)")
+    return clips
+
+
 def codec_stage(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, d: loop.Dist, scaler, autocast,
                 init: Path | None = None) -> loop.Stage:
     """The codec, its discriminators and their optimizers as a Stage; `init`: a trained codec to start from."""
@@ -64,8 +79,7 @@ def codec_stage(model_cfg, tcfg: CodecTrainConfig, data_root, out: Path, d: loop
         start_from(model, init)
     segments = data.WaveSegments(data_root, "train", int(tcfg.segment * model_cfg.sample_rate), tcfg.batch_size,
                                  tcfg.seed, rank=d.rank, world=d.world)
-    clips = __import__("evaluation.metrics", fromlist=["metrics"]).heldout_clips(data_root, tcfg.val_utts) \
-        if d.main else []
+    clips = validation_clips(data_root, tcfg.val_utts) if d.main else []
     model_dp, disc_dp = loop.wrap(model, d), loop.wrap(disc, d)
     last, stream = Path(out) / "last.pt", {}        # the loader starts at the first step run (after a resume, its step)
 
