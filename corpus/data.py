@@ -43,13 +43,17 @@ from corpus.text import PhonemeSet, TextError
 
 # ---- Corpora --------------------------------------------------------------------------------------------------
 def _toy_worker(args):
-    """Render one planned utterance, extract its features, write wav + npz (npz last: it marks 'done')."""
+    """Render one planned utterance, extract its features, write wav + npz (npz last: it marks 'done').
+    -> (id, None) or, when eSpeak's audio is unusable (clipped, no voiced frame), (id, the reason)."""
     utt, voice, inventory, out = args
-    wav, phonemes, durations = toy.render(utt["text"], toy.Voice(**voice), utt["seed"], HOP)
-    feats = features(wav, PhonemeSet.from_list(inventory).encode(phonemes), durations, utt["speaker"], utt["text"])
+    try:
+        wav, phonemes, durations = toy.render(utt["text"], toy.Voice(**voice), utt["seed"], HOP)
+        feats = features(wav, PhonemeSet.from_list(inventory).encode(phonemes), durations, utt["speaker"], utt["text"])
+    except ValueError as e:                         # AudioError included
+        return utt["id"], str(e)
     write_wav(out / "wavs" / f"{utt['id']}.wav", wav)
     save_features(out / "feats" / f"{utt['id']}.npz", feats)
-    return utt["id"], len(durations), len(wav) // HOP
+    return utt["id"], None
 
 
 def phonemize_all(out: Path, texts: list, chunk: int = 64) -> dict:
@@ -74,24 +78,29 @@ def phonemize_all(out: Path, texts: list, chunk: int = 64) -> dict:
     return {t: cache[t] for t in texts}
 
 
-def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None, splits=None, drawn=0) -> dict:
-    """Render the toy corpus into `out` (resumable), with `drawn` more training voices of drawn timbres. `splits` (e.g. ["valid", "test"]): render only those; the
+def prepare_toy(out: Path, seed=0, utts_per_voice=16, heldout_utts=8, jobs=None, splits=None, drawn=0,
+                small=0) -> dict:
+    """Render the toy corpus into `out` (resumable), with `drawn` more training voices of drawn timbres and `small`
+    of small ones (toy.drawn_voices). `splits` (e.g. ["valid", "test"]): render only those; the
     phoneme inventory still comes from every planned text, so a later full build extends this one (same IDs).
     The manifest lists every planned utterance whose features exist."""
-    plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts, drawn=drawn)
+    plan = toy.plan(seed, utts_per_voice, heldout_utts=heldout_utts, drawn=drawn, small=small)
     if set(splits or ()) - {"train", "valid", "test", "confirm"}:
         raise ValueError(f"unknown split in {sorted(splits)}: choose from train, valid, test, confirm")
     phonemes = phonemize_all(out, sorted({u["text"] for u in plan["utterances"]}))
     inventory = PhonemeSet(sorted({p for ps in phonemes.values() for p in ps})).to_list()
     todo = [(u, plan["voices"][u["speaker"]], inventory, out) for u in plan["utterances"]
             if (splits is None or u["split"] in splits) and not (out / "feats" / f"{u['id']}.npz").exists()]
-    run_pool(_toy_worker, todo, jobs, desc="toy corpus")
+    skipped = [dict(id=uid, reason=reason) for uid, reason in run_pool(_toy_worker, todo, jobs, desc="toy corpus")
+               if reason]
+    for s in skipped:
+        print(f"  skipped {s['id']}: {s['reason']}")
     utterances = [u for u in plan["utterances"] if (out / "feats" / f"{u['id']}.npz").exists()]
     for u in utterances:
         u["wav"] = f"wavs/{u['id']}.wav"
         u["n_frames"] = int(load_features(out / "feats" / f"{u['id']}.npz")["lf0"].shape[0])
     return dict(corpus="toy", seed=seed, front_end=toy.EspeakPhonemizer.name, phonemes=inventory,
-                voices=plan["voices"], speakers=plan["speakers"], utterances=utterances, skipped=[])
+                voices=plan["voices"], speakers=plan["speakers"], utterances=utterances, skipped=skipped)
 
 
 def write_manifest(out: Path, manifest: dict):
@@ -384,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout-utts", type=int, default=8, help="toy: test utterances per held-out voice")
     p.add_argument("--drawn-voices", type=int, default=0, help="toy: this many more training voices with new "
                    "timbres drawn from the stock variants (corpus/timbres.py), --utts-per-voice each")
+    p.add_argument("--small-voices", type=int, default=0, help="toy: and this many of small timbres (shorter vocal "
+                   "tracts, higher pitch: children's voices), after the drawn ones")
     p.add_argument("--splits", help="toy: render only these comma-separated splits (train, valid, test, confirm); "
                    "make demo needs valid,test")
     libritts.add_arguments(p)
@@ -406,11 +417,12 @@ def main(argv=None):
         if args.cmd == "prepare":
             out = args.out or Path("data") / args.corpus
             if args.corpus == "toy":
-                if args.utts_per_voice < 1 or args.heldout_utts < 1 or args.drawn_voices < 0:
-                    raise ValueError("--utts-per-voice and --heldout-utts must be at least 1, --drawn-voices at least 0")
+                if args.utts_per_voice < 1 or args.heldout_utts < 1 or min(args.drawn_voices, args.small_voices) < 0:
+                    raise ValueError("--utts-per-voice and --heldout-utts must be at least 1, --drawn-voices and "
+                                     "--small-voices at least 0")
                 splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
                 manifest = prepare_toy(out, args.seed, args.utts_per_voice, args.heldout_utts, args.jobs, splits,
-                                       args.drawn_voices)
+                                       args.drawn_voices, args.small_voices)
             else:
                 manifest = libritts.prepare_from_args(args, out)
             if (out / "manifest.json").exists() and read_manifest(out).get("codec"):

@@ -102,17 +102,35 @@ def raised(base: str, name: str, factor: float = 1.15, pitch: tuple[int, int] = 
     return _rebuilt(base, name, lambda i, f: (f[0] * factor, f[1], f[2]), pitch, [])
 
 
-def draw(base: str, name: str, rng: random.Random) -> str:
+ADULT_TRACT = (0.88, 1.18)
+SMALL_TRACT = (1.25, 1.5)
+SMALL_PITCH = (280, 460)       # caps on a small timbre's pitch range in Hz: higher, PyWorld's F0 tracker finds little
+
+
+def uses_klatt(base: str) -> bool:
+    """Whether stock variant `base` speaks through eSpeak's Klatt synthesiser (a `klatt` line), whose output at a
+    child's pitch reaches full scale whatever the formant heights."""
+    lines = (stock_path() / "voices" / "!v" / base).read_text(errors="replace").splitlines()
+    return any(ln.split()[:1] == ["klatt"] for ln in lines)
+
+
+def draw(base: str, name: str, rng: random.Random, tract_range: tuple[float, float] = ADULT_TRACT) -> str:
     """A new variant file built on stock variant `base`: its lines but formants, pitch, breath and roughness.
 
-    Vocal-tract factor v ~ U(0.88, 1.18) scales every formant frequency (× U(0.96, 1.04) each); heights and widths
-    × U(0.8, 1.2); pitch base 95·v³ Hz × U(0.85, 1.15) (55–180 Hz over the whole range), top × U(1.4, 1.9).
+    Vocal-tract factor v ~ U(tract_range) scales every formant frequency (× U(0.96, 1.04) each); heights and widths
+    × U(0.8, 1.2); pitch base 95·v³ Hz × U(0.85, 1.15), top × U(1.4, 1.9). With ADULT_TRACT (0.88–1.18) the base
+    spans 55–180 Hz; with SMALL_TRACT (1.25–1.5: a child's or a small adult's shorter tract, like eSpeak's `zac`
+    variant, formants × 1.45, 240–390 Hz) 160–280 Hz (SMALL_PITCH caps the base and the top), and heights
+    × (1.18 / v)⁴ more, as more glottal pulses a second would otherwise push eSpeak's output past full scale.
     """
-    tract = rng.uniform(0.88, 1.18)
+    tract = rng.uniform(*tract_range)
     jitter = [(rng.uniform(0.96, 1.04), rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)) for _ in range(N_FORMANTS)]
     low = 95 * tract ** 3 * rng.uniform(0.85, 1.15)
     pitch = (round(low), round(low * rng.uniform(1.4, 1.9)))
+    if tract > ADULT_TRACT[1]:
+        pitch = (min(pitch[0], SMALL_PITCH[0]), min(pitch[1], SMALL_PITCH[1]))
     extra = ["breath " + " ".join(str(rng.randint(0, 3)) for _ in range(8))] if rng.random() < 0.5 else []
-    return _rebuilt(base, name, lambda i, f: (f[0] * tract * jitter[i][0], f[1] * jitter[i][1], f[2] * jitter[i][2]),
+    gain = min(1.0, (ADULT_TRACT[1] / tract) ** 4)
+    return _rebuilt(base, name, lambda i, f: (f[0] * tract * jitter[i][0], f[1] * jitter[i][1] * gain, f[2] * jitter[i][2]),
                     pitch, extra + [f"roughness {rng.randint(0, 3)}"])
 

@@ -82,16 +82,21 @@ def make_voices(variants: list[str], seed: int, prefix: str) -> list[Voice]:
     return voices
 
 
-def drawn_voices(n: int, seed: int) -> list[Voice]:
-    """`n` training voices with drawn timbres (corpus/timbres.py), each built on a training variant in turn."""
+def drawn_voices(n: int, seed: int, small: bool = False) -> list[Voice]:
+    """`n` training voices with drawn timbres (corpus/timbres.py), each built on a training variant in turn;
+    `small`: shorter vocal tracts and higher pitch (timbres.SMALL_TRACT) on the variants without the Klatt
+    synthesiser, named sm000_..., drawn from their own RNG stream so that adding them changes no other voice."""
+    kind, prefix = ("small", "sm") if small else ("drawn", "dr")
+    bases = [v for v in TRAIN_VARIANTS if not timbres.uses_klatt(v)] if small else TRAIN_VARIANTS
     voices = []
     for i in range(n):
-        rng = random.Random(f"{seed}-drawn-{i}")
-        base = TRAIN_VARIANTS[i % len(TRAIN_VARIANTS)]
-        name = f"dr{i:03d}_{base}"
-        voices.append(Voice(name=name, variant=f"drawn{seed}_{i:03d}", pitch=rng.randint(30, 70),
+        rng = random.Random(f"{seed}-{kind}-{i}")
+        base = bases[i % len(bases)]
+        name = f"{prefix}{i:03d}_{base}"
+        voices.append(Voice(name=name, variant=f"{kind}{seed}_{i:03d}", pitch=rng.randint(30, 70),
                             range=rng.randint(30, 80), rate=rng.randint(145, 195),
-                            timbre=timbres.draw(base, name, rng)))
+                            timbre=timbres.draw(base, name, rng,
+                                                timbres.SMALL_TRACT if small else timbres.ADULT_TRACT)))
     return voices
 
 
@@ -110,10 +115,10 @@ def confirm_voices(seed: int) -> list[Voice]:
 
 
 def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, heldout_utts: int = 8,
-         drawn: int = 0) -> dict:
+         drawn: int = 0, small: int = 0) -> dict:
     """Which voice says which sentence: train voices get train + valid utterances, held-out voices test ones;
     `drawn` more training voices with drawn timbres get train utterances only (the valid split stays the stock
-    voices', so validation losses compare across corpora).
+    voices', so validation losses compare across corpora); then `small` more of small timbres (drawn_voices).
 
     Test sentences never occur in the training split (zero-shot means unseen voice *and* unseen text). The drawn
     voices come last in the plan and in the sentence stream, so the stock voices' utterances (ids, texts, seeds)
@@ -121,7 +126,7 @@ def plan(seed: int = 0, utts_per_voice: int = 16, valid_per_voice: int = 1, held
     """
     train_voices = make_voices(TRAIN_VARIANTS, seed, "tr")
     heldout_voices = make_voices(HELDOUT_VARIANTS, seed, "ho")
-    extra_voices = drawn_voices(drawn, seed)
+    extra_voices = drawn_voices(drawn, seed) + drawn_voices(small, seed, small=True)
     n_train = len(train_voices) * utts_per_voice
     n_other = len(train_voices) * valid_per_voice + len(heldout_voices) * heldout_utts
     texts = sentences(n_train + n_other + len(extra_voices) * utts_per_voice, seed)

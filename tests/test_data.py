@@ -203,6 +203,28 @@ def test_prepare_some_splits_then_the_rest(tmp_path, toy_cache, monkeypatch):
         data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["tset"])
 
 
+def test_toy_prepare_reports_and_skips_an_unusable_utterance(toy_cache, tmp_path, monkeypatch, capsys):
+    """One utterance eSpeak renders badly (here: made to clip) is listed with its reason in the manifest and left
+    out; the others are prepared."""
+    import shutil
+    out = tmp_path / "toy"
+    out.mkdir()
+    shutil.copy(toy_cache / "phonemes.json", out)
+    render, bad = toy.render, {}
+
+    def clipping_once(text, voice, seed=0, hop=200):
+        if not bad:
+            bad["voice"] = voice.name
+            raise ValueError(f"voice {voice.name} saturates eSpeak's 16-bit output")
+        return render(text, voice, seed, hop)
+    monkeypatch.setattr(toy, "render", clipping_once)
+    part = data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["test"])
+    tests = [u["id"] for u in data.read_manifest(toy_cache)["utterances"] if u["split"] == "test"]
+    assert [s["id"] for s in part["skipped"]] == tests[:1] and "saturates" in part["skipped"][0]["reason"]
+    assert [u["id"] for u in part["utterances"]] == tests[1:]
+    assert f"skipped {tests[0]}" in capsys.readouterr().out
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "corpus.data", *args], cwd=ROOT, capture_output=True, text=True)
 

@@ -9,6 +9,7 @@ from corpus import data
 from corpus import toy
 from corpus import toy_text
 from corpus import features
+from corpus import timbres
 
 ROOT = data.Path(__file__).resolve().parents[1]
 
@@ -158,6 +159,30 @@ def test_drawn_and_confirm_voices_leave_the_stock_corpus_alone():
     assert len(confirm) == 12 and not {grown["voices"][v]["variant"] for v in confirm} & (used | bases)
     texts = {u["text"] for u in grown["utterances"] if u["split"] != "confirm"}
     assert not {u["text"] for u in grown["utterances"] if u["split"] == "confirm"} & texts
+
+
+def test_small_voices_come_after_the_drawn_ones_and_are_higher():
+    """Small timbres are added without changing any other utterance or voice; they are built on non-Klatt variants,
+    with formants raised by at least SMALL_TRACT's lower end and a pitch range under SMALL_PITCH's caps, above the
+    adult drawn voices'; one renders voiced and within 16 bits."""
+    grown = toy.plan(seed=0, utts_per_voice=1, heldout_utts=1, drawn=3, small=4)
+    assert [u for u in grown["utterances"] if not u["speaker"].startswith("sm")] == \
+        toy.plan(seed=0, utts_per_voice=1, heldout_utts=1, drawn=3)["utterances"]
+    small = [v for v in grown["speakers"]["train"] if v.startswith("sm")]
+    assert len(small) == 4 and grown["speakers"]["train"][-4:] == small
+
+    def pitch(v):
+        return [int(x) for x in grown["voices"][v]["timbre"].split("\npitch ")[1].split()[:2]]
+    for v in small:
+        base = v.split("_", 1)[1]
+        assert not timbres.uses_klatt(base)
+        assert pitch(v)[0] <= timbres.SMALL_PITCH[0] and pitch(v)[1] <= timbres.SMALL_PITCH[1]
+    adult = [v for v in grown["speakers"]["train"] if v.startswith("dr")]
+    assert np.mean([pitch(v)[0] for v in small]) > 1.5 * np.mean([pitch(v)[0] for v in adult])
+    assert timbres.uses_klatt("klatt")
+    wav, _, _ = toy.render("The cat sat on the mat.", toy.Voice(**grown["voices"][small[0]]), 7)
+    _, voiced = features.extract_pitch(wav)
+    assert voiced.mean() > 0.3 and np.abs(wav).max() < 1.0
 
 
 def test_drawn_timbre_changes_the_voice_and_is_reproducible():
