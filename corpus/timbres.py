@@ -131,6 +131,7 @@ def draw(base: str, name: str, rng: random.Random, tract_range: tuple[float, flo
         pitch = (min(pitch[0], SMALL_PITCH[0]), min(pitch[1], SMALL_PITCH[1]))
     extra = ["breath " + " ".join(str(rng.randint(0, 3)) for _ in range(8))] if rng.random() < 0.5 else []
     gain = min(1.0, (ADULT_TRACT[1] / tract) ** 4)
-    return _rebuilt(base, name, lambda i, f: (f[0] * tract * jitter[i][0], f[1] * jitter[i][1] * gain, f[2] * jitter[i][2]),
+    return _rebuilt(base, name,
+                    lambda i, f: (f[0] * tract * jitter[i][0], f[1] * jitter[i][1] * gain, f[2] * jitter[i][2]),
                     pitch, extra + [f"roughness {rng.randint(0, 3)}"])
 
