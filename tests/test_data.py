@@ -210,16 +210,16 @@ def test_toy_prepare_reports_and_skips_an_unusable_utterance(toy_cache, tmp_path
     out = tmp_path / "toy"
     out.mkdir()
     shutil.copy(toy_cache / "phonemes.json", out)
-    render, bad = toy.render, {}
-
-    def clipping_once(text, voice, seed=0, hop=200):
-        if not bad:
-            bad["voice"] = voice.name
-            raise ValueError(f"voice {voice.name} saturates eSpeak's 16-bit output")
-        return render(text, voice, seed, hop)
-    monkeypatch.setattr(toy, "render", clipping_once)
-    part = data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["test"])
     tests = [u["id"] for u in data.read_manifest(toy_cache)["utterances"] if u["split"] == "test"]
+    for uid in tests[1:]:                                                # stand in for rendering all but one
+        for sub, ext in (("feats", "npz"), ("wavs", "wav")):
+            (out / sub).mkdir(exist_ok=True)
+            shutil.copy(toy_cache / sub / f"{uid}.{ext}", out / sub)
+
+    def clipping(text, voice, seed=0, hop=200):
+        raise ValueError(f"voice {voice.name} saturates eSpeak's 16-bit output")
+    monkeypatch.setattr(toy, "render", clipping)
+    part = data.prepare_toy(out, seed=0, utts_per_voice=1, heldout_utts=2, jobs=1, splits=["test"])
     assert [s["id"] for s in part["skipped"]] == tests[:1] and "saturates" in part["skipped"][0]["reason"]
     assert [u["id"] for u in part["utterances"]] == tests[1:]
     assert f"skipped {tests[0]}" in capsys.readouterr().out
