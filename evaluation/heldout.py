@@ -1,9 +1,13 @@
 """The toy corpus's held-out voices as an evaluation set, and the scores of one output that the demos share
 (evaluation/demo.py, evaluation/demo_section5.py): the test utterances by voice, a §5 source with its exact
-phonemes and durations, SIM with a miss scored as dissimilar, the share of vowel frames voiced, means of rows.
+phonemes and durations, SIM with a miss scored as dissimilar, the share of vowel frames voiced, means of rows;
+and each codec's resynthesis per held-out voice:
+
+    python -m evaluation.heldout shipped=checkpoints/toy/codec.pt other=PATH --data data/toy --per-voice 3
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +60,80 @@ def vowels_voiced(wav: np.ndarray, phonemes: list, durations) -> float:
     for p, a, b in zip(phonemes, bounds[:-1], bounds[1:]):
         vowel[a:b] = is_vowel(p)
     return float(voiced[vowel].mean()) if vowel.any() else float("nan")
+
+
+def codec_by_voice(codecs: dict, root: Path, per_voice: int = 3) -> dict:
+    """Each codec's resynthesis of the first `per_voice` test utterances of every held-out voice, scored against the
+    ground truth: {voice: {"gt": {f0, voiced}, name: {pesq, stoi, f0_diff, voiced, sim}}} (means over the clips).
+    f0_diff is the relative difference of the mean voiced F0 (PyWorld) to the ground truth's, voiced the share of
+    frames voiced, sim the speaker-embedding cosine to the ground truth. A voice the codec cannot reproduce shows
+    here, where a mean over all clips hides it."""
+    import torch
+    from evaluation import metrics as ev
+    by_spk, _ = heldout(root)
+    table = {}
+    for spk, utts in by_spk.items():
+        gts = [features.load_audio(features.audio_path(root, u)) for u in utts[:per_voice]]
+        f0s = [ev.f0_hz(w) for w in gts]
+        gt_f0 = float(np.mean([f[v].mean() for f, v in f0s if v.any()] or [np.nan]))
+        table[spk] = {"gt": dict(f0=gt_f0, voiced=float(np.mean([v.mean() for _, v in f0s])))}
+        for name, model in codecs.items():
+            rows = []
+            for gt in gts:
+                with torch.no_grad():
+                    est = model.decode(model.encode(torch.from_numpy(gt)[None])[0])[0, :len(gt)].numpy()
+                f, v = ev.f0_hz(est)
+                rows.append(dict(ev.codec_metrics(gt, est), f0=f[v].mean() if v.any() else np.nan,
+                                 voiced=float(v.mean()), sim=sim(gt, est)))
+            m = mean_rows(rows)
+            table[spk][name] = dict(pesq=m["pesq"], stoi=m["stoi"], f0_diff=m["f0"] / gt_f0 - 1,
+                                    voiced=m["voiced"], sim=m["sim"])
+    return table
+
+
+def format_codec_by_voice(table: dict) -> str:
+    """`codec_by_voice` as a markdown table, one row per voice and a row of means (F0: of |difference|)."""
+    names = [k for k in next(iter(table.values())) if k != "gt"]
+    head = "| voice | GT F0 Hz | GT voiced | " + " | ".join(f"{n}: PESQ / STOI / F0 / voiced / SIM" for n in names)
+    lines = [head + " |", "|---" * (3 + len(names)) + "|"]
+    cell = "{pesq:.2f} / {stoi:.3f} / {f0_diff:+.0%} / {voiced:.0%} / {sim:.3f}"
+    for spk, row in table.items():
+        lines.append(f"| {spk} | {row['gt']['f0']:.0f} | {row['gt']['voiced']:.0%} | "
+                     + " | ".join(cell.format(**row[n]) for n in names) + " |")
+    means = {n: {k: float(np.nanmean([abs(r[n][k]) if k == "f0_diff" else r[n][k] for r in table.values()]))
+                 for k in ("pesq", "stoi", "f0_diff", "voiced", "sim")} for n in names}
+    mean_cell = cell.replace("{f0_diff:+.0%}", "±{f0_diff:.1%}")
+    lines.append("| mean | | | " + " | ".join(mean_cell.format(**means[n]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def build_parser():
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m evaluation.heldout", description="Codec resynthesis per held-out "
+                                 "voice (PESQ, STOI, mean-F0 difference, voiced share, SIM to the ground truth)")
+    ap.add_argument("ckpt", nargs="+", help="codec checkpoints, NAME=PATH or PATH")
+    ap.add_argument("--data", type=Path, default=Path("data/toy"), help="feature cache with a test split")
+    ap.add_argument("--per-voice", type=int, default=3, help="test utterances per voice (default 3)")
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line: the per-voice codec table of one or more codecs."""
+    import codec
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.per_voice < 1:
+        ap.error("--per-voice must be at least 1")
+    pairs = [c.split("=", 1) if "=" in c else (Path(c).stem, c) for c in args.ckpt]
+    try:
+        codecs = {name: codec.load_codec(Path(path)).eval() for name, path in pairs}
+        table = codec_by_voice(codecs, args.data, args.per_voice)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_codec_by_voice(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -280,3 +280,39 @@ def test_pearson_known_values_and_constant_input_without_warning():
         warnings.simplefilter("error")                     # numpy's divide warning would raise here
         assert np.isnan(metrics.pearson([5, 5, 5, 5], [1, 2, 3, 4]))
         assert np.isnan(metrics.pearson([1, 2], [2, 1]))        # fewer than 3 points
+
+
+class _Identity:
+    """A stand-in codec whose resynthesis is the input itself (encode returns the waveform as its 'latent')."""
+    def encode(self, wav):
+        return (wav,)
+
+    def decode(self, z):
+        return z
+
+
+class _Higher(_Identity):
+    """A stand-in codec that plays everything 25% higher and faster (resampled 16 -> 12.8 kHz, played at 16 kHz,
+    zero-padded to the input's length): F0 rises by a quarter."""
+    def decode(self, z):
+        up = torch.from_numpy(features.resample(z[0].numpy(), SR, SR * 4 // 5))
+        return torch.cat([up, torch.zeros(z.shape[-1] - len(up))])[None]
+
+
+@pytest.mark.slow              # 50 s: 12 voices, two stand-in codecs, PESQ, STOI, PyWorld, Resemblyzer
+def test_codec_by_voice_scores_a_perfect_and_a_pitch_raising_codec(toy_cache):
+    from evaluation import heldout
+    table = heldout.codec_by_voice({"same": _Identity(), "high": _Higher()}, toy_cache, per_voice=1)
+    assert len(table) == 12 and all(v.startswith("ho") for v in table)
+    for row in table.values():
+        assert row["same"]["f0_diff"] == pytest.approx(0, abs=1e-6) and row["same"]["sim"] > 0.999
+        assert row["same"]["voiced"] == pytest.approx(row["gt"]["voiced"]) and row["same"]["stoi"] > 0.99
+        assert 0.2 < row["high"]["f0_diff"] < 0.35 and row["high"]["stoi"] < 0.5
+    text = heldout.format_codec_by_voice(table)
+    assert text.count("\n| ho") == 12 and "| mean | | | " in text and "±0.0%" in text
+
+
+def test_codec_by_voice_cli_error_is_one_line(tmp_path, capsys):
+    from evaluation import heldout
+    assert heldout.main([f"x={tmp_path / 'missing.pt'}", "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
