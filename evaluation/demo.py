@@ -35,7 +35,7 @@ import diffusion
 import sample
 import section5
 from corpus import features
-from evaluation.heldout import vowels_voiced
+from evaluation.heldout import resynthesise, vowels_voiced
 from model import Sampling
 
 SR = features.SAMPLE_RATE
@@ -250,9 +250,7 @@ def item_of(root: Path, symbols: list, speaker: str, u: dict, prompt: dict) -> d
 
 def resynthesis(codec, items: list) -> list:
     """Each item's ground truth through the codec (encode, decode), cut to its length."""
-    with torch.no_grad():
-        return [codec.decode(codec.encode(torch.from_numpy(it["gt"])[None])[0])[0, :len(it["gt"])].numpy()
-                for it in items]
+    return [resynthesise(codec, it["gt"]) for it in items]
 
 
 def run_tts(args, out: Path) -> dict:

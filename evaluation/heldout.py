@@ -62,13 +62,19 @@ def vowels_voiced(wav: np.ndarray, phonemes: list, durations) -> float:
     return float(voiced[vowel].mean()) if vowel.any() else float("nan")
 
 
+def resynthesise(codec, wav: np.ndarray) -> np.ndarray:
+    """A waveform through the codec (encode, decode), cut to its length."""
+    import torch
+    with torch.no_grad():
+        return codec.decode(codec.encode(torch.from_numpy(wav)[None])[0])[0, :len(wav)].numpy()
+
+
 def codec_by_voice(codecs: dict, root: Path, per_voice: int = 3) -> dict:
     """Each codec's resynthesis of the first `per_voice` test utterances of every held-out voice, scored against the
     ground truth: {voice: {"gt": {f0, voiced}, name: {pesq, stoi, f0_diff, voiced, sim}}} (means over the clips).
     f0_diff is the relative difference of the mean voiced F0 (PyWorld) to the ground truth's, voiced the share of
     frames voiced, sim the speaker-embedding cosine to the ground truth. A voice the codec cannot reproduce shows
     here, where a mean over all clips hides it."""
-    import torch
     from evaluation import metrics as ev
     by_spk, _ = heldout(root)
     table = {}
@@ -80,8 +86,7 @@ def codec_by_voice(codecs: dict, root: Path, per_voice: int = 3) -> dict:
         for name, model in codecs.items():
             rows = []
             for gt in gts:
-                with torch.no_grad():
-                    est = model.decode(model.encode(torch.from_numpy(gt)[None])[0])[0, :len(gt)].numpy()
+                est = resynthesise(model, gt)
                 f, v = ev.f0_hz(est)
                 rows.append(dict(ev.codec_metrics(gt, est), f0=f[v].mean() if v.any() else np.nan,
                                  voiced=float(v.mean()), sim=sim(gt, est)))
